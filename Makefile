@@ -1,0 +1,48 @@
+# tradingstate — the two commands a fresh machine needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1:8000
+CONFIG ?= configs/paper.toml
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format bench reliability migrate clean-data
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py createcachetable
+
+## Install, migrate, create a development superuser, load the demo desync and run the
+## console (http://127.0.0.1:8000/admin/) with its reconciliation worker.
+run: migrate
+	DEBUG=1 $(PY) manage.py ensure_dev_superuser
+	DEBUG=1 $(PY) manage.py demo
+	DEBUG=1 $(PY) scripts/run_paper.py --config $(CONFIG) --web $(HOST)
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## Lint, then the whole suite (SQLite unless DATABASE_URL is set).
+test: lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: migrate
+	$(PY) bench/run_all.py
+
+reliability: install
+	$(VENV)/bin/pytest -m reliability tests/reliability $(PYTEST_ARGS)

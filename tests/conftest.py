@@ -1,0 +1,42 @@
+import pytest
+
+from tests.factories import AccountFactory, BotFactory, StaffFactory
+from tradingstate.actors import Actor
+
+
+@pytest.fixture
+def account(db):
+    return AccountFactory(name="test-acct")
+
+
+@pytest.fixture
+def bot_profile(db, account):
+    profile = BotFactory(user__username="alpha-bot")
+    profile.accounts.add(account)
+    return profile
+
+
+@pytest.fixture
+def bot_actor(bot_profile):
+    return Actor.for_user(bot_profile.user, correlation_id="req-1")
+
+
+@pytest.fixture
+def staff_user(db):
+    return StaffFactory(username="alice")
+
+
+@pytest.fixture
+def staff_actor(staff_user):
+    return Actor.for_user(staff_user, correlation_id="req-2")
+
+
+@pytest.fixture
+def system_actor():
+    return Actor.system("reconciliation", 42)
+
+
+@pytest.fixture(autouse=True)
+def _plain_http_in_tests(settings):
+    # production settings redirect to HTTPS; the test client speaks plain HTTP
+    settings.SECURE_SSL_REDIRECT = False

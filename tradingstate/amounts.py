@@ -1,0 +1,87 @@
+"""Decimal parsing for money and quantities: never float, never NaN, never out of range."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from tradingstate.errors import ValidationFailed
+from tradingstate.models import AMOUNT_DIGITS, AMOUNT_PLACES
+
+MAX_INTEGER_DIGITS = AMOUNT_DIGITS - AMOUNT_PLACES
+
+NOT_A_NUMBER = "must be a decimal number"
+NOT_FINITE = "must be a finite number (NaN and Infinity are not allowed)"
+TOO_MANY_DECIMALS = f"must have at most {AMOUNT_PLACES} decimal places"
+TOO_MANY_DIGITS = f"must have at most {MAX_INTEGER_DIGITS} digits before the decimal point"
+MUST_BE_POSITIVE = "must be greater than zero"
+MUST_NOT_BE_NEGATIVE = "must not be negative"
+
+
+def parse_amount(
+    value: object,
+    field: str,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+) -> Decimal:
+    """Parse ``value`` into a Decimal that fits 38 digits / 18 places, or raise naming ``field``."""
+    if isinstance(value, bool) or value is None:
+        raise ValidationFailed(f"{field}: {NOT_A_NUMBER}", fields={field: [NOT_A_NUMBER]})
+    try:
+        if isinstance(value, float):
+            number = Decimal(repr(value))
+        elif isinstance(value, Decimal | int) or (
+            isinstance(value, str) and value and value.strip() == value
+        ):
+            number = Decimal(value)
+        else:
+            raise InvalidOperation
+    except (InvalidOperation, ValueError, TypeError):
+        raise ValidationFailed(f"{field}: {NOT_A_NUMBER}", fields={field: [NOT_A_NUMBER]}) from None
+    return check_amount(number, field, positive=positive, non_negative=non_negative)
+
+
+def check_amount(
+    number: Decimal, field: str, *, positive: bool = False, non_negative: bool = False
+) -> Decimal:
+    def fail(msg: str):
+        raise ValidationFailed(f"{field}: {msg}", fields={field: [msg]})
+
+    if not number.is_finite():
+        fail(NOT_FINITE)
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    places = max(0, -exponent)
+    if places > AMOUNT_PLACES:
+        # trailing zeros beyond 18 places are harmless: normalise them away first
+        stripped = number.normalize()
+        _, _, exp2 = stripped.as_tuple()
+        assert isinstance(exp2, int)
+        if -exp2 > AMOUNT_PLACES:
+            fail(TOO_MANY_DECIMALS)
+        number = stripped
+    if abs(number) >= Decimal(10) ** MAX_INTEGER_DIGITS:
+        fail(TOO_MANY_DIGITS)
+    if number == 0:
+        number = Decimal(0)  # also turns -0 into 0
+    if positive and number <= 0:
+        fail(MUST_BE_POSITIVE)
+    if non_negative and number < 0:
+        fail(MUST_NOT_BE_NEGATIVE)
+    return number
+
+
+def amount_str(value: Decimal | None) -> str | None:
+    """Canonical text for logs, audit JSON and comparisons: no exponent, no trailing zeros."""
+    if value is None:
+        return None
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+
+
+def quantize_amount(value: Decimal) -> Decimal:
+    """Round a computed amount (an average price, say) to the stored 18 places."""
+    return value.quantize(QUANTUM)

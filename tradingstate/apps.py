@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TradingstateConfig(AppConfig):
+    name = "tradingstate"
+    verbose_name = "State of record"

@@ -1,0 +1,445 @@
+"""The state of record: accounts, instruments, orders, fills, positions, balances, audit trail.
+
+Models hold fields, choices, constraints and tiny predicates only. Every write goes through
+``tradingstate.services`` (which audits it); reads through ``tradingstate.selectors``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+
+from tradingstate.fields import AmountField
+
+# 38 digits, 18 places: 20 integer digits and 18 decimals, enough for any crypto quantity.
+AMOUNT_DIGITS = 38
+AMOUNT_PLACES = 18
+
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]{0,62}$",
+    "Use lowercase letters, digits, '-' or '_' (1-63 characters).",
+)
+env_name_validator = RegexValidator(
+    r"^([A-Z_][A-Z0-9_]*)?$",
+    "The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.",
+)
+client_order_id_validator = RegexValidator(
+    r"^[A-Za-z0-9_.:-]{1,64}$",
+    "1-64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'.",
+)
+
+
+class MarketType(models.TextChoices):
+    SPOT = "spot", "Spot"
+    SWAP = "swap", "Perpetual swap"
+    FUTURE = "future", "Dated future"
+
+
+class ExchangeAccount(models.Model):
+    """One trading account on one exchange. Secrets are never stored: only env-var names."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[slug_validator])
+    exchange = models.CharField(
+        max_length=32, help_text="ccxt exchange id (binance, bybit, okx, …) or 'paper'."
+    )
+    market_type = models.CharField(
+        max_length=8, choices=MarketType.choices, default=MarketType.SPOT
+    )
+    api_key_env = models.CharField(max_length=128, blank=True, validators=[env_name_validator])
+    secret_env = models.CharField(max_length=128, blank=True, validators=[env_name_validator])
+    password_env = models.CharField(max_length=128, blank=True, validators=[env_name_validator])
+    ccxt_options = models.JSONField(
+        default=dict, blank=True, help_text="Merged into the ccxt constructor config."
+    )
+    sandbox = models.BooleanField(default=False, help_text="Use the exchange's testnet/demo.")
+    enabled = models.BooleanField(default=True)
+    auto_repair = models.BooleanField(default=True)
+    reconciliation_interval_seconds = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)]
+    )
+    balance_tolerance = AmountField(default=Decimal("0.01"))
+    balance_tolerances = models.JSONField(
+        default=dict, blank=True, help_text='Per-currency overrides, e.g. {"BTC": "0.00001"}.'
+    )
+    stale_order_grace_seconds = models.PositiveIntegerField(default=10)
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    # Set when a pass fails on authentication: passes stop until staff re-enable the account.
+    disabled_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance_tolerance__gte=0), name="account_balance_tolerance_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(reconciliation_interval_seconds__gte=1),
+                name="account_interval_gte_1",
+            ),
+        ]
+        permissions = [
+            ("reconcile_account", "Can run a reconciliation pass now"),
+            ("halt_account", "Can halt and resume trading on an account"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_derivative(self) -> bool:
+        return self.market_type != MarketType.SPOT
+
+    def tolerance_for(self, currency: str) -> Decimal:
+        override = (self.balance_tolerances or {}).get(currency)
+        return Decimal(str(override)) if override is not None else self.balance_tolerance
+
+
+class Instrument(models.Model):
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.PROTECT, related_name="instruments"
+    )
+    symbol = models.CharField(max_length=64)
+    base = models.CharField(max_length=32)
+    quote = models.CharField(max_length=32)
+    settle = models.CharField(max_length=32, blank=True)
+    market_type = models.CharField(
+        max_length=8, choices=MarketType.choices, default=MarketType.SPOT
+    )
+    amount_step = AmountField(
+        default=Decimal("0"), help_text="Smallest quantity step; the position tolerance."
+    )
+    price_step = AmountField(default=Decimal("0"))
+    contract_size = AmountField(default=Decimal("1"))
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="instrument_unique_symbol"),
+            models.CheckConstraint(
+                condition=Q(amount_step__gte=0), name="instrument_amount_step_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_step__gte=0), name="instrument_price_step_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(contract_size__gt=0), name="instrument_contract_size_gt_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.name}:{self.symbol}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUBMITTED = "submitted", "Submitted"
+        PARTIALLY_FILLED = "partially_filled", "Partially filled"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+
+    class Side(models.TextChoices):
+        BUY = "buy", "Buy"
+        SELL = "sell", "Sell"
+
+    class Type(models.TextChoices):
+        MARKET = "market", "Market"
+        LIMIT = "limit", "Limit"
+        STOP = "stop", "Stop"
+        STOP_LIMIT = "stop_limit", "Stop limit"
+        TAKE_PROFIT = "take_profit", "Take profit"
+        TAKE_PROFIT_LIMIT = "take_profit_limit", "Take profit limit"
+        TRAILING_STOP = "trailing_stop", "Trailing stop"
+        OTHER = "other", "Other"
+
+    class Origin(models.TextChoices):
+        BOT = "bot", "Bot"
+        RECONCILIATION = "reconciliation", "Reconciliation"
+        MANUAL = "manual", "Manual"
+
+    ACTIVE_STATUSES = frozenset({Status.PENDING, Status.SUBMITTED, Status.PARTIALLY_FILLED})
+    TERMINAL_STATUSES = frozenset(
+        {Status.FILLED, Status.CANCELLED, Status.REJECTED, Status.EXPIRED}
+    )
+
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="orders")
+    client_order_id = models.CharField(max_length=64, validators=[client_order_id_validator])
+    exchange_order_id = models.CharField(max_length=128, blank=True, db_index=True)
+    symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.LIMIT)
+    quantity = AmountField()
+    price = AmountField(null=True, blank=True)
+    filled_qty = AmountField(default=Decimal("0"))
+    remaining_qty = AmountField()
+    avg_fill_price = AmountField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    strategy_id = models.CharField(max_length=64, blank=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.BOT)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    version = models.PositiveBigIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"], name="order_unique_client_order_id"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_gt_0"),
+            models.CheckConstraint(condition=Q(filled_qty__gte=0), name="order_filled_gte_0"),
+            models.CheckConstraint(
+                condition=Q(filled_qty__lte=F("quantity")), name="order_filled_lte_quantity"
+            ),
+            models.CheckConstraint(condition=Q(remaining_qty__gte=0), name="order_remaining_gte_0"),
+            models.CheckConstraint(
+                condition=Q(price__isnull=True) | Q(price__gte=0), name="order_price_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "pending",
+                        "submitted",
+                        "partially_filled",
+                        "filled",
+                        "cancelled",
+                        "rejected",
+                        "expired",
+                    ]
+                ),
+                name="order_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(side__in=["buy", "sell"]), name="order_side_valid"),
+        ]
+        indexes = [models.Index(fields=["account", "status"], name="order_account_status")]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} {self.side} {self.quantity} {self.symbol} [{self.status}]"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class Fill(models.Model):
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="fills")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    trade_id = models.CharField(max_length=128)
+    quantity = AmountField()
+    price = AmountField()
+    fee = AmountField(default=Decimal("0"))
+    fee_currency = models.CharField(max_length=32, blank=True)
+    executed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-executed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "trade_id"], name="fill_unique_trade_id"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="fill_quantity_gt_0"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="fill_price_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trade_id} {self.quantity}@{self.price}"
+
+
+class Position(models.Model):
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="positions")
+    symbol = models.CharField(max_length=64)
+    qty = AmountField(default=Decimal("0"), help_text="Signed: long > 0, short < 0.")
+    entry_price = AmountField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveBigIntegerField(default=1)
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="position_unique_symbol"),
+            models.CheckConstraint(
+                condition=Q(entry_price__isnull=True) | Q(entry_price__gte=0),
+                name="position_entry_price_gte_0",
+            ),
+        ]
+        permissions = [("correct_position", "Can correct a position with a reason")]
+
+    def __str__(self) -> str:
+        return f"{self.account.name}:{self.symbol} {self.qty}"
+
+
+class Balance(models.Model):
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="balances")
+    currency = models.CharField(max_length=32)
+    free = AmountField(default=Decimal("0"))
+    used = AmountField(default=Decimal("0"))
+    total = AmountField(default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveBigIntegerField(default=1)
+
+    class Meta:
+        ordering = ["account", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "currency"], name="balance_unique_currency"),
+            models.CheckConstraint(condition=Q(used__gte=0), name="balance_used_gte_0"),
+        ]
+        permissions = [("correct_balance", "Can correct a balance with a reason")]
+
+    def __str__(self) -> str:
+        return f"{self.account.name}:{self.currency} {self.total}"
+
+
+class BotProfile(models.Model):
+    """A bot is a Django user with API tokens; it sees only the accounts granted here."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bot"
+    )
+    accounts = models.ManyToManyField(ExchangeAccount, related_name="bots", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.user.get_username()
+
+
+class AuditEntry(models.Model):
+    """Append-only trail of every change of state: who, what, before, after, why.
+
+    No one can edit or delete it: read-only in the admin, and on PostgreSQL and SQLite a
+    trigger refuses UPDATE (and DELETE on PostgreSQL). References to runs and discrepancies
+    are plain ids so the state of record never imports the reconciliation app.
+    """
+
+    class ActorType(models.TextChoices):
+        USER = "user", "User"
+        BOT = "bot", "Bot"
+        SYSTEM = "system", "System"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_type = models.CharField(max_length=8, choices=ActorType.choices)
+    actor_name = models.CharField(max_length=150)
+    actor_user_id = models.BigIntegerField(null=True, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    account = models.ForeignKey(
+        ExchangeAccount,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audit_entries",
+    )
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    discrepancy_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"
+
+
+# --- The paper venue ---------------------------------------------------------------------
+# A simulated exchange whose state lives in these tables (editable in the admin), so staff
+# and the demo can reproduce desync with no network. It is the *exchange's* side: the
+# reconciler reads it through ``tradingstate.exchanges.paper.PaperExchange``.
+
+
+class PaperOrder(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed (filled)"
+        CANCELED = "canceled", "Canceled"
+        EXPIRED = "expired", "Expired"
+        REJECTED = "rejected", "Rejected"
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="paper_orders"
+    )
+    exchange_order_id = models.CharField(max_length=64)
+    client_order_id = models.CharField(max_length=64, blank=True)
+    symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=4, choices=Order.Side.choices)
+    type = models.CharField(max_length=20, choices=Order.Type.choices, default=Order.Type.LIMIT)
+    amount = AmountField()
+    price = AmountField(null=True, blank=True)
+    filled = AmountField(default=Decimal("0"))
+    average = AmountField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "-id"]
+        verbose_name = "paper venue order"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "exchange_order_id"], name="paperorder_unique_id"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="paperorder_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(filled__gte=0) & Q(filled__lte=F("amount")),
+                name="paperorder_filled_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange_order_id} {self.client_order_id} [{self.status}]"
+
+
+class PaperPosition(models.Model):
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="paper_positions"
+    )
+    symbol = models.CharField(max_length=64)
+    qty = AmountField(default=Decimal("0"), help_text="Signed: long > 0, short < 0.")
+    entry_price = AmountField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        verbose_name = "paper venue position"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="paperposition_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.qty}"
+
+
+class PaperBalance(models.Model):
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="paper_balances"
+    )
+    currency = models.CharField(max_length=32)
+    free = AmountField(default=Decimal("0"))
+    used = AmountField(default=Decimal("0"))
+    total = AmountField(default=Decimal("0"))
+
+    class Meta:
+        ordering = ["account", "currency"]
+        verbose_name = "paper venue balance"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "currency"], name="paperbalance_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.total}"

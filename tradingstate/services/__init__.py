@@ -1,0 +1,40 @@
+"""Every write to the state of record. Keyword-only, atomic, audited, with a required actor."""
+
+from tradingstate.services.accounts import (
+    account_set_enabled,
+    account_sync_from_config,
+    account_upsert,
+)
+from tradingstate.services.audit import audit_record, require_reason
+from tradingstate.services.books import (
+    Overfill,
+    balance_correct,
+    balance_set,
+    fill_record,
+    position_correct,
+    position_set,
+)
+from tradingstate.services.orders import (
+    TransitionRequest,
+    order_bulk_transition,
+    order_register,
+    order_transition,
+)
+
+__all__ = [
+    "Overfill",
+    "TransitionRequest",
+    "account_set_enabled",
+    "account_sync_from_config",
+    "account_upsert",
+    "audit_record",
+    "balance_correct",
+    "balance_set",
+    "fill_record",
+    "order_bulk_transition",
+    "order_register",
+    "order_transition",
+    "position_correct",
+    "position_set",
+    "require_reason",
+]

@@ -1,0 +1,110 @@
+"""Exchange accounts: created from the configuration (``recover``) or by staff."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from tradingstate.actors import Actor
+from tradingstate.config import AppConfig, ExchangeConfig
+from tradingstate.models import ExchangeAccount
+from tradingstate.services.audit import audit_build, audit_snapshot
+
+ACCOUNT_AUDIT_FIELDS = (
+    "name",
+    "exchange",
+    "market_type",
+    "api_key_env",
+    "secret_env",
+    "password_env",
+    "ccxt_options",
+    "sandbox",
+    "enabled",
+    "auto_repair",
+    "reconciliation_interval_seconds",
+    "balance_tolerance",
+    "balance_tolerances",
+    "stale_order_grace_seconds",
+    "disabled_reason",
+)
+
+
+def account_values_from_config(item: ExchangeConfig, app: AppConfig) -> dict:
+    return {
+        "exchange": item.exchange,
+        "market_type": item.market_type,
+        "api_key_env": item.api_key_env,
+        "secret_env": item.secret_env,
+        "password_env": item.password_env,
+        "ccxt_options": item.ccxt_options,
+        "sandbox": item.testnet or item.demo,
+        "enabled": item.enabled,
+        "auto_repair": app.auto_repair if item.auto_repair is None else item.auto_repair,
+        "reconciliation_interval_seconds": item.reconciliation_interval_seconds
+        or app.reconciliation_interval_seconds,
+        "balance_tolerance": app.balance_tolerance
+        if item.balance_tolerance is None
+        else item.balance_tolerance,
+        "balance_tolerances": {k: str(v) for k, v in app.balance_tolerances.items()},
+        "stale_order_grace_seconds": app.stale_order_grace_seconds
+        if item.stale_order_grace_seconds is None
+        else item.stale_order_grace_seconds,
+    }
+
+
+@transaction.atomic
+def account_upsert(*, name: str, values: dict, actor: Actor, reason: str = "") -> ExchangeAccount:
+    """Create or update an account; audited only when something changed."""
+    account = ExchangeAccount.objects.select_for_update().filter(name=name).first()
+    before = audit_snapshot(account, ACCOUNT_AUDIT_FIELDS) if account else None
+    if account is None:
+        account = ExchangeAccount(name=name)
+    for key, value in values.items():
+        setattr(account, key, value)
+    account.full_clean()
+    after = audit_snapshot(account, ACCOUNT_AUDIT_FIELDS)
+    if before == after:
+        return account
+    account.save()
+    audit_build(
+        actor=actor,
+        action="account.create" if before is None else "account.update",
+        target=account,
+        account=account,
+        before=before,
+        after=after,
+        reason=reason,
+    ).save(force_insert=True)
+    return account
+
+
+def account_sync_from_config(*, app: AppConfig, actor: Actor) -> list[ExchangeAccount]:
+    return [
+        account_upsert(
+            name=item.name,
+            values=account_values_from_config(item, app),
+            actor=actor,
+            reason="loaded from configuration",
+        )
+        for item in app.exchanges
+    ]
+
+
+@transaction.atomic
+def account_set_enabled(
+    *, account: ExchangeAccount, enabled: bool, actor: Actor, reason: str, disabled_reason: str = ""
+) -> ExchangeAccount:
+    account = ExchangeAccount.objects.select_for_update().get(pk=account.pk)
+    before = audit_snapshot(account, ACCOUNT_AUDIT_FIELDS)
+    account.enabled = enabled
+    account.disabled_reason = "" if enabled else disabled_reason
+    account.save(update_fields=["enabled", "disabled_reason", "updated_at"])
+    audit_build(
+        actor=actor,
+        action="account.enable" if enabled else "account.disable",
+        target=account,
+        account=account,
+        before=before,
+        after=audit_snapshot(account, ACCOUNT_AUDIT_FIELDS),
+        reason=reason,
+    ).save(force_insert=True)
+    return account

@@ -1,0 +1,86 @@
+"""Explicit audit writes: every write service records who, what, before, after and why
+in the same transaction (Saleor's events.py idea). Never a signal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import models
+
+from tradingstate.actors import Actor
+from tradingstate.amounts import amount_str
+from tradingstate.errors import ValidationFailed
+from tradingstate.models import AuditEntry
+
+REASON_REQUIRED = "A reason is required."
+
+
+def audit_snapshot(obj: models.Model, fields: Iterable[str]) -> dict:
+    return {name: _jsonable(getattr(obj, name)) for name in fields}
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Decimal):
+        return amount_str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, models.Model):
+        return value.pk
+    return value
+
+
+def audit_build(
+    *,
+    actor: Actor,
+    action: str,
+    target: models.Model | None = None,
+    target_type: str = "",
+    target_id: object = "",
+    account=None,
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str = "",
+    run_id: int | None = None,
+    discrepancy_id: int | None = None,
+) -> AuditEntry:
+    """An unsaved AuditEntry (for bulk_create on bulk paths)."""
+    if target is not None:
+        target_type = target_type or target._meta.model_name
+        target_id = target.pk
+        if account is None:
+            account = getattr(target, "account", None) if hasattr(target, "account_id") else None
+    return AuditEntry(
+        actor_type=actor.type,
+        actor_name=actor.name[:150],
+        actor_user_id=actor.user_id,
+        correlation_id=(actor.correlation_id or "")[:64],
+        action=action,
+        account=account,
+        target_type=target_type,
+        target_id=str(target_id or ""),
+        target_repr=str(target)[:200] if target is not None else "",
+        before=before,
+        after=after,
+        reason=reason,
+        run_id=run_id,
+        discrepancy_id=discrepancy_id,
+    )
+
+
+def audit_record(**kwargs) -> AuditEntry:
+    entry = audit_build(**kwargs)
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_bulk_record(entries: list[AuditEntry]) -> list[AuditEntry]:
+    return AuditEntry.objects.bulk_create(entries, batch_size=1000)
+
+
+def require_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationFailed(REASON_REQUIRED, fields={"reason": [REASON_REQUIRED]})
+    return text

@@ -1,0 +1,225 @@
+"""Django settings for tradingstate.
+
+Everything configurable comes from ``configs/*.toml`` (validated in ``tradingstate.config``)
+and a handful of environment variables; code reads ``django.conf.settings.TRADINGSTATE``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+from tradingstate.config import BASE_DIR, ConfigError, load_config, load_env
+from tradingstate.logconfig import build_logging
+
+try:
+    ENV = load_env()
+    TRADINGSTATE = load_config(ENV.TRADINGSTATE_CONFIG)
+except ConfigError as _exc:  # stop start-up with the message, not a traceback
+    sys.stderr.write(f"tradingstate: configuration error\n{_exc}\n")
+    raise SystemExit(2) from None
+
+DEBUG = ENV.DEBUG
+DATA_DIR = BASE_DIR / "data"
+DATA_DIR.mkdir(exist_ok=True)
+
+
+def _secret_key() -> str:
+    if ENV.SECRET_KEY:
+        return ENV.SECRET_KEY
+    # Zero-setup default: a random key kept beside the SQLite file. Production sets SECRET_KEY
+    # (several hosts must share it).
+    path = DATA_DIR / ".secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(64))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = list(TRADINGSTATE.allowed_hosts) + (["testserver"] if DEBUG else [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "knox",
+    "django_filters",
+    "drf_spectacular",
+    "django_q",
+    "tradingstate",
+    "killswitch",
+    "reconciliation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tradingstate.urls"
+WSGI_APPLICATION = "tradingstate.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict:
+    url = ENV.DATABASE_URL or TRADINGSTATE.database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        # relative SQLite paths are relative to the project root, not the working directory
+        url = "sqlite:///" + str(BASE_DIR / url.removeprefix("sqlite:///"))
+    try:
+        db = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:
+        sys.stderr.write(f"tradingstate: configuration error\n  DATABASE_URL: {exc}\n")
+        raise SystemExit(2) from None
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db["CONN_MAX_AGE"] = 0
+        db["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    return db
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = TRADINGSTATE.time_zone
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+LOGIN_URL = "/admin/login/"
+
+# Request bodies are capped (DRF's own parsers honour this too).
+DATA_UPLOAD_MAX_MEMORY_SIZE = TRADINGSTATE.api.max_body_bytes
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+
+# --- Caches (shared across processes when Redis is configured: throttling, locks) ---
+if ENV.REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": ENV.REDIS_URL,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "tradingstate_cache",
+        }
+    }
+
+# --- django-q2 -------------------------------------------------------------------
+_worker = TRADINGSTATE.worker
+Q_CLUSTER = {
+    "name": "tradingstate",
+    "workers": _worker.workers,
+    "timeout": _worker.task_timeout_seconds,
+    "retry": _worker.retry_seconds,
+    "max_attempts": _worker.max_attempts,
+    "catch_up": False,
+    "save_limit": 1000,
+    "ack_failures": True,
+    "poll": 0.5,
+    "label": "Task queue",
+}
+if ENV.REDIS_URL:
+    Q_CLUSTER["redis"] = ENV.REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- REST framework -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_THROTTLE_RATES": {"bot": TRADINGSTATE.api.bot_rate},
+}
+REST_KNOX = {
+    "TOKEN_TTL": None,
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "tradingstate API",
+    "DESCRIPTION": "State of record and reconciliation for automated crypto trading.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Logging --------------------------------------------------------------------------
+_log_dir = Path(ENV.TRADINGSTATE_LOG_DIR or TRADINGSTATE.logging.dir)
+if not _log_dir.is_absolute():
+    _log_dir = BASE_DIR / _log_dir
+_log_dir.mkdir(parents=True, exist_ok=True)
+LOG_DIR = _log_dir
+LOGGING = build_logging(
+    log_dir=str(_log_dir),
+    log_file=TRADINGSTATE.logging.file,
+    level=TRADINGSTATE.logging.level,
+    console=TRADINGSTATE.logging.console,
+)
+
+# --- Security (production) -------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = os.environ.get("SECURE_SSL_REDIRECT", "1") not in ("0", "false", "")
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$", r"^metrics$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
