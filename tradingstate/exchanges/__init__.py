@@ -1,0 +1,1 @@
+"""Exchange adapters: ``adapter_for(account)`` returns the account's ExchangeAdapter."""
