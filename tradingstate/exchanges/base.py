@@ -116,7 +116,7 @@ class InstrumentInfo:
 
 
 @dataclass(frozen=True)
-class FetchResult(Generic[T]):  # noqa: UP046 - Python 3.11
+class FetchResult(Generic[T]):
     """The result of one bulk fetch. ``complete`` is False when pages were cut off."""
 
     items: list[T]
