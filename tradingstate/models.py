@@ -70,6 +70,9 @@ class ExchangeAccount(models.Model):
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     # Set when a pass fails on authentication: passes stop until staff re-enable the account.
     disabled_reason = models.TextField(blank=True)
+    # Set by `recover`; cleared when the account's first pass after it completes. While set,
+    # new orders for the account are refused with 503 "reconciliation in progress".
+    recovery_started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
