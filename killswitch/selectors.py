@@ -1,0 +1,95 @@
+"""Reads of the kill switch state and history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Q
+
+from killswitch.models import KillSwitch, KillSwitchEvent
+from tradingstate.models import ExchangeAccount
+
+
+@dataclass(frozen=True)
+class HaltedAccount:
+    account: str
+    reason: str
+    activated_by: str
+    activated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class KillSwitchStatus:
+    """The state of one scope: the global switch (``account`` None) or one account's halt.
+
+    ``halted_accounts`` lists every account with an active halt (global scope), or the
+    account itself when it is halted (account scope).
+    """
+
+    active: bool
+    reason: str = ""
+    activated_by: str = ""
+    activated_at: datetime | None = None
+    halted_accounts: list[HaltedAccount] = field(default_factory=list)
+    account: str | None = None
+
+    @property
+    def any_active(self) -> bool:
+        return self.active or bool(self.halted_accounts)
+
+
+def killswitch_status(account: ExchangeAccount | None = None) -> KillSwitchStatus:
+    if account is not None:
+        row = KillSwitch.objects.filter(account=account).first()
+        halted = _halted([row]) if row is not None and row.active else []
+        return _status(row, halted, account=account.name)
+    rows = list(
+        KillSwitch.objects.select_related("account").filter(
+            Q(account__isnull=True) | Q(active=True)
+        )
+    )
+    glob = next((r for r in rows if r.account_id is None), None)
+    halted = _halted(sorted((r for r in rows if r.account_id and r.active), key=_name))
+    return _status(glob, halted)
+
+
+def killswitch_state() -> KillSwitchStatus:
+    """The global switch, with the halted accounts."""
+    return killswitch_status()
+
+
+def killswitch_event_list(*, account: ExchangeAccount | None = None, limit: int = 50):
+    qs = KillSwitchEvent.objects.select_related("account").order_by("-id")
+    if account is not None:
+        qs = qs.filter(account=account)
+    return list(qs[:limit])
+
+
+def _name(row: KillSwitch) -> str:
+    return row.account.name
+
+
+def _halted(rows) -> list[HaltedAccount]:
+    return [
+        HaltedAccount(
+            account=r.account.name,
+            reason=r.reason,
+            activated_by=r.activated_by,
+            activated_at=r.activated_at,
+        )
+        for r in rows
+    ]
+
+
+def _status(row: KillSwitch | None, halted: list[HaltedAccount], account: str | None = None):
+    if row is None or not row.active:
+        return KillSwitchStatus(active=False, halted_accounts=halted, account=account)
+    return KillSwitchStatus(
+        active=True,
+        reason=row.reason,
+        activated_by=row.activated_by,
+        activated_at=row.activated_at,
+        halted_accounts=halted,
+        account=account,
+    )

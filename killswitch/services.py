@@ -1,0 +1,395 @@
+"""Every write of the kill switch, and the order guard.
+
+``killswitch_activate`` / ``killswitch_deactivate`` change one scope (global, or one account)
+under ``FOR UPDATE``, write a KillSwitchEvent and an AuditEntry in the same transaction and
+log the contract lines. ``trading_allowed`` reads the state in one statement and fails
+closed; ``order_register_guarded`` runs the guard and the registration in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from killswitch.locks import killswitch_qs_select_for_update
+from killswitch.models import KillSwitch, KillSwitchEvent
+from tradingstate.actors import Actor
+from tradingstate.errors import TradingHalted
+from tradingstate.models import ExchangeAccount, Order
+from tradingstate.services import order_register, require_reason
+from tradingstate.services.audit import audit_record, audit_snapshot
+
+logger = logging.getLogger("killswitch")
+
+STATE_AUDIT_FIELDS = ("account", "active", "reason", "activated_by", "activated_at", "version")
+
+ALREADY_ACTIVE = "Kill switch already active ({scope})."
+ALREADY_INACTIVE = "Kill switch already inactive ({scope})."
+ACTIVATED = "Kill switch activated ({scope})."
+DEACTIVATED = "Kill switch deactivated ({scope})."
+STATE_UNAVAILABLE = "kill switch state unavailable: {error}"
+ORDERS_REFUSED = "Orders are refused while the kill switch is active."
+
+ACTIVATED_LOG = "KILL SWITCH ACTIVATED: reason=%s triggered_by=%s%s"
+DEACTIVATED_LOG = "KILL SWITCH DEACTIVATED: reason=%s triggered_by=%s%s"
+
+
+# --- Results -----------------------------------------------------------------------------
+@dataclass
+class KillSwitchResult:
+    """What an activation or deactivation did. ``changed`` False is a no-op (already so)."""
+
+    changed: bool
+    active: bool
+    scope: str  # "global" | "account"
+    account: str | None
+    message: str
+    switch: KillSwitch
+    event: KillSwitchEvent | None = None
+    # set once cancel-all ran (after the activation committed), None when not requested
+    cancel_summary: dict | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The guard's answer. ``scope`` is "global", "account" or "unavailable"; "" if allowed."""
+
+    allowed: bool
+    reason: str = ""
+    scope: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+# --- Activation / deactivation -------------------------------------------------------------
+@transaction.atomic
+def killswitch_activate(
+    *,
+    reason: str,
+    actor: Actor,
+    account: ExchangeAccount | None = None,
+    cancel_open_orders: bool = False,
+) -> KillSwitchResult:
+    """Halt all trading (``account`` None) or one account's. ``reason`` is required.
+
+    Already active: a no-op result (no event, no audit). With ``cancel_open_orders`` the
+    scope's open orders are cancelled on the exchange after this transaction commits (also
+    when the switch was already active), and the summary is recorded as its own event.
+    """
+    reason = require_reason(reason)
+    switch = _lock_scope(account)
+    scope, scope_label = _scope(account)
+    if switch.active:
+        logger.info("Kill switch already active (%s): reason=%s", scope_label, _one_line(reason))
+        result = KillSwitchResult(
+            changed=False,
+            active=True,
+            scope=scope,
+            account=account.name if account else None,
+            message=ALREADY_ACTIVE.format(scope=scope_label),
+            switch=switch,
+        )
+    else:
+        before = audit_snapshot(switch, STATE_AUDIT_FIELDS)
+        switch.active = True
+        switch.reason = reason
+        switch.activated_by = actor.name[:150]
+        switch.activated_at = timezone.now()
+        switch.updated_by = actor.name[:150]
+        switch.version += 1
+        switch.save(
+            update_fields=[
+                "active",
+                "reason",
+                "activated_by",
+                "activated_at",
+                "updated_by",
+                "version",
+                "updated_at",
+            ]
+        )
+        event = _event(
+            action=KillSwitchEvent.Action.ACTIVATE,
+            actor=actor,
+            account=account,
+            reason=reason,
+            cancel_open_orders=cancel_open_orders,
+        )
+        audit_record(
+            actor=actor,
+            action="killswitch.activate",
+            target=switch,
+            account=account,
+            before=before,
+            after=audit_snapshot(switch, STATE_AUDIT_FIELDS),
+            reason=reason,
+        )
+        logger.critical(
+            ACTIVATED_LOG,
+            _one_line(reason),
+            actor.name,
+            _account_suffix(account),
+            extra={"structured": _log_fields("activate", actor, account, reason)},
+        )
+        result = KillSwitchResult(
+            changed=True,
+            active=True,
+            scope=scope,
+            account=account.name if account else None,
+            message=ACTIVATED.format(scope=scope_label),
+            switch=switch,
+            event=event,
+        )
+    if cancel_open_orders:
+        transaction.on_commit(lambda: _cancel_after_commit(result, actor=actor, account=account))
+    return result
+
+
+@transaction.atomic
+def killswitch_deactivate(
+    *,
+    actor: Actor,
+    reason: str = "",
+    account: ExchangeAccount | None = None,
+) -> KillSwitchResult:
+    """Resume trading for the scope. Already inactive: a no-op result (no event, no audit).
+
+    Permission checks belong to the entry points (API, admin); the CLI is trusted.
+    """
+    reason = (reason or "").strip()
+    switch = _lock_scope(account)
+    scope, scope_label = _scope(account)
+    if not switch.active:
+        logger.info("Kill switch already inactive (%s)", scope_label)
+        return KillSwitchResult(
+            changed=False,
+            active=False,
+            scope=scope,
+            account=account.name if account else None,
+            message=ALREADY_INACTIVE.format(scope=scope_label),
+            switch=switch,
+        )
+    before = audit_snapshot(switch, STATE_AUDIT_FIELDS)
+    switch.active = False
+    switch.reason = ""
+    switch.activated_by = ""
+    switch.activated_at = None
+    switch.updated_by = actor.name[:150]
+    switch.version += 1
+    switch.save(
+        update_fields=[
+            "active",
+            "reason",
+            "activated_by",
+            "activated_at",
+            "updated_by",
+            "version",
+            "updated_at",
+        ]
+    )
+    event = _event(
+        action=KillSwitchEvent.Action.DEACTIVATE, actor=actor, account=account, reason=reason
+    )
+    audit_record(
+        actor=actor,
+        action="killswitch.deactivate",
+        target=switch,
+        account=account,
+        before=before,
+        after=audit_snapshot(switch, STATE_AUDIT_FIELDS),
+        reason=reason,
+    )
+    logger.warning(
+        DEACTIVATED_LOG,
+        _one_line(reason),
+        actor.name,
+        _account_suffix(account),
+        extra={"structured": _log_fields("deactivate", actor, account, reason)},
+    )
+    return KillSwitchResult(
+        changed=True,
+        active=False,
+        scope=scope,
+        account=account.name if account else None,
+        message=DEACTIVATED.format(scope=scope_label),
+        switch=switch,
+        event=event,
+    )
+
+
+@transaction.atomic
+def killswitch_record_cancel(
+    *, actor: Actor, account: ExchangeAccount | None, summary: dict
+) -> KillSwitchEvent:
+    """Record a cancel-all's outcome: a KillSwitchEvent and an AuditEntry."""
+    switch = _scope_row(account)
+    event = _event(
+        action=KillSwitchEvent.Action.CANCEL_ORDERS,
+        actor=actor,
+        account=account,
+        reason=switch.reason,
+        cancel_open_orders=True,
+        cancel_summary=summary,
+    )
+    audit_record(
+        actor=actor,
+        action="killswitch.cancel_open_orders",
+        target=switch,
+        account=account,
+        after=summary,
+        reason=switch.reason,
+    )
+    return event
+
+
+def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account) -> None:
+    from killswitch.cancel import killswitch_cancel_open_orders
+
+    result.cancel_summary = killswitch_cancel_open_orders(actor=actor, account=account)
+
+
+def _lock_scope(account: ExchangeAccount | None) -> KillSwitch:
+    """Lock the global row, then (per account) the account's row; create rows if missing.
+
+    Every change locks the global row first, so one lock order holds everywhere and an
+    account's first halt (an INSERT) still waits for registrations holding FOR SHARE on it.
+    """
+    glob = _get_or_create_locked(None)
+    return glob if account is None else _get_or_create_locked(account)
+
+
+def _get_or_create_locked(account: ExchangeAccount | None) -> KillSwitch:
+    lookup = {"account__isnull": True} if account is None else {"account": account}
+    row = killswitch_qs_select_for_update().filter(**lookup).first()
+    if row is None:
+        try:
+            with transaction.atomic():
+                KillSwitch.objects.create(account=account)
+        except IntegrityError:
+            pass  # a concurrent change created it; lock that one
+        row = killswitch_qs_select_for_update().get(**lookup)
+    if account is not None:
+        row.account = account
+    return row
+
+
+def _scope_row(account: ExchangeAccount | None) -> KillSwitch:
+    lookup = {"account__isnull": True} if account is None else {"account": account}
+    row = KillSwitch.objects.filter(**lookup).first()
+    return row if row is not None else _get_or_create_locked(account)
+
+
+def _scope(account: ExchangeAccount | None) -> tuple[str, str]:
+    return ("global", "global") if account is None else ("account", f"account {account.name}")
+
+
+def _event(*, action, actor: Actor, account, reason: str, **extra) -> KillSwitchEvent:
+    return KillSwitchEvent.objects.create(
+        action=action,
+        account=account,
+        actor_type=actor.type,
+        actor_name=actor.name[:150],
+        actor_user_id=actor.user_id,
+        correlation_id=(actor.correlation_id or "")[:64],
+        reason=reason,
+        **extra,
+    )
+
+
+def _one_line(text: str) -> str:
+    # keep one log record on one line whatever the reason contains
+    return " ".join((text or "").split())
+
+
+def _account_suffix(account) -> str:
+    return f" account={account.name}" if account is not None else ""
+
+
+def _log_fields(action: str, actor: Actor, account, reason: str) -> dict:
+    return {
+        "type": f"killswitch_{action}",
+        "message": (ACTIVATED_LOG if action == "activate" else DEACTIVATED_LOG)
+        % (_one_line(reason), actor.name, _account_suffix(account)),
+        "reason": reason,
+        "triggered_by": actor.name,
+        "account": account.name if account is not None else None,
+    }
+
+
+# --- The order guard -------------------------------------------------------------------------
+def trading_allowed(account: ExchangeAccount | int | None, *, lock: bool = False) -> Decision:
+    """May a new order be registered for ``account``? One SQL statement; fails closed.
+
+    Reads the global row and the account's row together. Nothing is cached: every call reads
+    the committed state. ``lock=True`` inside a transaction on PostgreSQL takes ``FOR SHARE``
+    on those rows, so a concurrent activation (``FOR UPDATE``) and this transaction serialise;
+    ``order_register_guarded`` uses it. Any error reading the state refuses the order.
+    """
+    try:
+        rows = _halt_rows(account, lock=lock)
+    except Exception as exc:  # fail closed on anything, and say so loudly
+        logger.error(
+            "Kill switch state unavailable; refusing new orders (%s: %s)",
+            type(exc).__name__,
+            exc,
+            exc_info=True,
+        )
+        return Decision(
+            allowed=False,
+            reason=STATE_UNAVAILABLE.format(error=type(exc).__name__),
+            scope="unavailable",
+        )
+    halted = {account_id: reason for account_id, active, reason in rows if active}
+    if None in halted:
+        return Decision(allowed=False, reason=halted[None] or ORDERS_REFUSED, scope="global")
+    if halted:
+        return Decision(
+            allowed=False, reason=next(iter(halted.values())) or ORDERS_REFUSED, scope="account"
+        )
+    return Decision(allowed=True)
+
+
+def _halt_rows(account, *, lock: bool) -> list[tuple[int | None, bool, str]]:
+    account_id = account.pk if isinstance(account, ExchangeAccount) else account
+    scope = Q(account__isnull=True)
+    if account_id is not None:
+        scope |= Q(account_id=account_id)
+    qs = (
+        KillSwitch.objects.filter(scope)
+        .order_by("pk")
+        .values_list("account_id", "active", "reason")
+    )
+    if lock and connection.vendor == "postgresql" and connection.in_atomic_block:
+        # Django has no FOR SHARE; shared row locks do not block each other, so concurrent
+        # registrations do not serialise among themselves, only against a change of state.
+        sql, params = qs.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"{sql} FOR SHARE", params)
+            return [tuple(row) for row in cursor.fetchall()]
+    return list(qs)
+
+
+def order_guard(account: ExchangeAccount | int | None, *, lock: bool = False) -> Decision:
+    """Raise ``TradingHalted`` (HTTP 423, ``kill_switch_active``) unless trading is allowed."""
+    decision = trading_allowed(account, lock=lock)
+    if not decision.allowed:
+        raise TradingHalted(decision.reason, reason=decision.reason, scope=decision.scope)
+    return decision
+
+
+def order_register_guarded(**kwargs) -> tuple[Order, bool]:
+    """``order_register`` behind the kill switch, in ONE transaction.
+
+    The guard reads (and on PostgreSQL share-locks) the switch rows in the transaction that
+    inserts the order: an activation that commits first is seen, and an activation that
+    starts meanwhile waits for this registration to commit before it returns.
+    Takes exactly ``order_register``'s keyword arguments.
+    """
+    with transaction.atomic():
+        order_guard(kwargs.get("account"), lock=True)
+        return order_register(**kwargs)
