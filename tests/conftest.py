@@ -1,6 +1,7 @@
 import pytest
 
 from tests.factories import AccountFactory, BotFactory, StaffFactory
+from tests.fakes.fixtures import fake_credentials, fake_exchange, make_fake_account  # noqa: F401
 from tradingstate.actors import Actor
 
 
