@@ -1,6 +1,16 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("tradingstate.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# JSON errors for /api/ paths that never reach a DRF view; HTML elsewhere.
+handler400 = "tradingstate.api.errors.handler400"
+handler403 = "tradingstate.api.errors.handler403"
+handler404 = "tradingstate.api.errors.handler404"
+handler500 = "tradingstate.api.errors.handler500"

@@ -14,6 +14,7 @@ from tradingstate.services.books import (
     position_correct,
     position_set,
 )
+from tradingstate.services.bots import BotCredentials, bot_create
 from tradingstate.services.orders import (
     TransitionRequest,
     order_bulk_transition,
@@ -22,6 +23,7 @@ from tradingstate.services.orders import (
 )
 
 __all__ = [
+    "BotCredentials",
     "Overfill",
     "TransitionRequest",
     "account_set_enabled",
@@ -30,6 +32,7 @@ __all__ = [
     "audit_record",
     "balance_correct",
     "balance_set",
+    "bot_create",
     "fill_record",
     "order_bulk_transition",
     "order_register",

@@ -1,0 +1,58 @@
+"""Helpers for the API tests: bot clients, the shared cache table, common bodies."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from tests.factories import AccountFactory
+from tradingstate.actors import Actor
+from tradingstate.services import bot_create
+
+API = "/api/v1"
+
+
+@pytest.fixture(scope="session")
+def api_cache_table(django_db_setup, django_db_blocker):
+    """The throttle counts in the default cache (the database cache here): create its table."""
+    with django_db_blocker.unblock():
+        call_command("createcachetable", verbosity=0)
+
+
+def make_bot(name: str, *accounts) -> tuple[APIClient, object]:
+    """A bot granted ``accounts``, and an API client carrying its token."""
+    result = bot_create(
+        name=name, account_names=[a.name for a in accounts], actor=Actor.system("tests")
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {result.token}")
+    return client, result.profile.user
+
+
+def bot_actor(user, response) -> Actor:
+    """The Actor an API write by ``user`` is audited as (correlation id from the request)."""
+    return Actor(type="bot", name=user.username, user_id=user.pk, correlation_id=response.rid)
+
+
+def url(account, *parts: str) -> str:
+    name = account if isinstance(account, str) else account.name
+    tail = "/".join(parts)
+    return f"{API}/accounts/{name}/{tail}/" if tail else f"{API}/accounts/{name}/"
+
+
+def order_body(**over) -> dict:
+    body = {
+        "client_order_id": "abc123",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "limit",
+        "quantity": "0.05",
+        "price": "50000",
+    }
+    body.update(over)
+    return body
+
+
+def two_accounts():
+    return AccountFactory(name="acct-a"), AccountFactory(name="acct-b")

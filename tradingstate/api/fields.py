@@ -1,0 +1,74 @@
+"""Serializer fields for the API's inputs and outputs."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from tradingstate.amounts import amount_str, parse_amount
+from tradingstate.errors import ValidationFailed
+from tradingstate.models import client_order_id_validator
+
+AMOUNT_PATTERN = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
+NOT_A_STRING = "Must be a string."
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "decimal",
+        "pattern": AMOUNT_PATTERN,
+        "example": "0.05",
+        "description": "A decimal as a string (numbers are accepted on input).",
+    }
+)
+class AmountField(serializers.Field):
+    """A decimal amount: in, strings or JSON numbers checked by ``parse_amount`` (the error
+    names the field); out, the canonical decimal string (never a float)."""
+
+    def __init__(self, *, positive: bool = False, non_negative: bool = False, **kwargs):
+        self.positive = positive
+        self.non_negative = non_negative
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return parse_amount(
+                data, self.field_name, positive=self.positive, non_negative=self.non_negative
+            )
+        except ValidationFailed as exc:
+            raise serializers.ValidationError(
+                exc.fields.get(self.field_name) or [exc.message]
+            ) from None
+
+    def to_representation(self, value):
+        return amount_str(value)
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings (no numbers turned into text) and never trims."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError(NOT_A_STRING)
+        return super().to_internal_value(data)
+
+
+class ClientOrderIdField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_length", 1)
+        kwargs.setdefault("max_length", 64)
+        super().__init__(**kwargs)
+        self.validators.append(client_order_id_validator)
+
+
+class ReasonField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("max_length", 1000)
+        super().__init__(**kwargs)

@@ -1,0 +1,88 @@
+"""Base input serializer (unknown fields refused) and the shared output shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rest_framework import serializers
+
+from tradingstate.api.fields import AmountField
+from tradingstate.models import Order
+
+UNKNOWN_FIELD = "Unknown field."
+
+
+class InputSerializer(serializers.Serializer):
+    """Validates a request body. Fields it does not declare are refused (400 naming them):
+    no mass assignment of status, version, account, is_staff, ..."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in data if key not in self.fields)
+            if unknown:
+                raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
+        return super().to_internal_value(data)
+
+
+def validated_input(serializer_class: type[InputSerializer], data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="A stable machine-readable code.")
+    detail = serializers.CharField(help_text="A human-readable message.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per field (dotted paths for nested input).",
+    )
+
+    class Meta:
+        ref_name = "Error"
+
+
+class OrderOutputSerializer(serializers.Serializer):
+    account = serializers.CharField(source="account.name")
+    client_order_id = serializers.CharField()
+    exchange_order_id = serializers.CharField()
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=Order.Side.choices)
+    type = serializers.ChoiceField(choices=Order.Type.choices)
+    quantity = AmountField()
+    price = AmountField(allow_null=True)
+    filled_qty = AmountField()
+    remaining_qty = AmountField()
+    avg_fill_price = AmountField(allow_null=True)
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+    strategy_id = serializers.CharField()
+    origin = serializers.ChoiceField(choices=Order.Origin.choices)
+    version = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "Order"
+
+
+class PositionOutputSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    qty = AmountField()
+    entry_price = AmountField(allow_null=True)
+    version = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "Position"
+
+
+class BalanceOutputSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    free = AmountField()
+    used = AmountField()
+    total = AmountField()
+    version = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "Balance"

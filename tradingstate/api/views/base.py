@@ -1,0 +1,44 @@
+"""Shared base classes: authentication, permission, throttling, and the account in the URL."""
+
+from __future__ import annotations
+
+from rest_framework import generics
+from rest_framework.views import APIView
+
+from tradingstate.api.access import account_get_visible
+from tradingstate.api.pagination import ApiCursorPagination
+from tradingstate.api.permissions import IsBotOrStaff
+from tradingstate.api.throttling import BotRateThrottle
+from tradingstate.models import ExchangeAccount
+
+
+class BaseApi(APIView):
+    permission_classes = [IsBotOrStaff]
+    throttle_classes = [BotRateThrottle]
+
+
+class AccountScopedMixin:
+    """Resolves ``{account}`` after authentication: an account the caller may not see is
+    reported as not found (404), never forbidden."""
+
+    account: ExchangeAccount
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.account = account_get_visible(request.user, kwargs["account"])
+
+
+class AccountApi(AccountScopedMixin, BaseApi):
+    pass
+
+
+class AccountListApi(AccountScopedMixin, BaseApi, generics.ListAPIView):
+    """A read-only, cursor-paginated list of one account's rows."""
+
+    pagination_class = ApiCursorPagination
+    model = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return self.model.objects.none()
+        return self.model.objects.filter(account=self.account)

@@ -1,0 +1,151 @@
+"""Fills, positions and balances."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from tradingstate.actors import Actor
+from tradingstate.api.fields import AmountField, ClientOrderIdField, ReasonField, StrictCharField
+from tradingstate.api.serializers import (
+    BalanceOutputSerializer,
+    InputSerializer,
+    PositionOutputSerializer,
+    validated_input,
+)
+from tradingstate.api.views.base import AccountApi, AccountListApi
+from tradingstate.models import Balance, Position
+from tradingstate.services import balance_set, fill_record, position_set
+
+VERSION_FIELD = {"min_value": 0, "max_value": 2**63 - 1, "required": False, "allow_null": True}
+
+
+class FillRecordApi(AccountApi):
+    """Record a fill of an order. Idempotent on ``trade_id``: 201 new, 200 already recorded
+    (no second effect), 409 for the same trade id with other content or an overfill."""
+
+    class InputSerializer(InputSerializer):
+        client_order_id = ClientOrderIdField()
+        trade_id = StrictCharField(max_length=128)
+        quantity = AmountField(positive=True)
+        price = AmountField(non_negative=True)
+        fee = AmountField(required=False)
+        fee_currency = StrictCharField(max_length=32, required=False, allow_blank=True)
+        executed_at = serializers.DateTimeField(required=False)
+        reason = ReasonField()
+
+        class Meta:
+            ref_name = "FillRecordInput"
+
+    class OutputSerializer(serializers.Serializer):
+        class OrderStateSerializer(serializers.Serializer):
+            status = serializers.CharField()
+            filled_qty = AmountField()
+            remaining_qty = AmountField()
+            avg_fill_price = AmountField(allow_null=True)
+            version = serializers.IntegerField()
+
+            class Meta:
+                ref_name = "FillOrderState"
+
+        trade_id = serializers.CharField()
+        client_order_id = serializers.CharField(source="order.client_order_id")
+        quantity = AmountField()
+        price = AmountField()
+        fee = AmountField()
+        fee_currency = serializers.CharField()
+        executed_at = serializers.DateTimeField()
+        created_at = serializers.DateTimeField()
+        order = OrderStateSerializer()
+
+        class Meta:
+            ref_name = "Fill"
+
+    @extend_schema(
+        tags=["fills"],
+        summary="Record a fill",
+        request=InputSerializer,
+        responses={
+            201: OpenApiResponse(OutputSerializer, description="Recorded."),
+            200: OpenApiResponse(OutputSerializer, description="Already recorded."),
+        },
+    )
+    def post(self, request, account):
+        data = validated_input(self.InputSerializer, request.data)
+        fill, created = fill_record(account=self.account, actor=Actor.from_request(request), **data)
+        return Response(
+            self.OutputSerializer(fill).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class PositionListApi(AccountListApi):
+    model = Position
+    serializer_class = PositionOutputSerializer
+
+    @extend_schema(tags=["positions"], summary="List positions")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class PositionSetApi(AccountApi):
+    """Set the local position for ``symbol`` (URL-encoded: ``BTC%2FUSDT``)."""
+
+    class InputSerializer(InputSerializer):
+        qty = AmountField()
+        entry_price = AmountField(non_negative=True, required=False, allow_null=True)
+        expected_version = serializers.IntegerField(**VERSION_FIELD)
+        reason = ReasonField()
+
+        class Meta:
+            ref_name = "PositionSetInput"
+
+    @extend_schema(
+        tags=["positions"],
+        summary="Set a position",
+        request=InputSerializer,
+        responses={200: PositionOutputSerializer},
+    )
+    def put(self, request, account, symbol):
+        data = validated_input(self.InputSerializer, request.data)
+        position = position_set(
+            account=self.account, symbol=symbol, actor=Actor.from_request(request), **data
+        )
+        return Response(PositionOutputSerializer(position).data)
+
+
+class BalanceListApi(AccountListApi):
+    model = Balance
+    serializer_class = BalanceOutputSerializer
+
+    @extend_schema(tags=["balances"], summary="List balances")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class BalanceSetApi(AccountApi):
+    """Set the local balance of ``currency``: give total, free, or both (used defaults to 0)."""
+
+    class InputSerializer(InputSerializer):
+        total = AmountField(required=False)
+        free = AmountField(required=False)
+        used = AmountField(non_negative=True, required=False)
+        expected_version = serializers.IntegerField(**VERSION_FIELD)
+        reason = ReasonField()
+
+        class Meta:
+            ref_name = "BalanceSetInput"
+
+    @extend_schema(
+        tags=["balances"],
+        summary="Set a balance",
+        request=InputSerializer,
+        responses={200: BalanceOutputSerializer},
+    )
+    def put(self, request, account, currency):
+        data = validated_input(self.InputSerializer, request.data)
+        balance = balance_set(
+            account=self.account, currency=currency, actor=Actor.from_request(request), **data
+        )
+        return Response(BalanceOutputSerializer(balance).data)
