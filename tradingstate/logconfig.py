@@ -27,7 +27,7 @@ class JsonLinesFormatter(logging.Formatter):
         out.setdefault("level", record.levelname)
         out.setdefault("logger", record.name)
         message = record.getMessage()
-        if not structured:
+        if not structured or getattr(record, "with_message", False):
             out["message"] = message
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)

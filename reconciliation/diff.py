@@ -1,0 +1,590 @@
+"""The reconciliation diff: local snapshot + exchange snapshot -> findings. Pure: no ORM, no I/O.
+
+Each finding carries the runbook's structured log fields (``detail``) and, when the local
+state can be brought to the exchange's truth, a ``RepairPlan``. The rules (DESIGN §4):
+
+- ``missing_local_order``: open on the exchange, unknown locally -> create it locally.
+- ``stale_local_order``: active locally, not open on the exchange, untouched for the grace
+  window, and a single-order query (``lookups``) told us its end state -> move it there;
+  ``cancelled`` when the exchange does not know the order. No lookup, no verdict.
+- ``order_state_mismatch``: known on both sides, status or filled quantity differ.
+- ``position_mismatch``: signed quantities differ by more than the amount step (both ways).
+- ``balance_mismatch``: totals differ by more than the tolerance (both ways).
+- ``fetch_error``: an entity whose fetch failed or was incomplete; nothing of it is repaired.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from tradingstate import transitions as t
+from tradingstate.amounts import amount_str
+from tradingstate.exchanges import base as ex
+
+MISSING_LOCAL_ORDER = "missing_local_order"
+STALE_LOCAL_ORDER = "stale_local_order"
+ORDER_STATE_MISMATCH = "order_state_mismatch"
+POSITION_MISMATCH = "position_mismatch"
+BALANCE_MISMATCH = "balance_mismatch"
+FETCH_ERROR = "fetch_error"
+
+ORDERS, POSITIONS, BALANCES = "orders", "positions", "balances"
+
+# exchange end state -> local status
+END_STATE = {
+    ex.CLOSED: t.FILLED,
+    ex.CANCELED: t.CANCELLED,
+    ex.EXPIRED: t.EXPIRED,
+    ex.REJECTED: t.REJECTED,
+}
+NOT_FOUND = "not_found"  # lookup result: the exchange does not know the order
+
+
+@dataclass(frozen=True)
+class LocalOrder:
+    id: int
+    client_order_id: str
+    exchange_order_id: str
+    symbol: str
+    side: str
+    type: str
+    quantity: Decimal
+    price: Decimal | None
+    filled_qty: Decimal
+    avg_fill_price: Decimal | None
+    status: str
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class LocalPosition:
+    id: int | None
+    symbol: str
+    qty: Decimal
+    entry_price: Decimal | None
+    version: int
+
+
+@dataclass(frozen=True)
+class LocalBalance:
+    id: int | None
+    currency: str
+    free: Decimal
+    used: Decimal
+    total: Decimal
+    version: int
+
+
+@dataclass
+class LocalSnapshot:
+    orders: list[LocalOrder] = field(default_factory=list)
+    positions: list[LocalPosition] = field(default_factory=list)
+    balances: list[LocalBalance] = field(default_factory=list)
+
+
+@dataclass
+class ExchangeSnapshot:
+    """``None`` for an entity means its fetch failed; ``errors`` says why."""
+
+    orders: list[ex.ExchangeOrder] | None = None
+    positions: list[ex.ExchangePosition] | None = None
+    balances: list[ex.ExchangeBalance] | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiffConfig:
+    now: datetime
+    grace_seconds: int = 10
+    balance_tolerance: Decimal = Decimal("0.01")
+    balance_tolerances: Mapping[str, Decimal] = field(default_factory=dict)
+    amount_steps: Mapping[str, Decimal] = field(default_factory=dict)
+    check_positions: bool = True
+
+    def tolerance(self, currency: str) -> Decimal:
+        return self.balance_tolerances.get(currency, self.balance_tolerance)
+
+    def within_grace(self, moment: datetime | None) -> bool:
+        return moment is not None and self.now - moment < timedelta(seconds=self.grace_seconds)
+
+
+@dataclass(frozen=True)
+class RepairPlan:
+    kind: str  # order_create | order_state | position_set | balance_set
+    target_id: int | None
+    expected_version: int | None
+    values: dict
+
+    def as_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "target_id": self.target_id,
+            "expected_version": self.expected_version,
+            "values": self.values,
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    type: str
+    entity: str
+    key: str
+    detail: dict
+    local: dict | None = None
+    exchange: dict | None = None
+    repair: RepairPlan | None = None
+    payload: dict | None = None
+    note: str = ""
+
+
+# --- helpers ------------------------------------------------------------------------------
+def s(value: Decimal | None) -> str | None:
+    return amount_str(value)
+
+
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+def local_id_for(order: ex.ExchangeOrder) -> str:
+    """The client_order_id a venue order gets locally (its own, else derived from its id)."""
+    coid = order.client_order_id
+    if coid and len(coid) <= 64 and not _SAFE_ID.search(coid):
+        return coid
+    return ("ex-" + _SAFE_ID.sub("_", order.exchange_order_id))[:64]
+
+
+def expected_active_status(filled: Decimal) -> str:
+    return t.PARTIALLY_FILLED if filled > 0 else t.SUBMITTED
+
+
+def reachable_status(frm: str, wanted: str) -> str | None:
+    """The exchange's state if the machine can reach it, else the closest legal end state."""
+    if t.transition_path(frm, wanted) is not None:
+        return wanted
+    if wanted in (t.EXPIRED, t.REJECTED) and t.transition_path(frm, t.CANCELLED) is not None:
+        return t.CANCELLED
+    return None
+
+
+def _order_view(o: LocalOrder) -> dict:
+    return {
+        "status": o.status,
+        "filled_qty": s(o.filled_qty),
+        "quantity": s(o.quantity),
+        "exchange_order_id": o.exchange_order_id,
+        "version": o.version,
+    }
+
+
+def _exchange_order_view(o: ex.ExchangeOrder) -> dict:
+    return {
+        "status": o.status,
+        "filled": s(o.filled),
+        "amount": s(o.amount),
+        "exchange_order_id": o.exchange_order_id,
+        "client_order_id": o.client_order_id,
+        "symbol": o.symbol,
+        "side": o.side,
+        "price": s(o.price),
+        "average": s(o.average),
+    }
+
+
+# --- orders ---------------------------------------------------------------------------------
+def stale_candidates(
+    local: LocalSnapshot, exchange: ExchangeSnapshot, cfg: DiffConfig
+) -> list[LocalOrder]:
+    """Local active orders the exchange's open list does not show, past the grace window.
+
+    Each needs a single-order query before it may be declared stale.
+    """
+    if exchange.orders is None:
+        return []
+    open_coids = {o.client_order_id for o in exchange.orders if o.client_order_id}
+    open_exids = {o.exchange_order_id for o in exchange.orders}
+    out = []
+    for order in local.orders:
+        if order.status not in t.ACTIVE or cfg.within_grace(order.updated_at):
+            continue
+        if order.client_order_id in open_coids:
+            continue
+        if order.exchange_order_id and order.exchange_order_id in open_exids:
+            continue
+        out.append(order)
+    return sorted(out, key=lambda o: o.client_order_id)
+
+
+def diff_orders(
+    local: LocalSnapshot,
+    exchange: ExchangeSnapshot,
+    lookups: Mapping[str, ex.ExchangeOrder | str],
+    cfg: DiffConfig,
+) -> list[Finding]:
+    if exchange.orders is None:
+        return []
+    by_coid = {o.client_order_id: o for o in local.orders}
+    by_exid = {o.exchange_order_id: o for o in local.orders if o.exchange_order_id}
+    findings: list[Finding] = []
+    for venue in sorted(exchange.orders, key=lambda o: (o.client_order_id, o.exchange_order_id)):
+        mine = by_coid.get(venue.client_order_id) if venue.client_order_id else None
+        if mine is None:
+            mine = by_exid.get(venue.exchange_order_id)
+        if mine is None:
+            if cfg.within_grace(venue.timestamp):
+                continue  # just placed: the bot's registration may be on its way
+            findings.append(_missing(venue))
+        else:
+            finding = _state_mismatch(mine, venue, cfg)
+            if finding:
+                findings.append(finding)
+    for order in stale_candidates(local, exchange, cfg):
+        result = lookups.get(order.client_order_id)
+        if result is None:
+            continue  # no single-order answer: never stale on the bulk list alone
+        if isinstance(result, str) and result != NOT_FOUND:
+            findings.append(
+                Finding(
+                    type=FETCH_ERROR,
+                    entity=ORDERS,
+                    key=f"order:{order.client_order_id}",
+                    detail={
+                        "type": FETCH_ERROR,
+                        "entity": "order",
+                        "client_order_id": order.client_order_id,
+                        "error": result,
+                    },
+                    local=_order_view(order),
+                )
+            )
+            continue
+        if isinstance(result, ex.ExchangeOrder) and result.status == ex.OPEN:
+            continue  # the open list missed it; it is alive
+        findings.append(_stale(order, result))
+    return findings
+
+
+def _missing(venue: ex.ExchangeOrder) -> Finding:
+    coid = local_id_for(venue)
+    status = expected_active_status(venue.filled)
+    return Finding(
+        type=MISSING_LOCAL_ORDER,
+        entity=ORDERS,
+        key=coid,
+        detail={
+            "type": MISSING_LOCAL_ORDER,
+            "client_order_id": coid,
+            "exchange_status": venue.status,
+        },
+        exchange=_exchange_order_view(venue),
+        repair=RepairPlan(
+            kind="order_create",
+            target_id=None,
+            expected_version=None,
+            values={
+                "client_order_id": coid,
+                "exchange_order_id": venue.exchange_order_id,
+                "symbol": venue.symbol,
+                "side": venue.side,
+                "type": venue.type,
+                "quantity": s(venue.amount),
+                "price": s(venue.price),
+                "filled_qty": s(venue.filled),
+                "avg_fill_price": s(venue.average),
+                "status": status,
+            },
+        ),
+        payload=venue.raw or None,
+    )
+
+
+def _state_mismatch(mine: LocalOrder, venue: ex.ExchangeOrder, cfg: DiffConfig) -> Finding | None:
+    want = expected_active_status(venue.filled)
+    if mine.status == want and mine.filled_qty == venue.filled:
+        return None
+    if cfg.within_grace(mine.updated_at):
+        return None  # a bot update may be in flight
+    repair = None
+    note = ""
+    if mine.status in t.TERMINAL:
+        note = f"local order is {mine.status} (terminal) but open on the exchange; staff review"
+    elif venue.filled < mine.filled_qty:
+        note = "the exchange reports less filled than local; filled quantity never decreases"
+    else:
+        repair = RepairPlan(
+            kind="order_state",
+            target_id=mine.id,
+            expected_version=mine.version,
+            values={
+                "status": want,
+                "filled_qty": s(venue.filled),
+                "avg_fill_price": s(venue.average),
+                "exchange_order_id": venue.exchange_order_id,
+            },
+        )
+    return Finding(
+        type=ORDER_STATE_MISMATCH,
+        entity=ORDERS,
+        key=mine.client_order_id,
+        detail={
+            "type": ORDER_STATE_MISMATCH,
+            "client_order_id": mine.client_order_id,
+            "local_status": mine.status,
+            "exchange_status": venue.status,
+            "local_filled": s(mine.filled_qty),
+            "exchange_filled": s(venue.filled),
+        },
+        local=_order_view(mine),
+        exchange=_exchange_order_view(venue),
+        repair=repair,
+        payload=venue.raw or None,
+        note=note,
+    )
+
+
+def _stale(order: LocalOrder, result: ex.ExchangeOrder | str) -> Finding:
+    if isinstance(result, ex.ExchangeOrder):
+        wanted = END_STATE.get(result.status, t.CANCELLED)
+        filled = max(result.filled, order.filled_qty)
+        if wanted == t.FILLED and filled < order.quantity:
+            wanted = t.CANCELLED  # closed with a partial fill: cancelled after partial fill
+        exchange_view = _exchange_order_view(result)
+        average = result.average if result.average is not None else order.avg_fill_price
+        payload = result.raw or None
+    else:
+        wanted, filled, average, payload = t.CANCELLED, order.filled_qty, order.avg_fill_price, None
+        exchange_view = {"status": NOT_FOUND}
+    filled = min(filled, order.quantity)
+    target = reachable_status(order.status, wanted)
+    if target == t.FILLED:
+        filled = order.quantity
+    repair = None
+    note = ""
+    if target is None:
+        note = f"no legal move from {order.status} to {wanted}"
+    else:
+        repair = RepairPlan(
+            kind="order_state",
+            target_id=order.id,
+            expected_version=order.version,
+            values={
+                "status": target,
+                "filled_qty": s(filled),
+                "avg_fill_price": s(average),
+                "exchange_order_id": order.exchange_order_id
+                or (result.exchange_order_id if isinstance(result, ex.ExchangeOrder) else ""),
+            },
+        )
+    return Finding(
+        type=STALE_LOCAL_ORDER,
+        entity=ORDERS,
+        key=order.client_order_id,
+        detail={
+            "type": STALE_LOCAL_ORDER,
+            "client_order_id": order.client_order_id,
+            "local_status": order.status,
+        },
+        local=_order_view(order),
+        exchange=exchange_view,
+        repair=repair,
+        payload=payload,
+        note=note,
+    )
+
+
+# --- positions and balances ------------------------------------------------------------
+def diff_positions(
+    local: LocalSnapshot, exchange: ExchangeSnapshot, cfg: DiffConfig
+) -> list[Finding]:
+    if not cfg.check_positions or exchange.positions is None:
+        return []
+    mine = {p.symbol: p for p in local.positions}
+    theirs: dict[str, ex.ExchangePosition] = {}
+    for p in exchange.positions:
+        if p.symbol in theirs:  # hedge mode: both legs of one symbol net out
+            prev = theirs[p.symbol]
+            theirs[p.symbol] = replace(prev, qty=prev.qty + p.qty)
+        else:
+            theirs[p.symbol] = p
+    findings = []
+    for symbol in sorted(set(mine) | set(theirs)):
+        lp, xp = mine.get(symbol), theirs.get(symbol)
+        lq = lp.qty if lp else Decimal(0)
+        xq = xp.qty if xp else Decimal(0)
+        step = cfg.amount_steps.get(symbol, Decimal(0))
+        if abs(lq - xq) <= step:
+            continue
+        findings.append(
+            Finding(
+                type=POSITION_MISMATCH,
+                entity=POSITIONS,
+                key=symbol,
+                detail={
+                    "type": POSITION_MISMATCH,
+                    "symbol": symbol,
+                    "local_qty": s(lq),
+                    "exchange_qty": s(xq),
+                    "detail": "Quantity mismatch",
+                },
+                local={"qty": s(lq), "entry_price": s(lp.entry_price) if lp else None},
+                exchange={"qty": s(xq), "entry_price": s(xp.entry_price) if xp else None},
+                repair=RepairPlan(
+                    kind="position_set",
+                    target_id=lp.id if lp else None,
+                    expected_version=lp.version if lp else None,
+                    values={
+                        "symbol": symbol,
+                        "qty": s(xq),
+                        "entry_price": s(xp.entry_price) if xp and xq != 0 else None,
+                    },
+                ),
+                payload=(xp.raw or None) if xp else None,
+            )
+        )
+    return findings
+
+
+def diff_balances(
+    local: LocalSnapshot, exchange: ExchangeSnapshot, cfg: DiffConfig
+) -> list[Finding]:
+    if exchange.balances is None:
+        return []
+    mine = {b.currency: b for b in local.balances}
+    theirs = {b.currency: b for b in exchange.balances}
+    zero = Decimal(0)
+    findings = []
+    for currency in sorted(set(mine) | set(theirs)):
+        lb, xb = mine.get(currency), theirs.get(currency)
+        lt = lb.total if lb else zero
+        xt = xb.total if xb else zero
+        if abs(lt - xt) <= cfg.tolerance(currency):
+            continue
+        xfree, xused = (xb.free, xb.used) if xb else (zero, zero)
+        findings.append(
+            Finding(
+                type=BALANCE_MISMATCH,
+                entity=BALANCES,
+                key=currency,
+                detail={
+                    "type": BALANCE_MISMATCH,
+                    "currency": currency,
+                    "local_total": s(lt),
+                    "exchange_total": s(xt),
+                    "detail": f"Difference of {s(abs(xt - lt))}",
+                },
+                local={"free": s(lb.free), "used": s(lb.used), "total": s(lt)} if lb else None,
+                exchange={"free": s(xfree), "used": s(xused), "total": s(xt)},
+                repair=RepairPlan(
+                    kind="balance_set",
+                    target_id=lb.id if lb else None,
+                    expected_version=lb.version if lb else None,
+                    values={
+                        "currency": currency,
+                        "free": s(xfree),
+                        "used": s(xused),
+                        "total": s(xt),
+                    },
+                ),
+                payload=(xb.raw or None) if xb else None,
+            )
+        )
+    return findings
+
+
+def fetch_errors(exchange: ExchangeSnapshot) -> list[Finding]:
+    return [
+        Finding(
+            type=FETCH_ERROR,
+            entity=entity,
+            key=entity,
+            detail={"type": FETCH_ERROR, "entity": entity, "error": message},
+        )
+        for entity, message in sorted(exchange.errors.items())
+    ]
+
+
+def diff(
+    local: LocalSnapshot,
+    exchange: ExchangeSnapshot,
+    cfg: DiffConfig,
+    lookups: Mapping[str, ex.ExchangeOrder | str] | None = None,
+) -> list[Finding]:
+    return [
+        *fetch_errors(exchange),
+        *diff_orders(local, exchange, lookups or {}, cfg),
+        *diff_positions(local, exchange, cfg),
+        *diff_balances(local, exchange, cfg),
+    ]
+
+
+# --- applying plans to a snapshot (dry-run previews and the property test) -----------------
+def apply_plans(local: LocalSnapshot, plans: Iterable[RepairPlan], now: datetime) -> LocalSnapshot:
+    """The local snapshot as it would be after every plan: what the services will write."""
+    orders = {o.client_order_id: o for o in local.orders}
+    by_id = {o.id: o.client_order_id for o in local.orders}
+    positions = {p.symbol: p for p in local.positions}
+    balances = {b.currency: b for b in local.balances}
+    next_id = max([0, *by_id]) + 1
+    for plan in plans:
+        v = plan.values
+        if plan.kind == "order_create":
+            orders[v["client_order_id"]] = LocalOrder(
+                id=next_id,
+                client_order_id=v["client_order_id"],
+                exchange_order_id=v["exchange_order_id"],
+                symbol=v["symbol"],
+                side=v["side"],
+                type=v["type"],
+                quantity=Decimal(v["quantity"]),
+                price=_dec(v["price"]),
+                filled_qty=Decimal(v["filled_qty"]),
+                avg_fill_price=_dec(v["avg_fill_price"]),
+                status=v["status"],
+                updated_at=now,
+                version=1,
+            )
+            next_id += 1
+        elif plan.kind == "order_state":
+            coid = by_id[plan.target_id]
+            o = orders[coid]
+            orders[coid] = replace(
+                o,
+                status=v["status"],
+                filled_qty=Decimal(v["filled_qty"]),
+                avg_fill_price=_dec(v["avg_fill_price"]),
+                exchange_order_id=v["exchange_order_id"] or o.exchange_order_id,
+                updated_at=now,
+                version=o.version + 1,
+            )
+        elif plan.kind == "position_set":
+            old = positions.get(v["symbol"])
+            positions[v["symbol"]] = LocalPosition(
+                id=old.id if old else None,
+                symbol=v["symbol"],
+                qty=Decimal(v["qty"]),
+                entry_price=_dec(v["entry_price"]),
+                version=(old.version + 1) if old else 1,
+            )
+        elif plan.kind == "balance_set":
+            old = balances.get(v["currency"])
+            balances[v["currency"]] = LocalBalance(
+                id=old.id if old else None,
+                currency=v["currency"],
+                free=Decimal(v["free"]),
+                used=Decimal(v["used"]),
+                total=Decimal(v["total"]),
+                version=(old.version + 1) if old else 1,
+            )
+    return LocalSnapshot(
+        orders=list(orders.values()),
+        positions=list(positions.values()),
+        balances=list(balances.values()),
+    )
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)

@@ -1,0 +1,101 @@
+"""Reads for reconciliation: the local snapshot of an account, runs and discrepancies."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Q
+
+from reconciliation.diff import LocalBalance, LocalOrder, LocalPosition, LocalSnapshot
+from reconciliation.models import Discrepancy, ReconciliationRun
+from tradingstate.exchanges.base import ExchangeOrder
+from tradingstate.models import Balance, ExchangeAccount, Instrument, Order, Position
+
+ORDER_FIELDS = (
+    "id",
+    "client_order_id",
+    "exchange_order_id",
+    "symbol",
+    "side",
+    "type",
+    "quantity",
+    "price",
+    "filled_qty",
+    "avg_fill_price",
+    "status",
+    "updated_at",
+    "version",
+)
+IN_CHUNK = 5000
+
+
+def local_snapshot(
+    *, account: ExchangeAccount, exchange_orders: list[ExchangeOrder] | None
+) -> LocalSnapshot:
+    """Active local orders, plus any local order the exchange lists as open (whatever its
+    local status), positions and balances. A fixed number of statements for any size."""
+    orders = {
+        row[0]: LocalOrder(*row)
+        for row in Order.objects.filter(account=account, status__in=Order.ACTIVE_STATUSES)
+        .values_list(*ORDER_FIELDS)
+        .iterator(chunk_size=5000)
+    }
+    if exchange_orders:
+        known_coids = {o.client_order_id for o in orders.values()}
+        known_exids = {o.exchange_order_id for o in orders.values() if o.exchange_order_id}
+        coids = [o.client_order_id for o in exchange_orders if o.client_order_id not in known_coids]
+        exids = [
+            o.exchange_order_id for o in exchange_orders if o.exchange_order_id not in known_exids
+        ]
+        for start in range(0, max(len(coids), len(exids)), IN_CHUNK):
+            q = Q(client_order_id__in=coids[start : start + IN_CHUNK]) | Q(
+                exchange_order_id__in=exids[start : start + IN_CHUNK]
+            )
+            for row in Order.objects.filter(account=account).filter(q).values_list(*ORDER_FIELDS):
+                orders.setdefault(row[0], LocalOrder(*row))
+    positions = [
+        LocalPosition(*row)
+        for row in Position.objects.filter(account=account).values_list(
+            "id", "symbol", "qty", "entry_price", "version"
+        )
+    ]
+    balances = [
+        LocalBalance(*row)
+        for row in Balance.objects.filter(account=account).values_list(
+            "id", "currency", "free", "used", "total", "version"
+        )
+    ]
+    return LocalSnapshot(orders=list(orders.values()), positions=positions, balances=balances)
+
+
+def amount_steps(*, account: ExchangeAccount) -> dict[str, Decimal]:
+    return dict(Instrument.objects.filter(account=account).values_list("symbol", "amount_step"))
+
+
+def run_previous(*, account: ExchangeAccount, before_id: int | None) -> ReconciliationRun | None:
+    qs = ReconciliationRun.objects.filter(
+        account=account,
+        status__in=[ReconciliationRun.Status.COMPLETED, ReconciliationRun.Status.INCOMPLETE],
+    )
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    return qs.order_by("-id").first()
+
+
+def discrepancy_counts_by_key(*, run: ReconciliationRun | None) -> dict[tuple[str, str], int]:
+    if run is None:
+        return {}
+    return {
+        (t, k): n
+        for t, k, n in Discrepancy.objects.filter(run=run).values_list(
+            "type", "key", "consecutive_runs"
+        )
+    }
+
+
+def discrepancy_list_open(*, account: ExchangeAccount):
+    return Discrepancy.objects.filter(account=account, status=Discrepancy.Status.OPEN)
+
+
+def run_list_recent(*, account: ExchangeAccount, limit: int = 50):
+    return ReconciliationRun.objects.filter(account=account).order_by("-id")[:limit]

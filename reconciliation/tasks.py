@@ -1,0 +1,40 @@
+"""django-q2 tasks. They take ids, load, and call the service; safe to deliver twice."""
+
+from __future__ import annotations
+
+import logging
+
+from reconciliation.models import ReconciliationRun
+from reconciliation.services import run_reconciliation
+from tradingstate.models import ExchangeAccount
+
+log = logging.getLogger("reconciliation")
+TASK = "reconciliation.tasks.reconcile_account_task"
+
+
+def reconcile_account_task(account_id: int, trigger: str, run_id: int | None = None) -> str:
+    account = ExchangeAccount.objects.filter(pk=account_id).first()
+    if account is None or not account.enabled:
+        return "account missing or disabled"
+    dry_run = False
+    if run_id is not None:
+        run = ReconciliationRun.objects.filter(pk=run_id).first()
+        if run is not None and run.status in ReconciliationRun.FINISHED_STATUSES:
+            return f"run {run_id} already {run.status}"  # a duplicate delivery
+        dry_run = bool(run and run.dry_run)
+    run = run_reconciliation(account, trigger, dry_run, run_id=run_id)
+    return f"run {run.pk} {run.status}"
+
+
+def enqueue_pass(account_id: int, trigger: str, run_id: int | None = None) -> str:
+    """Hand a pass to the django-q2 cluster (call outside transactions or via on_commit)."""
+    from django_q.tasks import async_task
+
+    return async_task(
+        TASK,
+        account_id,
+        trigger,
+        run_id,
+        task_name=f"reconcile-{account_id}-{trigger}",
+        group="reconciliation",
+    )
