@@ -91,8 +91,8 @@ def test_runbook_pass_repairs_and_audits(account, scenario, caplog):
         "Reconciliation found 3 discrepancies (orders=2 positions=1 balances=0 repairs=3)" in text
     )
     assert (
-        '{"type": "position_mismatch", "symbol": "BTC/USDT", "local_qty": "0.05", "exchange_qty": "0.08", "detail": "Quantity mismatch"}'
-        in text
+        '{"type": "position_mismatch", "symbol": "BTC/USDT", "local_qty": "0.05", '
+        '"exchange_qty": "0.08", "detail": "Quantity mismatch"}' in text
     )
     assert (
         '{"type": "stale_local_order", "client_order_id": "abc123", "local_status": "submitted"}'
