@@ -137,6 +137,7 @@ FAULT_KINDS = (
 class Fault:
     kind: str
     times: int | None = None  # None: every time
+    after: int = 0  # let this many requests through first (fail page 2, ...)
     retry_after: str = "7"
     sleep: float = 2.0
 
@@ -242,6 +243,9 @@ class FakeExchangeServer:
         with self._lock:
             self.requests.append((method, path, query))
             fault = self.faults.get(path)
+            if fault is not None and fault.after > 0:
+                fault.after -= 1
+                fault = None
             if fault is not None and fault.times is not None:
                 fault.times -= 1
                 if fault.times < 0:
@@ -322,6 +326,7 @@ class FakeExchangeServer:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeExchangeServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
 
     def _serve(self) -> None:
         parts = urlsplit(self.path)
