@@ -32,9 +32,7 @@ def status_lines(status: KillSwitchStatus) -> list[str]:
             lines.append(f"  activated by {status.activated_by} at {status.activated_at:%c}")
     else:
         lines = ["Kill switch: INACTIVE"]
-    lines += [
-        f"Account {h.account}: HALTED (reason: {h.reason})" for h in status.halted_accounts
-    ]
+    lines += [f"Account {h.account}: HALTED (reason: {h.reason})" for h in status.halted_accounts]
     return lines
 
 
