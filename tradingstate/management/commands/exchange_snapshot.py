@@ -1,0 +1,131 @@
+"""``exchange_snapshot --account NAME``: the runbook's step 2.
+
+The exchange's open orders, positions and balances beside the local values, symbol by symbol
+and currency by currency; differences are marked ``!=`` (``~`` = within tolerance). A failed
+fetch prints ``error: <class>: <message>`` and the command exits non-zero.
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tradingstate.exchanges import adapter_for
+from tradingstate.exchanges.base import ExchangeError
+from tradingstate.exchanges.snapshot import (
+    LocalOrder,
+    compare_balances,
+    compare_orders,
+    compare_positions,
+    fmt,
+)
+from tradingstate.models import Balance, ExchangeAccount, Instrument, Order, Position
+
+UNKNOWN_ACCOUNT = "unknown account {name!r}; known accounts: {known}"
+
+
+class Command(BaseCommand):
+    help = "Show the exchange's open orders, positions and balances beside the local values."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--account", required=True, help="ExchangeAccount name")
+
+    def handle(self, *args, account: str, **options):
+        acct = ExchangeAccount.objects.filter(name=account).first()
+        if acct is None:
+            known = ", ".join(ExchangeAccount.objects.values_list("name", flat=True)) or "(none)"
+            raise CommandError(UNKNOWN_ACCOUNT.format(name=account, known=known))
+        try:
+            adapter = adapter_for(acct)
+        except ExchangeError as exc:
+            raise CommandError(_error_line(exc)) from None
+        errors: list[str] = []
+        self.stdout.write(
+            f"Exchange snapshot: account {acct.name} ({acct.exchange} {acct.market_type})"
+        )
+        try:
+            self._orders(acct, adapter, errors)
+            self._positions(acct, adapter, errors)
+            self._balances(acct, adapter, errors)
+        finally:
+            adapter.close()
+        if errors:
+            raise CommandError("\n".join(errors))
+
+    # --- sections -------------------------------------------------------------------------
+    def _fetch(self, call, errors: list[str]):
+        try:
+            result = call()
+        except ExchangeError as exc:
+            errors.append(_error_line(exc))
+            self.stdout.write(f"  FETCH FAILED: {_error_line(exc)}")
+            return None
+        if not result.complete:
+            errors.append(f"error: incomplete: {result.note}")
+            self.stdout.write(f"  INCOMPLETE: {result.note}")
+        return result
+
+    def _orders(self, acct, adapter, errors):
+        self.stdout.write("\nOpen orders")
+        result = self._fetch(adapter.fetch_open_orders, errors)
+        if result is None:
+            return
+        local = [
+            LocalOrder(o.client_order_id, o.exchange_order_id, o.symbol, o.side, o.status,
+                       o.quantity, o.filled_qty)
+            for o in Order.objects.filter(account=acct).filter(
+                status__in=Order.ACTIVE_STATUSES
+            ) | Order.objects.filter(
+                account=acct, client_order_id__in=[x.client_order_id for x in result.items]
+            )
+        ]  # fmt: skip
+        header = ("", "client_order_id", "exchange_id", "symbol", "side", "exchange",
+                  "amount", "filled", "local", "quantity", "filled", "note")  # fmt: skip
+        rows = [
+            (r.mark, r.client_order_id or "-", r.exchange_order_id or "-", r.symbol, r.side,
+             r.exchange_status or "-", fmt(r.exchange_amount), fmt(r.exchange_filled),
+             r.local_status or "-", fmt(r.local_quantity), fmt(r.local_filled), r.note)
+            for r in compare_orders(result.items, local)
+        ]  # fmt: skip
+        self._table(header, rows)
+
+    def _positions(self, acct, adapter, errors):
+        self.stdout.write("\nPositions (signed)")
+        result = self._fetch(adapter.fetch_positions, errors)
+        if result is None:
+            return
+        local = dict(Position.objects.filter(account=acct).values_list("symbol", "qty"))
+        steps = dict(Instrument.objects.filter(account=acct).values_list("symbol", "amount_step"))
+        rows = [
+            (r.mark, r.key, fmt(r.exchange), fmt(r.local))
+            for r in compare_positions(result.items, local, steps)
+        ]
+        self._table(("", "symbol", "exchange", "local"), rows)
+
+    def _balances(self, acct, adapter, errors):
+        self.stdout.write("\nBalances (total)")
+        result = self._fetch(adapter.fetch_balances, errors)
+        if result is None:
+            return
+        local = {
+            b.currency: (b.free, b.used, b.total) for b in Balance.objects.filter(account=acct)
+        }
+        rows = [
+            (r.mark, r.key, fmt(r.exchange), fmt(r.local), r.exchange_detail, r.local_detail)
+            for r in compare_balances(result.items, local, acct.tolerance_for)
+        ]
+        self._table(("", "currency", "exchange", "local", "exchange detail", "local detail"), rows)
+
+    def _table(self, header: tuple, rows: list[tuple]) -> None:
+        if not rows:
+            self.stdout.write("  (none on either side)")
+            return
+        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            line = "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            )
+            self.stdout.write(("  " + line).rstrip())
+
+
+def _error_line(exc: ExchangeError) -> str:
+    return f"error: {type(exc).__name__}: {exc}"
