@@ -30,9 +30,24 @@ def make_bot(name: str, *accounts) -> tuple[APIClient, object]:
     return client, result.profile.user
 
 
-def bot_actor(user, response) -> Actor:
-    """The Actor an API write by ``user`` is audited as (correlation id from the request)."""
-    return Actor(type="bot", name=user.username, user_id=user.pk, correlation_id=response.rid)
+def actor_of(user, request_id: str) -> Actor:
+    """The Actor an API write by ``user`` sent with ``X-Request-ID: request_id`` is audited as."""
+    kind = "bot" if hasattr(user, "bot") else "user"
+    return Actor(type=kind, name=user.username, user_id=user.pk, correlation_id=request_id)
+
+
+def assert_error(response, status: int, code: str, fields: set[str] | None = None) -> dict:
+    """The one error shape: {"error", "detail", "fields"} (+ extras such as "reason")."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert {"error", "detail", "fields"} <= set(body), body
+    assert body["error"] == code, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["fields"], dict)
+    if fields is not None:
+        assert set(body["fields"]) == fields, body["fields"]
+    return body
 
 
 def url(account, *parts: str) -> str:
@@ -56,3 +71,10 @@ def order_body(**over) -> dict:
 
 def two_accounts():
     return AccountFactory(name="acct-a"), AccountFactory(name="acct-b")
+
+
+def override_api_config(settings, **changes) -> None:
+    """Replace ``settings.TRADINGSTATE.api`` values for one test (pytest-django ``settings``)."""
+    current = settings.TRADINGSTATE
+    api = current.api.model_copy(update=changes)
+    settings.TRADINGSTATE = current.model_copy(update={"api": api})

@@ -1,0 +1,312 @@
+"""The API's cross-cutting contract: one error shape, strict JSON, body cap, charsets,
+pagination, throttling, JSON errors outside DRF, health, the schema and the docs."""
+
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from tests.api_support import (
+    API,
+    api_cache_table,  # noqa: F401  (session fixture)
+    assert_error,
+    make_bot,
+    order_body,
+    override_api_config,
+    two_accounts,
+    url,
+)
+from tests.factories import PositionFactory, StaffFactory
+from tradingstate.api.parsers import RequestTooLarge, StrictJSONParser
+from tradingstate.models import Order
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_cache_table")]
+
+
+@pytest.fixture
+def setup():
+    a, _b = two_accounts()
+    client, user = make_bot("alpha", a)
+    return a, client, user
+
+
+def post_raw(client, path, raw, content_type="application/json"):
+    return client.generic("POST", path, raw, content_type=content_type)
+
+
+# --- strict JSON -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ('{"quantity": NaN}', "NaN"),
+        ('{"quantity": Infinity}', "Infinity"),
+        ('{"quantity": -Infinity}', "-Infinity"),
+        ('{"a": 1, "a": 2}', "duplicate key"),
+        ("{not json", "JSON parse error"),
+        ('{"q": 1' + "0" * 5000 + "}", "JSON parse error"),
+    ],
+)
+def test_bad_json_is_400_parse_error(setup, raw, needle):
+    a, client, _ = setup
+    body = assert_error(post_raw(client, url(a, "orders"), raw), 400, "parse_error")
+    assert needle in body["detail"]
+
+
+def test_deeply_nested_json_is_400_not_500(setup):
+    a, client, _ = setup
+    for raw in ("[" * 10_000 + "]" * 10_000, '{"a":' * 10_000 + "1" + "}" * 10_000):
+        assert_error(post_raw(client, url(a, "orders"), raw), 400, "parse_error")
+    # moderately nested but parseable: a field error, not a crash
+    response = client.post(url(a, "orders"), order_body(symbol=[[[[[["x"]]]]]]), format="json")
+    assert_error(response, 400, "validation_error")
+
+
+def test_invalid_utf8_is_400(setup):
+    a, client, _ = setup
+    assert_error(post_raw(client, url(a, "orders"), b'{"a": "\xff\xfe"}'), 400, "parse_error")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=bz2_codec",
+        "application/json; charset=utf-16",
+        "application/json; charset=latin-1",
+        "application/json; charset=nonsense",
+    ],
+)
+def test_other_charsets_are_415(setup, content_type):
+    a, client, _ = setup
+    response = post_raw(client, url(a, "orders"), b"BZh91AY&SY", content_type)
+    assert_error(response, 415, "unsupported_media_type")
+    # also on a GET with a query string, which Django would decode with that charset: the
+    # WSGI application answers before Django builds the request
+    status, headers, body = wsgi_get(url(a, "orders"), "status=pending", content_type)
+    assert status.startswith("415") and dict(headers)["Content-Type"] == "application/json"
+    assert json.loads(body)["error"] == "unsupported_media_type"
+
+
+def test_wsgi_guard_outside_the_api_refuses_only_non_text_codecs():
+    status, _, _ = wsgi_get("/admin/", "q=1", "text/html; charset=bz2_codec")
+    assert status.startswith("415")
+    status, _, _ = wsgi_get("/admin/login/", "q=1", "text/html; charset=latin-1")
+    assert status.startswith("200")
+
+
+def wsgi_get(path, query, content_type):
+    from tradingstate.wsgi import application
+
+    captured = {}
+
+    def start_response(status, headers, exc_info=None):
+        captured.update(status=status, headers=headers)
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "CONTENT_TYPE": content_type,
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(),
+    }
+    body = b"".join(application(environ, start_response))
+    return captured["status"], captured["headers"], body
+
+
+def test_utf8_charset_spelled_any_way_is_fine(setup):
+    a, client, _ = setup
+    raw = '{"client_order_id": "c1", "symbol": "BTC/USDT", "side": "buy", "quantity": "1",'
+    raw += ' "price": "1"}'
+    response = post_raw(client, url(a, "orders"), raw, "application/json; charset=UTF-8")
+    assert response.status_code == 201
+
+
+def test_form_bodies_are_415(setup):
+    a, client, _ = setup
+    response = client.post(url(a, "orders"), order_body())  # multipart
+    assert_error(response, 415, "unsupported_media_type")
+
+
+# --- body cap --------------------------------------------------------------------------------
+def test_body_over_the_cap_is_413(setup, settings):
+    a, client, _ = setup
+    override_api_config(settings, max_body_bytes=2048)
+    big = '{"client_order_id": "' + "x" * 4000 + '"}'
+    response = post_raw(client, url(a, "orders"), big)
+    body = assert_error(response, 413, "request_too_large")
+    assert "2048" in body["detail"]
+    small = order_body(reason="x" * 500)
+    assert client.post(url(a, "orders"), small, format="json").status_code == 201
+
+
+def test_default_cap_applies_to_json_bodies(setup, settings):
+    a, client, _ = setup
+    cap = settings.TRADINGSTATE.api.max_body_bytes
+    big = '{"reason": "' + "x" * (cap + 10) + '"}'
+    assert_error(post_raw(client, url(a, "orders"), big), 413, "request_too_large")
+    assert not Order.objects.exists()
+
+
+def test_parser_caps_a_stream_without_content_length(settings):
+    # a chunked body (no Content-Length) is read at most cap + 1 bytes, then refused
+    override_api_config(settings, max_body_bytes=1024)
+    stream = io.BytesIO(b" " * 10_000 + b"{}")
+    with pytest.raises(RequestTooLarge):
+        StrictJSONParser().parse(stream, "application/json", {})
+    assert stream.tell() == 1025
+
+
+def test_parser_reads_exact_decimals():
+    parsed = StrictJSONParser().parse(io.BytesIO(b'{"q": 0.1, "n": 3}'), "application/json", {})
+    assert parsed == {"q": Decimal("0.1"), "n": 3}
+    assert isinstance(parsed["q"], Decimal)
+
+
+# --- pagination ------------------------------------------------------------------------------
+def test_cursor_pagination_newest_first_and_page_size_capped(setup, settings):
+    a, client, _ = setup
+    override_api_config(settings, page_size=2, max_page_size=3)
+    for i in range(5):
+        PositionFactory(account=a, symbol=f"S{i}/USDT")
+    first = client.get(url(a, "positions")).json()
+    assert [r["symbol"] for r in first["results"]] == ["S4/USDT", "S3/USDT"]
+    second = client.get(first["next"]).json()
+    assert [r["symbol"] for r in second["results"]] == ["S2/USDT", "S1/USDT"]
+    capped = client.get(url(a, "positions"), {"page_size": 10**9}).json()
+    assert len(capped["results"]) == 3  # capped at max_page_size, not an error
+
+
+def test_invalid_cursor_is_400(setup):
+    a, client, _ = setup
+    response = client.get(url(a, "positions"), {"cursor": "garbage"})
+    assert_error(response, 400, "validation_error", fields={"cursor"})
+
+
+# --- throttling --------------------------------------------------------------------------------
+def test_bots_are_throttled_in_the_shared_cache(setup, settings):
+    _a, client, _ = setup
+    cache.clear()
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"bot": "3/min"},
+    }
+    for _ in range(3):
+        assert client.get(f"{API}/accounts/").status_code == 200
+    response = client.get(f"{API}/accounts/")
+    assert_error(response, 429, "throttled")
+    assert int(response["Retry-After"]) > 0
+    assert any(key.startswith("throttle_bot_") for key in _cache_keys())
+    staff = APIClient()
+    staff.force_login(StaffFactory(username="alice"))
+    for _ in range(5):
+        assert staff.get(f"{API}/accounts/").status_code == 200
+    cache.clear()
+
+
+def _cache_keys():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cache_key FROM tradingstate_cache")
+        return [row[0].split(":", 2)[-1] for row in cursor.fetchall()]
+
+
+# --- errors outside DRF ------------------------------------------------------------------------
+def test_unknown_api_path_is_json_404(setup):
+    _, client, _ = setup
+    for path in ("/api/v1/nope/", "/api/nothing", "/api/v1/accounts/acct-a/positions//"):
+        assert_error(client.get(path), 404, "not_found")
+
+
+def test_non_api_404_stays_html(client):
+    response = client.get("/definitely-not-here/")
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")
+
+
+def test_crash_is_json_500(setup, monkeypatch):
+    _a, _, user = setup
+    from tradingstate.api.views import accounts
+
+    def boom(self):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(accounts.AccountListApi, "get_queryset", boom)
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(user)
+    body = assert_error(client.get(f"{API}/accounts/"), 500, "server_error")
+    assert "bug" not in body["detail"]
+
+
+def test_method_not_allowed_shape(setup):
+    a, client, _ = setup
+    assert_error(client.delete(url(a, "orders")), 405, "method_not_allowed")
+    assert_error(client.get(url(a, "fills")), 405, "method_not_allowed")
+
+
+# --- health ------------------------------------------------------------------------------------
+def test_health_unauthenticated_has_no_account_detail(setup):
+    _a, _, _ = setup
+    response = APIClient().get(f"{API}/health/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["db"] == "ok" and body["status"] in ("ok", "degraded")
+    assert "accounts" not in body
+    assert "acct-a" not in response.content.decode()
+
+
+def test_health_for_a_bot_lists_its_accounts_and_pass_age(setup):
+    a, client, _ = setup
+    from reconciliation.models import ReconciliationRun, WorkerHeartbeat
+
+    WorkerHeartbeat.objects.create(role="ticker", holder="host:1", beat_at=timezone.now())
+    ReconciliationRun.objects.create(
+        account=a, trigger="schedule", status="completed", finished_at=timezone.now()
+    )
+    body = client.get(f"{API}/health/").json()
+    assert body["status"] == "ok" and body["worker"]["ok"] is True
+    assert body["worker"]["source"] in ("heartbeat", "reconciliation_run")
+    assert [row["name"] for row in body["accounts"]] == ["acct-a"]  # not acct-b
+    assert body["accounts"][0]["last_pass_age_seconds"] is not None
+    assert "host:1" not in str(body)
+
+
+# --- schema and docs -----------------------------------------------------------------------------
+def test_schema_lists_the_contract_paths(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = set(response.json()["paths"])
+    assert {
+        "/api/v1/health/",
+        "/api/v1/accounts/",
+        "/api/v1/accounts/{account}/orders/",
+        "/api/v1/accounts/{account}/orders/{client_order_id}/",
+        "/api/v1/accounts/{account}/orders/{client_order_id}/transition/",
+        "/api/v1/accounts/{account}/orders/bulk-transition/",
+        "/api/v1/accounts/{account}/fills/",
+        "/api/v1/accounts/{account}/positions/",
+        "/api/v1/accounts/{account}/positions/{symbol}/",
+        "/api/v1/accounts/{account}/balances/",
+        "/api/v1/accounts/{account}/balances/{currency}/",
+    } <= paths
+
+
+def test_docs_page_uses_local_static_files_only(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert 'src="http' not in html and 'href="http' not in html and "//cdn" not in html
+
+
+def test_sidecar_assets_are_findable():
+    from django.contrib.staticfiles import finders
+
+    assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
