@@ -123,9 +123,7 @@ class Repair(models.Model):
         DEFERRED = "deferred", "Deferred (row changed since the snapshot)"
         REFUSED = "refused", "Refused"
 
-    discrepancy = models.ForeignKey(
-        Discrepancy, on_delete=models.PROTECT, related_name="repairs"
-    )
+    discrepancy = models.ForeignKey(Discrepancy, on_delete=models.PROTECT, related_name="repairs")
     run = models.ForeignKey(
         ReconciliationRun, on_delete=models.PROTECT, related_name="repairs", null=True
     )

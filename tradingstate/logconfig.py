@@ -20,15 +20,21 @@ _RESERVED = {"type", "level", "logger", "time", "message"}
 class JsonLinesFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         structured = getattr(record, "structured", None)
-        out: dict[str, object] = {}
-        if isinstance(structured, dict):
-            out.update({k: _jsonable(v) for k, v in structured.items()})
-        out.setdefault("time", datetime.fromtimestamp(record.created, tz=UTC).isoformat())
-        out.setdefault("level", record.levelname)
-        out.setdefault("logger", record.name)
-        message = record.getMessage()
-        if not structured or getattr(record, "with_message", False):
-            out["message"] = message
+        fields = {k: _jsonable(v) for k, v in structured.items()} if structured else {}
+        meta = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        if structured and not getattr(record, "with_message", False):
+            # a discrepancy: the object itself first, exactly as the runbook shows it
+            out: dict[str, object] = {
+                **fields,
+                **{k: v for k, v in meta.items() if k not in fields},
+            }
+        else:
+            out = {**meta, "message": record.getMessage()}
+            out.update({k: v for k, v in fields.items() if k not in out})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)

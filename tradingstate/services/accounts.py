@@ -108,3 +108,28 @@ def account_set_enabled(
         reason=reason,
     ).save(force_insert=True)
     return account
+
+
+@transaction.atomic
+def account_recovery_begin(*, account: ExchangeAccount, actor: Actor) -> ExchangeAccount:
+    """Close the account's order gate until its next completed reconciliation pass."""
+    from django.utils import timezone
+
+    account = ExchangeAccount.objects.select_for_update().get(pk=account.pk)
+    before = {
+        "recovery_started_at": None
+        if account.recovery_started_at is None
+        else str(account.recovery_started_at)
+    }
+    account.recovery_started_at = timezone.now()
+    account.save(update_fields=["recovery_started_at", "updated_at"])
+    audit_build(
+        actor=actor,
+        action="account.recovery_begin",
+        target=account,
+        account=account,
+        before=before,
+        after={"recovery_started_at": account.recovery_started_at.isoformat()},
+        reason="restart recovery: orders refused until the first pass completes",
+    ).save(force_insert=True)
+    return account

@@ -1,0 +1,96 @@
+"""``manage.py reconcile [--account NAME | --all] [--dry-run] [--loop]``.
+
+One pass per account, printing the run summary; exit 0 when every pass completed, 1 when
+one failed, 2 when one was incomplete (a fetch failed), 3 when one was skipped (lock held).
+``--loop`` runs the ticker that enqueues passes for the django-q2 cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+
+from django.core.management.base import BaseCommand, CommandError
+
+from reconciliation.models import ReconciliationRun
+from reconciliation.services import run_reconciliation
+from reconciliation.ticker import Ticker
+from tradingstate.models import ExchangeAccount
+
+EXIT_CODES = {
+    ReconciliationRun.Status.COMPLETED: 0,
+    ReconciliationRun.Status.FAILED: 1,
+    ReconciliationRun.Status.INCOMPLETE: 2,
+    ReconciliationRun.Status.SKIPPED: 3,
+}
+
+
+def account_by_name(name: str) -> ExchangeAccount:
+    account = ExchangeAccount.objects.filter(name=name).first()
+    if account is None:
+        known = ", ".join(ExchangeAccount.objects.values_list("name", flat=True)) or "none"
+        raise CommandError(f"--account: no account named {name!r} (known: {known})")
+    return account
+
+
+class Command(BaseCommand):
+    help = "Reconcile accounts against their exchange now, or run the ticker with --loop."
+
+    def add_arguments(self, parser):
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--account", help="the account's name")
+        which.add_argument("--all", action="store_true", help="every enabled account")
+        parser.add_argument("--dry-run", action="store_true", help="find, but repair nothing")
+        parser.add_argument("--loop", action="store_true", help="run the ticker (one leader)")
+        parser.add_argument("--interval", type=int, help="override the interval (seconds)")
+
+    def handle(
+        self, *args, account=None, all=False, dry_run=False, loop=False, interval=None, **options
+    ):
+        if loop:
+            return self._loop(account, interval)
+        if not account and not all:
+            raise CommandError("name an account with --account NAME, or use --all")
+        accounts = (
+            [account_by_name(account)]
+            if account
+            else list(ExchangeAccount.objects.filter(enabled=True))
+        )
+        if account and not accounts[0].enabled:
+            reason = accounts[0].disabled_reason or "disabled"
+            raise CommandError(f"account {account!r} is disabled: {reason}")
+        worst = 0
+        for acct in accounts:
+            run = run_reconciliation(acct, ReconciliationRun.Trigger.MANUAL, dry_run)
+            self.stdout.write(summary(run))
+            worst = max(worst, EXIT_CODES.get(run.status, 1))
+        if worst:
+            raise SystemExit(worst)
+
+    def _loop(self, account: str | None, interval: int | None) -> None:
+        if account:
+            account_by_name(account)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        Ticker(interval_override=interval, accounts=[account] if account else None).run(stop)
+        self.stdout.write("ReconciliationLoop stopped")
+
+
+def summary(run: ReconciliationRun) -> str:
+    head = (
+        f"{run.account.name}: run {run.pk} {run.status}"
+        f"{' (dry run)' if run.dry_run else ''} in {run.duration_ms or 0} ms — "
+        f"{run.discrepancies_found} discrepancies (orders={run.order_discrepancies} "
+        f"positions={run.position_discrepancies} balances={run.balance_discrepancies}), "
+        f"{run.repairs_applied} repairs applied"
+    )
+    lines = [head]
+    if run.repairs_deferred:
+        lines.append(f"  {run.repairs_deferred} repairs deferred (rows changed meanwhile)")
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    for row in run.discrepancies.all().order_by("id"):
+        lines.append(f"  [{row.status}] {json.dumps(row.detail)}")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""The ticker: ``manage.py reconcile --loop``.
+
+django-q2's scheduler wakes about every 30 s and counts whole minutes, so it cannot keep a
+15 s cadence. The ticker does: one leader at a time across hosts (PostgreSQL session advisory
+lock; a file lock on SQLite) enqueues each enabled account's pass every
+``reconciliation_interval_seconds``; the qcluster workers execute them. Overlapping passes
+of one account are still prevented by the account lock in the pass itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from contextlib import ExitStack
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from reconciliation.locks import file_lock, lock_key
+from reconciliation.models import ReconciliationRun, WorkerHeartbeat
+from tradingstate.models import ExchangeAccount
+
+log = logging.getLogger("reconciliation")
+
+LEADER_LOCK = "ticker-leader"
+TICK_SECONDS = 0.25
+HEARTBEAT_SECONDS = 5
+MAX_BACKOFF_FACTOR = 8
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Leadership:
+    """Hold the ticker leadership for as long as this object lives."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self.held = False
+
+    def try_acquire(self) -> bool:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                # Re-entrant within our session: True again while we still hold it, False if
+                # our connection was lost and another host took over. release() unlocks all.
+                cur.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(LEADER_LOCK)])
+                self.held = bool(cur.fetchone()[0])
+            return self.held
+        if not self.held:
+            self.held = self._stack.enter_context(file_lock(LEADER_LOCK))
+            if not self.held:
+                self._stack.close()
+                self._stack = ExitStack()
+        return self.held
+
+    def release(self) -> None:
+        if connection.vendor == "postgresql" and self.held:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock_all()")
+        self._stack.close()
+        self.held = False
+
+
+class Ticker:
+    def __init__(
+        self,
+        *,
+        enqueue=None,
+        interval_override: int | None = None,
+        clock=time.monotonic,
+        accounts: list[str] | None = None,
+    ) -> None:
+        from reconciliation.tasks import enqueue_pass
+
+        self.enqueue = enqueue or enqueue_pass
+        self.interval_override = interval_override
+        self.clock = clock
+        self.accounts = accounts
+        self.next_due: dict[int, float] = {}
+        self.leadership = Leadership()
+        self._last_beat = 0.0
+        self.enqueued: list[tuple[int, str, float]] = []
+
+    def banner(self) -> None:
+        cfg = settings.TRADINGSTATE
+        interval = self.interval_override or cfg.reconciliation_interval_seconds
+        log.info(
+            "ReconciliationLoop started (interval=%ss, auto_repair=%s)",
+            interval,
+            cfg.auto_repair,
+            extra={
+                "structured": {"interval_seconds": interval, "auto_repair": cfg.auto_repair},
+                "with_message": True,
+            },
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        self.banner()
+        announced = False
+        try:
+            while not stop.is_set():
+                close_old_connections()
+                if not self.leadership.try_acquire():
+                    if not announced:
+                        log.info("Ticker standing by: another host leads (%s)", holder_name())
+                        announced = True
+                    self.next_due.clear()  # on taking over, start with a pass for everyone
+                    stop.wait(1.0)
+                    continue
+                if announced or not self.next_due:
+                    log.info("Ticker leading on %s", holder_name())
+                    announced = False
+                self.tick()
+                stop.wait(TICK_SECONDS)
+        finally:
+            self.leadership.release()
+
+    def tick(self) -> None:
+        now = self.clock()
+        qs = ExchangeAccount.objects.filter(enabled=True)
+        if self.accounts:
+            qs = qs.filter(name__in=self.accounts)
+        for account_id, interval in qs.values_list("id", "reconciliation_interval_seconds"):
+            interval = self.interval_override or interval
+            due = self.next_due.get(account_id)
+            if due is None:
+                self._enqueue(account_id, ReconciliationRun.Trigger.STARTUP, now)
+                self.next_due[account_id] = now + interval
+            elif now >= due:
+                delay = self._backoff(account_id, interval)
+                if delay > interval:
+                    self.next_due[account_id] = now + (delay - interval)
+                    continue
+                self._enqueue(account_id, ReconciliationRun.Trigger.SCHEDULE, now)
+                # keep the cadence: the next slot follows the planned one, not the late one
+                self.next_due[account_id] = max(due + interval, now + interval / 2)
+        if now - self._last_beat >= HEARTBEAT_SECONDS:
+            WorkerHeartbeat.objects.update_or_create(
+                role="ticker", defaults={"holder": holder_name(), "beat_at": timezone.now()}
+            )
+            self._last_beat = now
+
+    def _backoff(self, account_id: int, interval: int) -> float:
+        """After incomplete passes (network trouble), wait longer: Retry-After or doubling."""
+        recent = list(
+            ReconciliationRun.objects.filter(account_id=account_id)
+            .exclude(status__in=[ReconciliationRun.Status.SKIPPED, ReconciliationRun.Status.QUEUED])
+            .order_by("-id")
+            .values_list("status", "retry_after_seconds", "finished_at")[:4]
+        )
+        streak = 0
+        for status, _, _ in recent:
+            if status != ReconciliationRun.Status.INCOMPLETE:
+                break
+            streak += 1
+        if not streak:
+            return 0
+        retry_after = recent[0][1] or 0
+        return max(retry_after, interval * min(2**streak, MAX_BACKOFF_FACTOR))
+
+    def _enqueue(self, account_id: int, trigger: str, now: float) -> None:
+        if self._in_flight(account_id):
+            return
+        run = ReconciliationRun.objects.create(
+            account_id=account_id, trigger=trigger, requested_by="system:ticker"
+        )
+        self.enqueue(account_id, trigger, run_id=run.pk)
+        self.enqueued.append((account_id, trigger, now))
+
+    def _in_flight(self, account_id: int) -> bool:
+        """A queued pass not yet picked up: don't pile more behind it (the queue may lag)."""
+        horizon = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
+        stale = ReconciliationRun.objects.filter(
+            account_id=account_id, status=ReconciliationRun.Status.QUEUED, created_at__lt=horizon
+        )
+        stale.update(status=ReconciliationRun.Status.FAILED, error="never picked up by a worker")
+        return ReconciliationRun.objects.filter(
+            account_id=account_id, status=ReconciliationRun.Status.QUEUED
+        ).exists()
