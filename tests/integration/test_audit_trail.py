@@ -19,6 +19,7 @@ AUDITED = {
     "tradingstate.fill",
     "tradingstate.position",
     "tradingstate.balance",
+    "killswitch.killswitch",
 }
 EXEMPT = {
     "tradingstate.auditentry": "the audit trail itself (append-only)",
@@ -27,6 +28,8 @@ EXEMPT = {
     "tradingstate.paperorder": "the simulated exchange's side, not our state of record",
     "tradingstate.paperposition": "the simulated exchange's side, not our state of record",
     "tradingstate.paperbalance": "the simulated exchange's side, not our state of record",
+    "killswitch.killswitchevent": "the kill switch's own append-only history, written beside "
+    "the killswitch.* AuditEntry in the same transaction",
 }
 THIRD_PARTY = {"admin", "auth", "contenttypes", "sessions", "django_q", "knox"}
 
