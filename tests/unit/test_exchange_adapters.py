@@ -1,0 +1,173 @@
+"""CcxtExchange construction and parsing without a network."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import ccxt
+import pytest
+
+from tradingstate.exchanges import adapter_for
+from tradingstate.exchanges.base import (
+    CANCELED,
+    CLOSED,
+    OPEN,
+    BadExchangeResponse,
+    ConfigurationError,
+    MissingCredentials,
+)
+from tradingstate.exchanges.ccxt import (
+    CcxtExchange,
+    deep_merge,
+    local_order_type,
+    step_from_precision,
+    to_decimal,
+)
+from tradingstate.models import ExchangeAccount
+
+SECRET = "unit-secret-value-xyz"
+
+
+def _account(**fields) -> ExchangeAccount:
+    defaults = {"name": "unit", "exchange": "binance", "market_type": "swap"}
+    return ExchangeAccount(**{**defaults, **fields})
+
+
+def test_unknown_exchange_id_is_a_configuration_error_naming_it():
+    with pytest.raises(ConfigurationError, match="'notanexchange'"):
+        adapter_for(_account(exchange="notanexchange"))
+
+
+def test_missing_variable_is_named_and_no_request_is_made(monkeypatch):
+    monkeypatch.delenv("UNIT_KEY", raising=False)
+    with pytest.raises(MissingCredentials, match="UNIT_KEY"):
+        CcxtExchange(_account(api_key_env="UNIT_KEY"))
+
+
+def test_constructor_config(monkeypatch):
+    # given
+    monkeypatch.setenv("UNIT_KEY", "k")
+    monkeypatch.setenv("UNIT_SECRET", SECRET)
+    account = _account(
+        api_key_env="UNIT_KEY",
+        secret_env="UNIT_SECRET",
+        ccxt_options={"urls": {"api": {"fapiPrivate": "http://127.0.0.1:9/fapi/v1"}},
+                      "options": {"recvWindow": 5000}},
+    )  # fmt: skip
+    # when
+    exchange = CcxtExchange(account)._exchange
+    # then
+    assert exchange.enableRateLimit is True
+    assert exchange.timeout == 10_000
+    assert exchange.options["defaultType"] == "swap"
+    assert exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] is False
+    assert exchange.options["recvWindow"] == 5000
+    assert exchange.urls["api"]["fapiPrivate"] == "http://127.0.0.1:9/fapi/v1"
+    assert exchange.urls["api"]["fapiPublic"].startswith("https://fapi.binance.com")  # deep merge
+    assert (exchange.apiKey, exchange.secret) == ("k", SECRET)
+
+
+def test_sandbox_mode_switches_to_test_urls():
+    exchange = CcxtExchange(_account(sandbox=True))._exchange
+    assert exchange.isSandboxModeEnabled
+    assert "testnet" in exchange.urls["api"]["fapiPublic"]
+
+
+def test_sandbox_keeps_explicit_url_overrides():
+    options = {"urls": {"api": {"fapiPublic": "http://127.0.0.1:9/fapi/v1"}}}
+    exchange = CcxtExchange(_account(sandbox=True, ccxt_options=options))._exchange
+    assert exchange.urls["api"]["fapiPublic"] == "http://127.0.0.1:9/fapi/v1"
+
+
+def test_redaction_of_secrets_and_signatures(monkeypatch):
+    monkeypatch.setenv("UNIT_SECRET", SECRET)
+    adapter = CcxtExchange(_account(secret_env="UNIT_SECRET"))
+    text = adapter.redact(f"GET /x?timestamp=1&signature=abcdef {SECRET}")
+    assert SECRET not in text and "abcdef" not in text
+
+
+def test_deep_merge_does_not_touch_inputs():
+    base = {"a": {"b": 1, "c": 2}}
+    assert deep_merge(base, {"a": {"c": 3}, "d": 4}) == {"a": {"b": 1, "c": 3}, "d": 4}
+    assert base == {"a": {"b": 1, "c": 2}}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.1, D("0.1")), (0.009, D("0.009")), ("1e-8", D("0.00000001")), (3, D(3)), (None, None)],
+)
+def test_to_decimal_goes_through_str(value, expected):
+    assert to_decimal(value) == expected
+
+
+@pytest.mark.parametrize("value", ["abc", float("nan"), float("inf")])
+def test_to_decimal_rejects_garbage(value):
+    with pytest.raises(BadExchangeResponse):
+        to_decimal(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "mode", "expected"),
+    [
+        (0.001, ccxt.TICK_SIZE, D("0.001")),
+        (1e-05, ccxt.TICK_SIZE, D("0.00001")),
+        (3, ccxt.DECIMAL_PLACES, D("0.001")),
+        (0, ccxt.DECIMAL_PLACES, D("1")),
+        (4, ccxt.SIGNIFICANT_DIGITS, D("0")),
+        (None, ccxt.TICK_SIZE, D("0")),
+    ],
+)
+def test_step_from_precision(value, mode, expected):
+    assert step_from_precision(value, mode) == expected
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ({"type": "limit", "info": {"type": "LIMIT_MAKER"}}, "limit"),
+        ({"type": "limit", "info": {"type": "STOP_LOSS_LIMIT"}}, "stop_limit"),
+        ({"type": "market", "info": {"type": "TAKE_PROFIT"}}, "take_profit"),
+        ({"type": "limit", "info": {"type": "STOP", "avgPrice": "0"}}, "stop_limit"),
+        ({"type": "market", "info": {"type": "STOP_MARKET", "avgPrice": "0"}}, "stop"),
+        ({"type": "market", "info": {"type": "TRAILING_STOP_MARKET", "avgPrice": "0"}},
+         "trailing_stop"),
+        ({"type": "limit", "info": {"orderType": "Limit", "stopOrderType": "TakeProfit"}},
+         "take_profit_limit"),
+        ({"type": "market", "info": {"orderType": "Market", "stopOrderType": "StopLoss"}}, "stop"),
+        ({"type": "market", "info": {"orderType": "Market", "stopOrderType": "TrailingStop"}},
+         "trailing_stop"),
+        ({"type": "market", "info": {"orderType": "Market", "stopOrderType": ""}}, "market"),
+        ({"type": "limit", "triggerPrice": 5.0, "info": {}}, "stop_limit"),
+        ({"type": "iceberg", "info": {}}, "other"),
+    ],
+)  # fmt: skip
+def test_local_order_type(order, expected):
+    assert local_order_type(order, "binance") == expected
+
+
+def _ccxt_order(**overrides) -> dict:
+    order = {"id": "1", "symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": 1.0,
+             "filled": 0.0, "remaining": 1.0, "price": 100.0, "average": None,
+             "status": "open", "timestamp": 1700000000000, "info": {}}  # fmt: skip
+    return {**order, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("status", "filled", "expected"),
+    [
+        ("open", 0.3, OPEN),
+        ("closed", 1.0, CLOSED),
+        ("closed", 0.4, CANCELED),  # part-filled then cancelled (Bybit PartiallyFilledCanceled)
+        ("canceled", 0.0, CANCELED),
+    ],
+)
+def test_order_status_mapping(status, filled, expected):
+    adapter = CcxtExchange(_account(exchange="bybit"))
+    order = adapter._order(_ccxt_order(status=status, filled=filled))
+    assert (order.status, order.filled) == (expected, D(str(filled)))
+
+
+def test_unknown_order_status_is_a_bad_response():
+    adapter = CcxtExchange(_account(exchange="bybit"))
+    with pytest.raises(BadExchangeResponse, match="weird"):
+        adapter._order(_ccxt_order(status="weird"))
