@@ -20,8 +20,12 @@ AUDITED = {
     "tradingstate.position",
     "tradingstate.balance",
     "killswitch.killswitch",
+    "reconciliation.discrepancy",
 }
 EXEMPT = {
+    "reconciliation.reconciliationrun": "the record of a pass itself; its repairs are audited",
+    "reconciliation.repair": "the record of a repair; the repaired row's AuditEntry says it",
+    "reconciliation.workerheartbeat": "liveness bookkeeping, no trading state",
     "tradingstate.auditentry": "the audit trail itself (append-only)",
     "tradingstate.instrument": "market metadata copied from the exchange; not trading state",
     "tradingstate.botprofile": "credentials/grants; user management is Django auth's concern",
