@@ -78,3 +78,13 @@ def override_api_config(settings, **changes) -> None:
     current = settings.TRADINGSTATE
     api = current.api.model_copy(update=changes)
     settings.TRADINGSTATE = current.model_copy(update={"api": api})
+
+
+def wsgi_app():
+    """A fresh WSGI application as ``tradingstate.wsgi`` builds it, created inside the test so
+    its middleware reads the test's settings (plain HTTP)."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from tradingstate.api.wsgi import refuse_unusable_charsets
+
+    return refuse_unusable_charsets(WSGIHandler())

@@ -19,6 +19,7 @@ from tests.api_support import (
     override_api_config,
     two_accounts,
     url,
+    wsgi_app,
 )
 from tests.factories import PositionFactory, StaffFactory
 from tradingstate.api.parsers import RequestTooLarge, StrictJSONParser
@@ -98,8 +99,7 @@ def test_wsgi_guard_outside_the_api_refuses_only_non_text_codecs():
 
 
 def wsgi_get(path, query, content_type):
-    from tradingstate.wsgi import application
-
+    application = wsgi_app()
     captured = {}
 
     def start_response(status, headers, exc_info=None):

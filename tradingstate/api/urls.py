@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tradingstate.api.views import accounts, books, health, orders
+from tradingstate.api.views import accounts, books, health, orders, reconciliations
 
 app_name = "api"
 
@@ -35,4 +35,14 @@ urlpatterns = [
     path(f"{ACCOUNT}positions/<path:symbol>/", books.PositionSetApi.as_view(), name="position"),
     path(f"{ACCOUNT}balances/", books.BalanceListApi.as_view(), name="balance-list"),
     path(f"{ACCOUNT}balances/<str:currency>/", books.BalanceSetApi.as_view(), name="balance"),
+    path(
+        f"{ACCOUNT}reconciliations/",
+        reconciliations.ReconciliationListTriggerApi.as_view(),
+        name="reconciliation-list",
+    ),
+    path(
+        f"{ACCOUNT}discrepancies/",
+        reconciliations.DiscrepancyListApi.as_view(),
+        name="discrepancy-list",
+    ),
 ]

@@ -1,0 +1,138 @@
+"""Reconciliation runs and discrepancies over the API."""
+
+import pytest
+
+from reconciliation.models import Discrepancy, ReconciliationRun
+from tests.api_support import (
+    api_cache_table,  # noqa: F401  (session fixture)
+    assert_error,
+    make_bot,
+    override_api_config,
+    two_accounts,
+    url,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_cache_table")]
+
+
+@pytest.fixture
+def setup():
+    a, b = two_accounts()
+    client, user = make_bot("alpha", a)
+    return a, b, client, user
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Record what would be handed to the django-q2 cluster instead of enqueueing it."""
+    calls = []
+    monkeypatch.setattr(
+        "reconciliation.tasks.enqueue_pass",
+        lambda account_id, trigger, run_id=None: calls.append((account_id, trigger, run_id)),
+    )
+    return calls
+
+
+@pytest.fixture
+def sync_worker(monkeypatch):
+    """django-q2 in sync mode: the enqueued pass runs in-process at commit."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+def test_trigger_queues_a_run_and_returns_its_id(
+    setup, enqueued, django_capture_on_commit_callbacks
+):
+    a, _, client, user = setup
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url(a, "reconciliations"), {}, format="json")
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    run = ReconciliationRun.objects.get(pk=body["id"])
+    assert body["status"] == "queued" and body["trigger"] == "api"
+    assert run.requested_by == user.username and run.account == a
+    assert enqueued == [(a.pk, "api", run.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_trigger_with_wait_runs_the_pass(setup, sync_worker, settings):
+    # real commits: the pass is handed to the (sync) worker while the request waits
+    a, _, client, _ = setup
+    override_api_config(settings, reconcile_wait_seconds=10)
+    response = client.post(url(a, "reconciliations") + "?wait=true", {}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] in ("completed", "incomplete", "failed")
+    assert response.json()["finished_at"] is not None
+
+
+def test_trigger_wait_times_out_with_202(setup, enqueued, settings):
+    a, _, client, _ = setup
+    override_api_config(settings, reconcile_wait_seconds=1)
+    response = client.post(url(a, "reconciliations") + "?wait=true", {}, format="json")
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+
+
+def test_trigger_bad_input(setup, enqueued):
+    a, _, client, _ = setup
+    endpoint = url(a, "reconciliations")
+    body = assert_error(
+        client.post(endpoint + "?wait=maybe", {}, format="json"), 400, "validation_error"
+    )
+    assert "wait" in body["fields"]
+    assert_error(
+        client.post(endpoint, {"trigger": "schedule"}, format="json"),
+        400,
+        "validation_error",
+        fields={"trigger"},
+    )
+    assert not ReconciliationRun.objects.exists()
+
+
+def test_list_runs_and_bola(setup):
+    a, b, client, _ = setup
+    ReconciliationRun.objects.create(account=a, trigger="schedule", status="completed")
+    ReconciliationRun.objects.create(account=b, trigger="schedule", status="completed")
+    rows = client.get(url(a, "reconciliations")).json()["results"]
+    assert [r["account"] for r in rows] == ["acct-a"]
+    assert_error(client.get(url(b, "reconciliations")), 404, "not_found")
+    assert_error(client.post(url(b, "reconciliations"), {}, format="json"), 404, "not_found")
+    assert_error(client.get(url(b, "discrepancies")), 404, "not_found")
+
+
+def test_discrepancies_filters(setup):
+    a, b, client, _ = setup
+    run = ReconciliationRun.objects.create(account=a, trigger="schedule", status="completed")
+
+    def make(type_, key, status="open", persistent=False, account=a, run=run):
+        return Discrepancy.objects.create(
+            run=run,
+            account=account,
+            type=type_,
+            entity="orders",
+            key=key,
+            status=status,
+            persistent=persistent,
+            local_value={"qty": "0.05"},
+            detail={"symbol": key},
+        )
+
+    make("position_mismatch", "BTC/USDT", persistent=True)
+    make("stale_local_order", "abc123", status="repaired")
+    make("missing_local_order", "def456")
+    other_run = ReconciliationRun.objects.create(account=b, trigger="schedule")
+    make("position_mismatch", "ETH/USDT", account=b, run=other_run)
+
+    def keys(query):
+        response = client.get(url(a, "discrepancies"), query)
+        assert response.status_code == 200, response.json()
+        return [row["key"] for row in response.json()["results"]]
+
+    assert keys({}) == ["def456", "abc123", "BTC/USDT"]
+    assert keys({"type": "position_mismatch"}) == ["BTC/USDT"]
+    assert keys({"status": "open"}) == ["def456", "BTC/USDT"]
+    assert keys({"persistent": "true"}) == ["BTC/USDT"]
+    assert keys({"persistent": "false", "status": "open"}) == ["def456"]
+    row = client.get(url(a, "discrepancies"), {"type": "position_mismatch"}).json()["results"][0]
+    assert row["local_value"] == {"qty": "0.05"} and row["run"] == run.pk
+    assert_error(client.get(url(a, "discrepancies"), {"type": "nope"}), 400, "validation_error")
