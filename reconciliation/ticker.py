@@ -83,6 +83,7 @@ class Ticker:
         self.clock = clock
         self.accounts = accounts
         self.next_due: dict[int, float] = {}
+        self.backed_off: dict[int, int | None] = {}
         self.leadership = Leadership()
         self._last_beat = 0.0
         self.enqueued: list[tuple[int, str, float]] = []
@@ -133,8 +134,10 @@ class Ticker:
                 self._enqueue(account_id, ReconciliationRun.Trigger.STARTUP, now)
                 self.next_due[account_id] = now + interval
             elif now >= due:
-                delay = self._backoff(account_id, interval)
-                if delay > interval:
+                last_run, delay = self._backoff(account_id, interval)
+                if delay > interval and self.backed_off.get(account_id) != last_run:
+                    # wait once per incomplete pass, then try again
+                    self.backed_off[account_id] = last_run
                     self.next_due[account_id] = now + (delay - interval)
                     continue
                 self._enqueue(account_id, ReconciliationRun.Trigger.SCHEDULE, now)
@@ -146,23 +149,23 @@ class Ticker:
             )
             self._last_beat = now
 
-    def _backoff(self, account_id: int, interval: int) -> float:
+    def _backoff(self, account_id: int, interval: int) -> tuple[int | None, float]:
         """After incomplete passes (network trouble), wait longer: Retry-After or doubling."""
         recent = list(
             ReconciliationRun.objects.filter(account_id=account_id)
             .exclude(status__in=[ReconciliationRun.Status.SKIPPED, ReconciliationRun.Status.QUEUED])
             .order_by("-id")
-            .values_list("status", "retry_after_seconds", "finished_at")[:4]
+            .values_list("id", "status", "retry_after_seconds")[:4]
         )
         streak = 0
-        for status, _, _ in recent:
+        for _, status, _ in recent:
             if status != ReconciliationRun.Status.INCOMPLETE:
                 break
             streak += 1
         if not streak:
-            return 0
-        retry_after = recent[0][1] or 0
-        return max(retry_after, interval * min(2**streak, MAX_BACKOFF_FACTOR))
+            return None, 0
+        retry_after = recent[0][2] or 0
+        return recent[0][0], max(retry_after, interval * min(2**streak, MAX_BACKOFF_FACTOR))
 
     def _enqueue(self, account_id: int, trigger: str, now: float) -> None:
         if self._in_flight(account_id):
