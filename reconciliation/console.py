@@ -1,0 +1,314 @@
+"""The admin console dashboard: every account's reconciliation health on one page.
+
+``console_rows`` reads everything in a fixed number of queries (independent of the number of
+accounts); ``discrepancy_chart_svg`` is a pure function turning run points into a small
+server-rendered SVG (no JavaScript, no CDN). ``console_view`` is mounted at
+``/admin/console/`` by ``reconciliation.admin``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from html import escape
+from urllib.parse import urlencode
+
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+
+from killswitch.selectors import KillSwitchStatus, killswitch_state
+from reconciliation.models import Discrepancy, ReconciliationRun
+from tradingstate.models import ExchangeAccount
+
+CHART_HOURS = 24
+CHART_BUCKETS = 96  # 15-minute columns over 24 hours
+PASS_STATUSES = (
+    ReconciliationRun.Status.COMPLETED,
+    ReconciliationRun.Status.INCOMPLETE,
+    ReconciliationRun.Status.FAILED,
+)
+
+
+# --- the chart (pure) ------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunPoint:
+    """One finished pass: when, how many discrepancies, and its status."""
+
+    at: datetime
+    discrepancies: int
+    status: str = ReconciliationRun.Status.COMPLETED
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    passes: int = 0
+    worst: int = 0  # the most discrepancies one pass in this bucket found
+    failed: int = 0  # passes that failed or were incomplete
+
+
+def chart_buckets(
+    points: Iterable[RunPoint], *, now: datetime, hours: int = CHART_HOURS, buckets: int = 96
+) -> list[Bucket]:
+    """Group passes into ``buckets`` equal time columns over the last ``hours`` before ``now``.
+    Points outside the window are ignored."""
+    span = timedelta(hours=hours)
+    start = now - span
+    width = span / buckets
+    passes = [0] * buckets
+    worst = [0] * buckets
+    failed = [0] * buckets
+    for p in points:
+        if p.at < start or p.at > now:
+            continue
+        i = min(int((p.at - start) / width), buckets - 1)
+        passes[i] += 1
+        worst[i] = max(worst[i], p.discrepancies)
+        if p.status != ReconciliationRun.Status.COMPLETED:
+            failed[i] += 1
+    return [
+        Bucket(start=start + width * i, passes=passes[i], worst=worst[i], failed=failed[i])
+        for i in range(buckets)
+    ]
+
+
+def discrepancy_chart_svg(
+    points: Iterable[RunPoint],
+    *,
+    now: datetime,
+    hours: int = CHART_HOURS,
+    buckets: int = CHART_BUCKETS,
+    width: int = 480,
+    height: int = 90,
+    label: str = "Discrepancies per pass",
+) -> str:
+    """An SVG bar chart of discrepancies per pass over the last ``hours``.
+
+    One column per time bucket: its height is the worst pass in the bucket (most
+    discrepancies), red when any pass found some, green for clean passes (a thin bar), grey
+    tick for failed/incomplete passes; no pass in a bucket leaves a gap. Every text is escaped.
+    """
+    cols = chart_buckets(points, now=now, hours=hours, buckets=buckets)
+    top = max((b.worst for b in cols), default=0)
+    scale_max = max(top, 1)
+    left, bottom, pad_top = 28, 16, 6
+    plot_w, plot_h = width - left - 4, height - bottom - pad_top
+    col_w = plot_w / buckets
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="discrepancy-chart" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(label)}, last {hours} hours, max {top}">',
+        f"<title>{escape(label)} (last {hours} h)</title>",
+        f'<rect x="{left}" y="{pad_top}" width="{plot_w}" height="{plot_h}" fill="#f8f8f8" '
+        'stroke="#ddd"/>',
+        f'<text x="{left - 4}" y="{pad_top + 8}" font-size="9" text-anchor="end" '
+        f'fill="#666">{top}</text>',
+        f'<text x="{left - 4}" y="{pad_top + plot_h}" font-size="9" text-anchor="end" '
+        'fill="#666">0</text>',
+    ]
+    for i, b in enumerate(cols):
+        if not b.passes:
+            continue
+        x = left + i * col_w
+        if b.worst:
+            h = max(plot_h * b.worst / scale_max, 2.0)
+            colour = "#ba2121"
+        else:
+            h = 2.0
+            colour = "#3c9a5f"
+        y = pad_top + plot_h - h
+        tip = (
+            f"{timezone.localtime(b.start):%H:%M}: worst pass {b.worst} discrepancies "
+            f"({b.passes} passes{f', {b.failed} failed/incomplete' if b.failed else ''})"
+        )
+        parts.append(
+            f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(col_w - 1, 1):.1f}" '
+            f'height="{h:.1f}" fill="{colour}"><title>{escape(tip)}</title></rect>'
+        )
+        if b.failed:
+            parts.append(
+                f'<rect class="failed" x="{x:.1f}" y="{pad_top + plot_h + 1}" '
+                f'width="{max(col_w - 1, 1):.1f}" height="3" fill="#999"/>'
+            )
+    axis_y = height - 3
+    for frac, text in ((0, f"-{hours}h"), (0.5, f"-{hours // 2}h"), (1, "now")):
+        anchor = "start" if frac == 0 else "end" if frac == 1 else "middle"
+        parts.append(
+            f'<text x="{left + plot_w * frac:.1f}" y="{axis_y}" font-size="9" '
+            f'text-anchor="{anchor}" fill="#666">{escape(text)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --- the data (bounded queries) ------------------------------------------------------------
+@dataclass
+class TypeCount:
+    type: str
+    label: str
+    count: int
+    url: str
+
+
+@dataclass
+class AccountRow:
+    account: ExchangeAccount
+    last_run_id: int | None
+    last_run_status: str | None
+    last_run_at: datetime | None
+    age_seconds: int | None
+    open_total: int = 0
+    persistent: int = 0
+    by_type: list[TypeCount] = field(default_factory=list)
+    halted: bool = False
+    halt_reason: str = ""
+    chart: str = ""
+    links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def last_run_status_label(self) -> str:
+        if self.last_run_status is None:
+            return "never"
+        return ReconciliationRun.Status(self.last_run_status).label
+
+    @property
+    def overdue(self) -> bool:
+        """No pass for three intervals: the worker may be down."""
+        interval = self.account.reconciliation_interval_seconds
+        return self.account.enabled and (
+            self.age_seconds is None or self.age_seconds > 3 * interval
+        )
+
+
+@dataclass
+class Console:
+    rows: list[AccountRow]
+    killswitch: KillSwitchStatus
+    now: datetime
+    totals: dict[str, int]
+
+
+def _changelist(model: str, **params) -> str:
+    url = reverse(f"admin:reconciliation_{model}_changelist")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def console_rows(*, now: datetime | None = None) -> Console:
+    """Everything the dashboard shows, in five queries whatever the number of accounts."""
+    now = now or timezone.now()
+    last = ReconciliationRun.objects.filter(
+        account=OuterRef("pk"), status__in=ReconciliationRun.FINISHED_STATUSES
+    ).order_by("-id")
+    accounts = list(
+        ExchangeAccount.objects.annotate(
+            last_run_id=Subquery(last.values("id")[:1]),
+            last_run_status=Subquery(last.values("status")[:1]),
+            last_run_at=Subquery(last.values("finished_at")[:1]),
+        ).order_by("name")
+    )
+    counts: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for account_id, typ, n, persistent in (
+        Discrepancy.objects.filter(status=Discrepancy.Status.OPEN)
+        .values("account_id", "type")
+        .annotate(n=Count("id"), p=Count("id", filter=Q(persistent=True)))
+        .values_list("account_id", "type", "n", "p")
+        .order_by()
+    ):
+        counts[account_id][typ] = (n, persistent)
+    points: dict[int, list[RunPoint]] = defaultdict(list)
+    for account_id, at, found, status in (
+        ReconciliationRun.objects.filter(
+            created_at__gte=now - timedelta(hours=CHART_HOURS), status__in=PASS_STATUSES
+        )
+        .values_list("account_id", "created_at", "discrepancies_found", "status")
+        .order_by()
+        .iterator(chunk_size=5000)
+    ):
+        points[account_id].append(RunPoint(at=at, discrepancies=found, status=status))
+    state = killswitch_state()
+    halted = {h.account: h for h in state.halted_accounts}
+    labels = dict(Discrepancy.Type.choices)
+    rows = []
+    totals = {"open": 0, "persistent": 0, "halted": len(halted), "disabled": 0}
+    for account in accounts:
+        mine = counts.get(account.pk, {})
+        row = AccountRow(
+            account=account,
+            last_run_id=account.last_run_id,
+            last_run_status=account.last_run_status,
+            last_run_at=account.last_run_at,
+            age_seconds=int((now - account.last_run_at).total_seconds())
+            if account.last_run_at
+            else None,
+            open_total=sum(n for n, _ in mine.values()),
+            persistent=sum(p for _, p in mine.values()),
+            halted=account.name in halted,
+            halt_reason=halted[account.name].reason if account.name in halted else "",
+            chart=mark_safe(  # noqa: S308 -- built by discrepancy_chart_svg, every text escaped
+                discrepancy_chart_svg(points.get(account.pk, []), now=now)
+            ),
+        )
+        base = {"account__id__exact": account.pk}
+        open_filter = {**base, "status__exact": Discrepancy.Status.OPEN}
+        row.by_type = [
+            TypeCount(
+                type=typ,
+                label=labels.get(typ, typ),
+                count=n,
+                url=_changelist("discrepancy", **open_filter, type__exact=typ),
+            )
+            for typ, (n, _) in sorted(mine.items())
+        ]
+        row.links = {
+            "open": _changelist("discrepancy", **open_filter),
+            "persistent": _changelist("discrepancy", **open_filter, persistent__exact=1),
+            "runs": _changelist("reconciliationrun", **base),
+            "run": reverse("admin:reconciliation_reconciliationrun_change", args=[row.last_run_id])
+            if row.last_run_id
+            else "",
+            "account": reverse("admin:tradingstate_exchangeaccount_change", args=[account.pk]),
+            "audit": reverse("admin:tradingstate_auditentry_changelist")
+            + f"?account__id__exact={account.pk}",
+        }
+        totals["open"] += row.open_total
+        totals["persistent"] += row.persistent
+        totals["disabled"] += 0 if account.enabled else 1
+        rows.append(row)
+    return Console(rows=rows, killswitch=state, now=now, totals=totals)
+
+
+def console_view(request, *, site):
+    """GET /admin/console/ (staff only, through ``site.admin_view``)."""
+    user = request.user
+    context = {
+        **site.each_context(request),
+        "title": "Reconciliation console",
+        "console": console_rows(),
+        "can_reconcile": user.has_perm("tradingstate.reconcile_account"),
+        "can_halt": user.has_perm("tradingstate.halt_account"),
+        "can_resume": user.has_perm("killswitch.deactivate_killswitch"),
+        "accounts_url": reverse("admin:tradingstate_exchangeaccount_changelist"),
+        "open_url": _changelist("discrepancy", status__exact=Discrepancy.Status.OPEN),
+        "persistent_url": _changelist(
+            "discrepancy", status__exact=Discrepancy.Status.OPEN, persistent__exact=1
+        ),
+        "killswitch_url": reverse("admin:killswitch_killswitch_control"),
+    }
+    request.current_app = site.name
+    return TemplateResponse(request, "admin/console.html", context)
+
+
+def last_exchange_value(*, account_id: int, type: str, key: str) -> dict | None:
+    """The exchange's value in the newest discrepancy of this type and key (for the
+    correction forms), or None when reconciliation never reported one."""
+    return (
+        Discrepancy.objects.filter(account_id=account_id, type=type, key=key)
+        .order_by("-id")
+        .values("exchange_value", "created_at", "run_id")
+        .first()
+    )

@@ -1,0 +1,83 @@
+"""Console forms: a required reason, and the position/balance corrections.
+
+Decimals are parsed with ``tradingstate.amounts.parse_amount`` (the services' own parser), so a
+bad number is reported against its field and nothing is written. The rules themselves (reason
+required, version check, balance arithmetic) stay in the services.
+"""
+
+from __future__ import annotations
+
+from django import forms
+
+from tradingstate.amounts import parse_amount
+from tradingstate.errors import ValidationFailed
+from tradingstate.services.audit import REASON_REQUIRED
+
+REASON_WIDGET = forms.Textarea(attrs={"rows": 3, "cols": 60})
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=REASON_WIDGET,
+        error_messages={"required": REASON_REQUIRED},
+        help_text="Recorded in the audit trail with your name.",
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError(REASON_REQUIRED)
+        return reason
+
+
+def _amount(form: forms.Form, name: str, **rules):
+    """The field's text as a Decimal (None when blank), or a form error naming the field."""
+    raw = form.cleaned_data.get(name, "")
+    if raw in ("", None):
+        return None
+    try:
+        return parse_amount(raw.strip(), name, **rules)
+    except ValidationFailed as exc:
+        raise forms.ValidationError(
+            f"{name}: {'; '.join(exc.fields.get(name, [exc.message]))}"
+        ) from None
+
+
+def amount_field(label: str, *, required: bool = False, help_text: str = "") -> forms.CharField:
+    # text, not DecimalField: parse_amount owns the rules (18 places, no NaN, no float)
+    return forms.CharField(
+        label=label,
+        required=required,
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"size": 30, "inputmode": "decimal", "autocomplete": "off"}),
+    )
+
+
+class PositionCorrectForm(ReasonForm):
+    qty = amount_field("New quantity", required=True, help_text="Signed: long > 0, short < 0.")
+    entry_price = amount_field("Entry price", help_text="Optional.")
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    field_order = ("qty", "entry_price", "reason", "version")
+
+    def clean_qty(self):
+        return _amount(self, "qty")
+
+    def clean_entry_price(self):
+        return _amount(self, "entry_price", non_negative=True)
+
+
+class BalanceCorrectForm(ReasonForm):
+    free = amount_field("Free", help_text="Blank: total - used.")
+    used = amount_field("Used", help_text="Blank: 0.")
+    total = amount_field("Total", help_text="Blank: free + used.")
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    field_order = ("free", "used", "total", "reason", "version")
+
+    def clean_free(self):
+        return _amount(self, "free")
+
+    def clean_used(self):
+        return _amount(self, "used", non_negative=True)
+
+    def clean_total(self):
+        return _amount(self, "total")
