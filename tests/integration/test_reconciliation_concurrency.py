@@ -1,0 +1,69 @@
+"""Two passes of one account at once: one runs, the other is recorded as skipped."""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from reconciliation.locks import file_lock
+from reconciliation.models import ReconciliationRun, Repair
+from reconciliation.services import run_reconciliation
+from tests.factories import AccountFactory, OrderFactory, PositionFactory
+from tests.fakes.memory import MemoryExchange
+from tests.pg import requires_postgres
+from tradingstate.models import AuditEntry, Order
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_second_concurrent_pass_is_skipped_no_duplicate_repairs():
+    # given: a drifted account and a venue that holds the first pass inside its fetch
+    account = AccountFactory(name="race")
+    OrderFactory(account=account, client_order_id="gone", status="submitted")
+    Order.objects.update(updated_at=timezone.now() - timedelta(minutes=5))
+    PositionFactory(account=account, symbol="BTC/USDT", qty=Decimal("1"))
+    slow = MemoryExchange(gate=threading.Event())
+    slow.set_position("BTC/USDT", "2")
+    fast = MemoryExchange()
+    fast.set_position("BTC/USDT", "2")
+    results = {}
+
+    def first():
+        try:
+            results["first"] = run_reconciliation(account.pk, "schedule", adapter=slow)
+        finally:
+            connection.close()
+
+    # when: the second pass starts while the first holds the lock
+    t = threading.Thread(target=first)
+    t.start()
+    for _ in range(100):
+        if "fetch_open_orders" in slow.calls:
+            break
+        threading.Event().wait(0.05)
+    results["second"] = run_reconciliation(account.pk, "schedule", adapter=fast)
+    slow.gate.set()
+    t.join(30)
+
+    # then
+    assert results["second"].status == "skipped"
+    assert results["first"].status == "completed"
+    assert results["first"].repairs_applied == 2
+    assert fast.calls == []  # the skipped pass never even asked the exchange
+    assert Repair.objects.count() == 2
+    assert AuditEntry.objects.filter(action="repair.apply").count() == 2
+    assert ReconciliationRun.objects.filter(status="skipped").count() == 1
+
+
+def test_file_lock_excludes_a_second_holder(settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    with file_lock("account-1") as first:
+        with file_lock("account-1") as second:
+            assert first and not second
+        with file_lock("account-2") as other:
+            assert other
+    with file_lock("account-1") as again:
+        assert again
