@@ -82,9 +82,28 @@ def override_api_config(settings, **changes) -> None:
 
 def wsgi_app():
     """A fresh WSGI application as ``tradingstate.wsgi`` builds it, created inside the test so
-    its middleware reads the test's settings (plain HTTP)."""
+    its middleware reads the test's settings (plain HTTP). Like Django's test client, it keeps
+    the request signals from closing the test's database connection."""
     from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
 
     from tradingstate.api.wsgi import refuse_unusable_charsets
 
-    return refuse_unusable_charsets(WSGIHandler())
+    app = refuse_unusable_charsets(WSGIHandler())
+
+    def application(environ, start_response):
+        request_started.disconnect(close_old_connections)
+        request_finished.disconnect(close_old_connections)
+        try:
+            response = app(environ, start_response)
+            try:
+                return [b"".join(response)]
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
+        finally:
+            request_started.connect(close_old_connections)
+            request_finished.connect(close_old_connections)
+
+    return application
