@@ -33,14 +33,6 @@ def enqueued(monkeypatch):
     return calls
 
 
-@pytest.fixture
-def sync_worker(monkeypatch):
-    """django-q2 in sync mode: the enqueued pass runs in-process at commit."""
-    from django_q.conf import Conf
-
-    monkeypatch.setattr(Conf, "SYNC", True)
-
-
 def test_trigger_queues_a_run_and_returns_its_id(
     setup, enqueued, django_capture_on_commit_callbacks
 ):
@@ -56,21 +48,41 @@ def test_trigger_queues_a_run_and_returns_its_id(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_trigger_with_wait_runs_the_pass(setup, sync_worker, settings):
-    # real commits: the pass is handed to the (sync) worker while the request waits
+def test_trigger_with_wait_runs_the_pass_without_a_worker(setup, enqueued, settings):
+    # real commits: the pass runs in the request's process, on its own connection
     a, _, client, _ = setup
     override_api_config(settings, reconcile_wait_seconds=10)
     response = client.post(url(a, "reconciliations") + "?wait=true", {}, format="json")
     assert response.status_code == 200, response.json()
-    assert response.json()["status"] in ("completed", "incomplete", "failed")
+    assert response.json()["status"] == "completed"
     assert response.json()["finished_at"] is not None
+    assert enqueued == []  # nothing was handed to the cluster
 
 
-def test_trigger_wait_times_out_with_202(setup, enqueued, settings):
+@pytest.mark.django_db(transaction=True)
+def test_trigger_wait_times_out_with_202(setup, enqueued, settings, monkeypatch):
+    import time
+
+    from tradingstate.exchanges.paper import PaperExchange
+
+    original = PaperExchange.fetch_open_orders
+
+    def slow(self):
+        time.sleep(2.5)
+        return original(self)
+
+    monkeypatch.setattr(PaperExchange, "fetch_open_orders", slow)
     a, _, client, _ = setup
     override_api_config(settings, reconcile_wait_seconds=1)
     response = client.post(url(a, "reconciliations") + "?wait=true", {}, format="json")
     assert response.status_code == 202 and response.json()["status"] == "queued"
+    run = ReconciliationRun.objects.get(pk=response.json()["id"])
+    for _ in range(100):  # the pass goes on after the answer, and finishes
+        run.refresh_from_db()
+        if run.status != "queued":
+            break
+        time.sleep(0.1)
+    assert run.status == "completed"
 
 
 def test_trigger_bad_input(setup, enqueued):

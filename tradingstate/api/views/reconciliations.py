@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import django_filters
 from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
@@ -13,12 +11,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from reconciliation.models import Discrepancy, ReconciliationRun
-from reconciliation.services import reconciliation_request
+from reconciliation.services import reconciliation_request, reconciliation_run_now
 from tradingstate.actors import Actor
 from tradingstate.api.serializers import InputSerializer, validated_input
 from tradingstate.api.views.base import AccountListApi
 
-POLL_SECONDS = 0.2
 WAIT_VALUES = {"true": True, "1": True, "false": False, "0": False}
 WAIT_INVALID = "Use wait=true or wait=false."
 
@@ -48,8 +45,8 @@ class ReconciliationRunOutputSerializer(serializers.Serializer):
 
 class ReconciliationListTriggerApi(AccountListApi):
     """GET: the account's passes, newest first. POST: request a pass now (202 with the queued
-    run); with ``?wait=true`` wait up to ``api.reconcile_wait_seconds`` for the worker to
-    finish it (200 with the finished run, or 202 if it is still queued or running)."""
+    run, for the worker); with ``?wait=true`` run it here, synchronously, for at most
+    ``api.reconcile_wait_seconds`` (200 with the finished run, or 202 if it is still running)."""
 
     model = ReconciliationRun
     serializer_class = ReconciliationRunOutputSerializer
@@ -82,28 +79,26 @@ class ReconciliationListTriggerApi(AccountListApi):
         if wait is None:
             raise serializers.ValidationError({"wait": [WAIT_INVALID]})
         data = validated_input(self.InputSerializer, request.data)
-        run = reconciliation_request(
-            account=self.account,
-            trigger=ReconciliationRun.Trigger.API,
-            actor=Actor.from_request(request),
-            dry_run=data["dry_run"],
-        )
         if wait:
-            run = _wait_for(run, settings.TRADINGSTATE.api.reconcile_wait_seconds)
+            run = reconciliation_run_now(
+                account=self.account,
+                trigger=ReconciliationRun.Trigger.API,
+                actor=Actor.from_request(request),
+                dry_run=data["dry_run"],
+                wait_seconds=settings.TRADINGSTATE.api.reconcile_wait_seconds,
+            )
+        else:
+            run = reconciliation_request(
+                account=self.account,
+                trigger=ReconciliationRun.Trigger.API,
+                actor=Actor.from_request(request),
+                dry_run=data["dry_run"],
+            )
         finished = run.status in ReconciliationRun.FINISHED_STATUSES
         return Response(
             ReconciliationRunOutputSerializer(run).data,
             status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED,
         )
-
-
-def _wait_for(run: ReconciliationRun, seconds: float) -> ReconciliationRun:
-    deadline = time.monotonic() + seconds
-    while True:
-        run.refresh_from_db()
-        if run.status in ReconciliationRun.FINISHED_STATUSES or time.monotonic() >= deadline:
-            return run
-        time.sleep(POLL_SECONDS)
 
 
 class DiscrepancyFilterSet(django_filters.FilterSet):
