@@ -283,7 +283,10 @@ class CorrectionMixin(AuditLinkMixin):
                     _add_service_errors(form, exc)
                     self.message_user(request, exc.message, messages.ERROR)
                 else:
-                    self.message_user(request, f"{self.what.capitalize()} {obj} corrected.")
+                    self.message_user(
+                        request,
+                        f"{self.what.capitalize()} {obj.account.name}:{self.key_of(obj)} corrected.",
+                    )
                     opts = self.model._meta
                     return redirect(
                         reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])

@@ -1,0 +1,1 @@
+from tests.integration.console_support import demo, reconciled  # noqa: F401
