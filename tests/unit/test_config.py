@@ -95,3 +95,40 @@ def test_startup_stops_with_message_on_bad_config(tmp_path):
     assert proc.returncode == 2
     assert "surprise: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_check_deploy_is_clean_in_production_settings():
+    import secrets
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+    }
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "System check identified no issues (0 silenced)." in proc.stdout
+
+
+def test_check_deploy_warns_without_a_shared_secret_key():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=BASE_DIR,
+        env={"PATH": "/usr/bin:/bin", "DEBUG": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "tradingstate.W001" in proc.stdout + proc.stderr
