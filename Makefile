@@ -44,5 +44,7 @@ test: lint
 bench: migrate
 	$(PY) bench/run_all.py
 
+## The reliability/security suite (tests/reliability; PostgreSQL via DATABASE_URL, Redis on
+## 127.0.0.1:6379). Bounded: each test has its own time limit, the whole run < 8 min.
 reliability: install
-	$(VENV)/bin/pytest -m reliability tests/reliability $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m reliability tests/reliability -p no:cacheprovider $(PYTEST_ARGS)

@@ -35,7 +35,7 @@ EXEMPT = {
     "killswitch.killswitchevent": "the kill switch's own append-only history, written beside "
     "the killswitch.* AuditEntry in the same transaction",
 }
-THIRD_PARTY = {"admin", "auth", "contenttypes", "sessions", "django_q", "knox"}
+THIRD_PARTY = {"admin", "auth", "contenttypes", "sessions", "django_q", "knox", "axes"}
 
 
 def test_every_model_is_audited_or_exempt():
