@@ -388,8 +388,14 @@ def order_register_guarded(**kwargs) -> tuple[Order, bool]:
     The guard reads (and on PostgreSQL share-locks) the switch rows in the transaction that
     inserts the order: an activation that commits first is seen, and an activation that
     starts meanwhile waits for this registration to commit before it returns.
+    A retry of an order registered before the halt is not a new order: it gets the existing
+    order back (or the conflict), so a bot can learn whether its first attempt landed.
     Takes exactly ``order_register``'s keyword arguments.
     """
     with transaction.atomic():
-        order_guard(kwargs.get("account"), lock=True)
+        retry = Order.objects.filter(
+            account=kwargs.get("account"), client_order_id=kwargs.get("client_order_id")
+        ).exists()
+        if not retry:
+            order_guard(kwargs.get("account"), lock=True)
         return order_register(**kwargs)

@@ -270,6 +270,20 @@ def test_order_register_guarded_refuses_when_active(account, bot_actor, staff_ac
     assert not AuditEntry.objects.filter(action="order.register").exists()
 
 
+def test_retry_of_an_order_accepted_before_the_halt_gets_it_back(account, bot_actor, staff_actor):
+    # given an order registered before the halt
+    first, _ = order_register_guarded(**order_kwargs(account, bot_actor))
+    killswitch_activate(reason=REASON, actor=staff_actor)
+    # when the bot retries the same registration (its first answer was lost)
+    again, created = order_register_guarded(**order_kwargs(account, bot_actor))
+    # then it learns the order exists; a new client_order_id is still refused
+    assert not created and again.pk == first.pk
+    other = {**order_kwargs(account, bot_actor), "client_order_id": "new-one"}
+    with pytest.raises(TradingHalted):
+        order_register_guarded(**other)
+    assert Order.objects.count() == 1
+
+
 def test_order_register_guarded_refuses_when_state_unreadable(account, bot_actor, monkeypatch):
     def boom(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
