@@ -285,7 +285,8 @@ class CorrectionMixin(AuditLinkMixin):
                 else:
                     self.message_user(
                         request,
-                        f"{self.what.capitalize()} {obj.account.name}:{self.key_of(obj)} corrected.",
+                        f"{self.what.capitalize()} {obj.account.name}:{self.key_of(obj)} "
+                        "corrected.",
                     )
                     opts = self.model._meta
                     return redirect(
