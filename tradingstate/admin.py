@@ -299,7 +299,7 @@ class CorrectionMixin(AuditLinkMixin):
         )
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Correct {self.what} {obj}",
+            "title": f"Correct {self.what} {obj.account.name}:{self.key_of(obj)}",
             "opts": self.model._meta,
             "original": obj,
             "form": form,
