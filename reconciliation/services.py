@@ -193,7 +193,11 @@ def _locked_pass(account, trigger, dry_run, run_id, adapter, started, clock, req
 
     account = ExchangeAccount.objects.get(pk=account.pk)  # fresh, under the lock
     own_adapter = adapter is None
-    adapter = adapter or adapter_for(account)
+    if own_adapter:
+        try:
+            adapter = adapter_for(account)
+        except ex.AuthenticationFailed as exc:  # e.g. a credential variable is not set
+            return _auth_failed(account, trigger, dry_run, run_id, started, exc, requested_by)
     try:
         snapshot, retry_after, auth_error = _fetch(account, adapter)
         if auth_error is not None:
@@ -343,7 +347,7 @@ def _persist(
                 resolution_reason=f.note,
             )
         )
-    Discrepancy.objects.bulk_create(rows, batch_size=1000)
+    Discrepancy.objects.bulk_create(rows)
     outcome = PassOutcome(run=run, findings=findings)
     outcome.persistent = [r for r in rows if r.persistent]
 
@@ -439,7 +443,7 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
             repairs.append(_repair_row(row, run, kind, result, actor, reason="auto-repair"))
             if result.applied:
                 repaired_ids.append(row.pk)
-    Repair.objects.bulk_create(repairs, batch_size=1000)
+    Repair.objects.bulk_create(repairs)
     if repaired_ids:
         Discrepancy.objects.filter(pk__in=repaired_ids).update(
             status=Discrepancy.Status.REPAIRED,

@@ -71,3 +71,15 @@ def test_fault_on_one_fetch_repairs_nothing_of_it(fake_exchange, make_fake_accou
     assert run.status == "incomplete" and run.retry_after_seconds == 5
     assert Discrepancy.objects.filter(run=run, type="fetch_error", key="positions").exists()
     assert Position.objects.get(symbol="BTC/USDT:USDT").qty == D("0.05")
+
+
+def test_missing_credentials_stop_the_account_with_an_alert(
+    fake_exchange, make_fake_account, monkeypatch, caplog
+):
+    account = make_fake_account("binance", "swap", name="binance-nokey", save=True)
+    monkeypatch.delenv("TS_FAKE_API_SECRET")
+    run = run_reconciliation(account, "schedule")
+    assert run.status == "failed" and "TS_FAKE_API_SECRET" in run.error
+    account.refresh_from_db()
+    assert not account.enabled and "TS_FAKE_API_SECRET" in account.disabled_reason
+    assert "ALERT reconciliation stopped for account binance-nokey" in caplog.text
