@@ -29,8 +29,33 @@ ORDER_FIELDS = (
 IN_CHUNK = 5000
 
 
+def local_books(*, account: ExchangeAccount) -> tuple[list[LocalPosition], list[LocalBalance]]:
+    """The account's positions and balances with their versions.
+
+    A pass reads them BEFORE it asks the exchange: a fill recorded while the exchange's
+    (older) snapshot is in flight then bumps the version, and the repair planned from that
+    snapshot is deferred instead of overwriting the fill.
+    """
+    positions = [
+        LocalPosition(*row)
+        for row in Position.objects.filter(account=account).values_list(
+            "id", "symbol", "qty", "entry_price", "version"
+        )
+    ]
+    balances = [
+        LocalBalance(*row)
+        for row in Balance.objects.filter(account=account).values_list(
+            "id", "currency", "free", "used", "total", "version"
+        )
+    ]
+    return positions, balances
+
+
 def local_snapshot(
-    *, account: ExchangeAccount, exchange_orders: list[ExchangeOrder] | None
+    *,
+    account: ExchangeAccount,
+    exchange_orders: list[ExchangeOrder] | None,
+    books: tuple[list[LocalPosition], list[LocalBalance]] | None = None,
 ) -> LocalSnapshot:
     """Active local orders, plus any local order the exchange lists as open (whatever its
     local status), positions and balances. A fixed number of statements for any size."""
@@ -53,18 +78,9 @@ def local_snapshot(
             )
             for row in Order.objects.filter(account=account).filter(q).values_list(*ORDER_FIELDS):
                 orders.setdefault(row[0], LocalOrder(*row))
-    positions = [
-        LocalPosition(*row)
-        for row in Position.objects.filter(account=account).values_list(
-            "id", "symbol", "qty", "entry_price", "version"
-        )
-    ]
-    balances = [
-        LocalBalance(*row)
-        for row in Balance.objects.filter(account=account).values_list(
-            "id", "currency", "free", "used", "total", "version"
-        )
-    ]
+    if books is None:
+        books = local_books(account=account)
+    positions, balances = books
     return LocalSnapshot(orders=list(orders.values()), positions=positions, balances=balances)
 
 

@@ -25,6 +25,7 @@ from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.selectors import (
     amount_steps,
     discrepancy_counts_by_key,
+    local_books,
     local_snapshot,
     run_previous,
 )
@@ -199,12 +200,13 @@ def _locked_pass(account, trigger, dry_run, run_id, adapter, started, clock, req
         except ex.AuthenticationFailed as exc:  # e.g. a credential variable is not set
             return _auth_failed(account, trigger, dry_run, run_id, started, exc, requested_by)
     try:
+        books = local_books(account=account)  # before the exchange's snapshot: see local_books
         snapshot, retry_after, auth_error = _fetch(account, adapter)
         if auth_error is not None:
             return _auth_failed(
                 account, trigger, dry_run, run_id, started, auth_error, requested_by
             )
-        local = local_snapshot(account=account, exchange_orders=snapshot.orders)
+        local = local_snapshot(account=account, exchange_orders=snapshot.orders, books=books)
         cfg = d.DiffConfig(
             now=timezone.now(),
             grace_seconds=account.stale_order_grace_seconds,
