@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -31,6 +33,7 @@ CODES_BY_STATUS = {
     413: "request_too_large",
     415: "unsupported_media_type",
     429: "throttled",
+    503: "service_unavailable",
 }
 NON_FIELD = "non_field_errors"
 
@@ -79,7 +82,19 @@ def application_error_body(exc: ApplicationError) -> dict:
     return error_body(exc.code, exc.message, exc.fields, **extra)
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable; nothing was changed. Retry shortly."
+DATABASE_RETRY_AFTER = 5
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
+        # the state of record cannot be read or written: refuse clearly (never "allowed")
+        logger.error("Database unavailable: %s: %s", type(exc).__name__, exc)
+        return Response(
+            error_body("service_unavailable", DATABASE_UNAVAILABLE),
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     if isinstance(exc, ApplicationError):
         set_rollback()
         return Response(application_error_body(exc), status=exc.http_status)
