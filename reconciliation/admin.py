@@ -281,6 +281,7 @@ class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
             "exchange's values. A row changed since the pass is refused, never overwritten.",
             button="Apply repair",
             perform=perform,
+            describe=self.values,
         )
 
     @admin.action(description="Acknowledge…", permissions=["acknowledge_discrepancy"])
@@ -298,6 +299,7 @@ class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
             intro="The selected discrepancies leave the open list; local state is not changed.",
             button="Acknowledge",
             perform=perform,
+            describe=self.values,
         )
 
     def get_urls(self):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 from django.middleware.security import SecurityMiddleware
 
 from reconciliation.models import Discrepancy, Repair
@@ -69,6 +70,9 @@ def page(monkeypatch, settings, live_server):
         finally:
             context.close()
             browser.close()
+            # ORM calls made while Playwright's loop is running may hold their own
+            # (context-local) connection: close it, or PostgreSQL cannot drop the test DB
+            connections.close_all()
 
 
 def shot(page, name: str) -> None:

@@ -79,6 +79,8 @@ def test_apply_repair_asks_for_a_reason_then_repairs(client, staff, reconciled):
     page = action_post(client, DISCREPANCIES, "apply_repair", [pos.pk])
     assert page.status_code == 200
     assert b'name="reason"' in page.content and b"BTC/USDT" in page.content
+    assert "0.05 → 0.08" in page.content.decode()
+    assert b"Each row is handled on its own" in page.content
     assert Position.objects.get(account=reconciled.account).qty == Decimal("0.05")
     # when: confirmed with a reason
     resp = action_post(client, DISCREPANCIES, "apply_repair", [pos.pk], reason="venue is right")

@@ -17,7 +17,7 @@ from tradingstate.console.forms import ReasonForm
 from tradingstate.errors import ApplicationError
 
 CONFIRM_FIELD = "confirm_reason"
-TEMPLATE = "admin/action_reason.html"
+TEMPLATE = "admin/action_reason.html"  # admin/<app>/[<model>/]action_reason.html override it
 
 # perform(obj=..., actor=..., reason=...) -> message, or (message, level); raises
 # ApplicationError to report a refusal for that row.
@@ -34,6 +34,7 @@ def reason_action(
     perform: Perform,
     intro: str = "",
     button: str = "Confirm",
+    describe: Callable[[object], str] | None = None,
 ):
     """Render the reason page; once confirmed with a valid reason, perform per row.
 
@@ -64,13 +65,19 @@ def reason_action(
         "opts": opts,
         "form": form,
         "queryset": rows,
+        "rows": [(obj, describe(obj) if describe else "") for obj in rows],
         "action": action,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "confirm_field": CONFIRM_FIELD,
         "form_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
     }
     request.current_app = modeladmin.admin_site.name
-    return TemplateResponse(request, TEMPLATE, context)
+    templates = [
+        f"admin/{opts.app_label}/{opts.model_name}/action_reason.html",
+        f"admin/{opts.app_label}/action_reason.html",
+        TEMPLATE,
+    ]
+    return TemplateResponse(request, templates, context)
 
 
 def object_action_view(modeladmin, request, object_id: int, action: str):
