@@ -31,7 +31,12 @@ def parse_amount(
         if isinstance(value, float):
             number = Decimal(repr(value))
         elif isinstance(value, Decimal | int) or (
-            isinstance(value, str) and value and value.strip() == value
+            # Decimal() also reads "1_000" and non-ASCII digits ("١٢"): not amounts for us
+            isinstance(value, str)
+            and value
+            and value.strip() == value
+            and value.isascii()
+            and "_" not in value
         ):
             number = Decimal(value)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -18,6 +19,20 @@ from tradingstate.api.views.base import AccountApi, AccountListApi
 from tradingstate.models import Balance, Position
 from tradingstate.services import balance_set, fill_record, position_set
 
+NAIVE_DATETIME = "must include a timezone (e.g. 2026-01-01T00:00:00Z)"
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """A timestamp with its timezone: a naive one is refused, not read as server time."""
+
+    default_error_messages = {"naive": NAIVE_DATETIME}
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
 VERSION_FIELD = {"min_value": 0, "max_value": 2**63 - 1, "required": False, "allow_null": True}
 
 
@@ -32,7 +47,7 @@ class FillRecordApi(AccountApi):
         price = AmountField(non_negative=True)
         fee = AmountField(required=False)
         fee_currency = StrictCharField(max_length=32, required=False, allow_blank=True)
-        executed_at = serializers.DateTimeField(required=False)
+        executed_at = AwareDateTimeField(required=False)
         reason = ReasonField()
 
         class Meta:
