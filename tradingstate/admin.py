@@ -40,7 +40,7 @@ from tradingstate.models import (
     PaperPosition,
     Position,
 )
-from tradingstate.services import balance_correct, position_correct
+from tradingstate.services import account_set_enabled, balance_correct, position_correct
 
 
 def audit_link(target_type: str, target_id: object, label: str = "audit trail") -> str:
@@ -130,7 +130,7 @@ class ExchangeAccountAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
     list_filter = ("exchange", "market_type", "enabled", "auto_repair", "sandbox")
     search_fields = ("name", "exchange")
     readonly_fields = ("last_reconciled_at", "disabled_reason", "created_at", "updated_at")
-    actions = ("reconcile_now", "halt_trading", "resume_trading")
+    actions = ("reconcile_now", "halt_trading", "resume_trading", "enable_passes")
 
     def has_change_permission(self, request, obj=None):
         # account settings change through the configuration (recover) or services
@@ -211,6 +211,29 @@ class ExchangeAccountAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
             "still refuses orders).",
             button="Resume trading",
             perform=perform,
+        )
+
+    @admin.action(description="Re-enable reconciliation…", permissions=["reconcile_account"])
+    def enable_passes(self, request, queryset):
+        """After an authentication failure stopped an account's passes (credentials fixed)."""
+
+        def perform(*, obj, actor, reason):
+            if obj.enabled:
+                return f"{obj.name}: already enabled.", messages.WARNING
+            account_set_enabled(account=obj, enabled=True, actor=actor, reason=reason)
+            return f"{obj.name}: reconciliation re-enabled.", messages.SUCCESS
+
+        return reason_action(
+            self,
+            request,
+            queryset,
+            action="enable_passes",
+            title="Re-enable reconciliation",
+            intro="Passes resume for the selected accounts (stopped after an authentication "
+            "failure). Fix the credentials first, or the next pass stops them again.",
+            button="Re-enable",
+            perform=perform,
+            describe=lambda obj: obj.disabled_reason or "enabled",
         )
 
 

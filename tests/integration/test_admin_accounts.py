@@ -61,6 +61,38 @@ def test_reconcile_now_needs_its_permission(client, demo):
     assert not ReconciliationRun.objects.exists()
 
 
+# --- Re-enable after an authentication failure ----------------------------------------------
+def test_reenable_an_account_stopped_by_auth_failure(client, staff, account):
+    from tradingstate.services import account_set_enabled
+
+    account_set_enabled(
+        account=account,
+        enabled=False,
+        actor=Actor.system("reconciliation"),
+        reason="stopped",
+        disabled_reason="authentication failed: bad key",
+    )
+    page = action_post(client, ACCOUNTS, "enable_passes", [account.pk])
+    assert b"authentication failed: bad key" in page.content and b'name="reason"' in page.content
+    resp = action_post(client, ACCOUNTS, "enable_passes", [account.pk], reason="key rotated")
+    assert "test-acct: reconciliation re-enabled." in messages_of(resp)
+    account.refresh_from_db()
+    assert account.enabled and account.disabled_reason == ""
+    entry = audit_of("account.enable", account=account)
+    assert (entry.actor_name, entry.reason) == ("alice", "key rotated")
+
+
+def test_reenable_needs_its_permission(client, account):
+    from tradingstate.services import account_set_enabled
+
+    account_set_enabled(account=account, enabled=False, actor=Actor.system("reconciliation"),
+                        reason="stopped", disabled_reason="auth")  # fmt: skip
+    client.force_login(staff_with("tradingstate.view_exchangeaccount"))
+    action_post(client, ACCOUNTS, "enable_passes", [account.pk], reason="try")
+    account.refresh_from_db()
+    assert not account.enabled
+
+
 # --- Halt / resume ------------------------------------------------------------------------
 def test_halt_asks_for_a_reason_then_halts_and_resume_lifts_it(client, staff, account):
     page = action_post(client, ACCOUNTS, "halt_trading", [account.pk])
