@@ -67,3 +67,33 @@ def test_file_lock_excludes_a_second_holder(settings, tmp_path):
             assert other
     with file_lock("account-1") as again:
         assert again
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_ticker_leads_at_a_time():
+    from reconciliation.ticker import Leadership
+
+    held, release, released = threading.Event(), threading.Event(), threading.Event()
+
+    def other_host():
+        leader = Leadership()
+        try:
+            assert leader.try_acquire()
+            held.set()
+            release.wait(10)
+            leader.release()
+            released.set()
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=other_host)
+    t.start()
+    assert held.wait(10)
+    me = Leadership()
+    assert not me.try_acquire()  # the other host leads
+    release.set()
+    assert released.wait(10)
+    assert me.try_acquire()  # and once it lets go, we take over
+    me.release()
+    t.join(10)
