@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Q
 
 from reconciliation.diff import LocalBalance, LocalOrder, LocalPosition, LocalSnapshot
@@ -72,9 +73,11 @@ def local_snapshot(
         exids = [
             o.exchange_order_id for o in exchange_orders if o.exchange_order_id not in known_exids
         ]
-        for start in range(0, max(len(coids), len(exids)), IN_CHUNK):
-            q = Q(client_order_id__in=coids[start : start + IN_CHUNK]) | Q(
-                exchange_order_id__in=exids[start : start + IN_CHUNK]
+        # PostgreSQL takes the whole list in one statement; SQLite caps its parameters
+        chunk = max(len(coids), len(exids), 1) if connection.vendor == "postgresql" else IN_CHUNK
+        for start in range(0, max(len(coids), len(exids)), chunk):
+            q = Q(client_order_id__in=coids[start : start + chunk]) | Q(
+                exchange_order_id__in=exids[start : start + chunk]
             )
             for row in Order.objects.filter(account=account).filter(q).values_list(*ORDER_FIELDS):
                 orders.setdefault(row[0], LocalOrder(*row))

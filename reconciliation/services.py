@@ -35,6 +35,7 @@ from tradingstate.exchanges import base as ex
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import account_set_enabled, require_reason
 from tradingstate.services.audit import audit_build, audit_snapshot
+from tradingstate.services.bulk import rows_bulk_insert
 from tradingstate.services.sync import SYNC_BY_KIND, SyncItem, SyncOutcome
 
 log = logging.getLogger("reconciliation")
@@ -226,7 +227,9 @@ def _locked_pass(account, trigger, dry_run, run_id, adapter, started, clock, req
         if own_adapter:
             adapter.close()
     findings = d.diff(local, snapshot, cfg, lookups)
-    with transaction.atomic():
+    # no savepoint: on PostgreSQL this runs inside the lock's transaction, and a failure
+    # rolls that whole transaction back anyway (run_reconciliation marks it for rollback)
+    with transaction.atomic(savepoint=False):
         return _persist(
             account=account,
             trigger=trigger,
@@ -445,7 +448,7 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
             repairs.append(_repair_row(row, run, kind, result, actor, reason="auto-repair"))
             if result.applied:
                 repaired_ids.append(row.pk)
-    Repair.objects.bulk_create(repairs)
+    rows_bulk_insert(Repair, repairs)
     if repaired_ids:
         Discrepancy.objects.filter(pk__in=repaired_ids).update(
             status=Discrepancy.Status.REPAIRED,

@@ -13,6 +13,7 @@ from tradingstate.actors import Actor
 from tradingstate.amounts import amount_str
 from tradingstate.errors import ValidationFailed
 from tradingstate.models import AuditEntry
+from tradingstate.services.bulk import rows_bulk_insert
 
 REASON_REQUIRED = "A reason is required."
 
@@ -76,7 +77,10 @@ def audit_record(**kwargs) -> AuditEntry:
 
 
 def audit_bulk_record(entries: list[AuditEntry]) -> list[AuditEntry]:
-    return AuditEntry.objects.bulk_create(entries, batch_size=1000)
+    """Insert many audit rows in one statement (COPY on PostgreSQL, where their ``pk``
+    stay unset; ``bulk_create`` within the backend's parameter limit elsewhere)."""
+    rows_bulk_insert(AuditEntry, entries)
+    return entries
 
 
 def require_reason(reason: str | None) -> str:

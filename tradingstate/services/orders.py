@@ -22,6 +22,7 @@ from tradingstate.errors import (
 from tradingstate.locks import order_qs_select_for_update
 from tradingstate.models import ExchangeAccount, Instrument, Order, client_order_id_validator
 from tradingstate.services.audit import audit_build, audit_bulk_record, audit_snapshot
+from tradingstate.services.bulk import rows_bulk_update
 
 ORDER_AUDIT_FIELDS = (
     "client_order_id",
@@ -354,7 +355,8 @@ def order_bulk_transition(
         now = timezone.now()
         for order in changed.values():
             order.updated_at = now
-        Order.objects.bulk_update(
+        rows_bulk_update(
+            Order,
             list(changed.values()),
             [
                 "status",
@@ -365,7 +367,6 @@ def order_bulk_transition(
                 "version",
                 "updated_at",
             ],
-            batch_size=1000,
         )
         audit_bulk_record(audits)
     return results

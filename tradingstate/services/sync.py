@@ -22,6 +22,7 @@ from tradingstate.errors import ApplicationError
 from tradingstate.models import Balance, ExchangeAccount, Order, Position
 from tradingstate.services.audit import audit_build, audit_bulk_record, audit_snapshot
 from tradingstate.services.books import BALANCE_AUDIT_FIELDS, POSITION_AUDIT_FIELDS
+from tradingstate.services.bulk import rows_bulk_update
 from tradingstate.services.orders import ORDER_AUDIT_FIELDS, validate_client_order_id
 
 ROW_CHANGED = "the local row changed since the snapshot (version {actual}, expected {expected})"
@@ -133,7 +134,7 @@ def orders_create_from_exchange(
     if new:
         try:
             with transaction.atomic():
-                Order.objects.bulk_create([o for _, o in new], batch_size=1000)
+                Order.objects.bulk_create([o for _, o in new])
         except IntegrityError:
             # a bot registered one of them between our check and the insert: one by one
             new = _create_one_by_one(new, outcomes)
@@ -191,7 +192,8 @@ def orders_sync_state(
             changed.append(order)
             pairs.append((item, order, outcome))
     if changed:
-        Order.objects.bulk_update(
+        rows_bulk_update(
+            Order,
             changed,
             [
                 "status",
@@ -202,7 +204,6 @@ def orders_sync_state(
                 "version",
                 "updated_at",
             ],
-            batch_size=1000,
         )
     _audits(actor=actor, action=action, account=account, run_id=run_id, pairs=pairs)
     return outcomes
@@ -274,6 +275,8 @@ def _sync_rows(
         .filter(account=account, **{f"{key_field}__in": [i.values[key_field] for i in items]})
         .order_by("pk")
     }
+    for row in existing.values():
+        row.account = account  # the audit's target_repr names it: no query per row
     outcomes, pairs, to_update, to_create = [], [], [], []
     now = timezone.now()
     for item in items:
@@ -309,9 +312,9 @@ def _sync_rows(
         pairs.append((item, row, outcome))
     if to_update:
         fields = [f for f in audit_fields if f != key_field] + ["updated_at"]
-        model.objects.bulk_update(to_update, fields, batch_size=1000)
+        rows_bulk_update(model, to_update, fields)
     if to_create:
-        model.objects.bulk_create(to_create, batch_size=1000)
+        model.objects.bulk_create(to_create)
     for _item, row, outcome in pairs:
         outcome.target_id = row.pk
         outcome.after = audit_snapshot(row, audit_fields)
