@@ -1,0 +1,124 @@
+"""The shape of the benchmarked paths, not their time.
+
+- A reconciliation pass costs the same number of SQL statements whatever the size, with
+  every kind of discrepancy (missing and stale orders, positions, balances) and clean.
+  (Missing orders + positions + balances alone: test_reconciliation_pass.py::
+  test_queries_do_not_grow_with_size; the kill-switch guard's one statement:
+  test_killswitch_services.py::test_guard_uses_one_statement.)
+- ``bench/reconcile.py`` runs and prints a well-formed line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from reconciliation.services import run_reconciliation
+from tests.factories import AccountFactory
+from tests.fakes.memory import MemoryExchange
+from tests.pg import ON_POSTGRES
+from tradingstate.exchanges import base as ex
+from tradingstate.models import AuditEntry, Balance, Order, Position
+
+ROOT = Path(__file__).resolve().parents[2]
+# SQLite caps a statement's parameters, so Django splits big bulk writes there; PostgreSQL
+# gets sizes where a fixed batch of 1,000 rows would show.
+SIZES = (30, 1200) if ON_POSTGRES else (10, 40)
+MAX_STATEMENTS = 40
+
+
+def world(account, n: int, desync: bool) -> tuple[MemoryExchange, int]:
+    """n venue orders, n/10 positions and balances; with desync 10% of each kind off (and
+    n/10 stale local orders). Returns the venue and the expected discrepancy count."""
+    venue = MemoryExchange(max_order_lookups_per_pass=None)
+    old = timezone.now() - timedelta(hours=1)
+    k = max(1, n // 10)
+    off = k if desync else 0
+    for i in range(n):
+        venue.add_order(
+            symbol="BTC/USDT",
+            amount=Decimal(1),
+            exchange_order_id=f"E{i}",
+            client_order_id=f"c{i}",
+            timestamp=old,
+        )
+    common = {"account": account, "symbol": "BTC/USDT", "side": "buy", "quantity": Decimal(1)}
+    common.update(remaining_qty=Decimal(1), status="submitted", price=Decimal(100))
+    rows = [
+        Order(client_order_id=f"c{i}", exchange_order_id=f"E{i}", **common) for i in range(off, n)
+    ]
+    for j in range(off):  # stale: the venue says closed, canceled, or does not know it
+        rows.append(Order(client_order_id=f"s{j}", exchange_order_id=f"X{j}", **common))
+        if j % 3 != 2:
+            venue.add_order(
+                symbol="BTC/USDT",
+                amount=Decimal(1),
+                filled=Decimal(1) if j % 3 == 0 else Decimal(0),
+                status=ex.CLOSED if j % 3 == 0 else ex.CANCELED,
+                exchange_order_id=f"X{j}",
+                client_order_id=f"s{j}",
+            )
+    Order.objects.bulk_create(rows)
+    Order.objects.filter(account=account).update(updated_at=old)
+    for i in range(k):
+        Position.objects.create(account=account, symbol=f"S{i}/USDT", qty=Decimal(1))
+        Balance.objects.create(account=account, currency=f"C{i}", total=Decimal(5))
+        off_by = 1 if i < (max(1, k // 10) if desync else 0) else 0
+        venue.set_position(f"S{i}/USDT", str(1 + off_by))
+        venue.set_balance(f"C{i}", str(5 + off_by))
+    expected = 2 * off + 2 * max(1, k // 10) if desync else 0
+    return venue, expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("desync", [True, False], ids=["desync", "clean"])
+def test_pass_statements_do_not_grow_with_size(desync):
+    counts = []
+    for n in SIZES:
+        account = AccountFactory(name=f"shape-{n}-{int(desync)}")
+        venue, expected = world(account, n, desync)
+        with CaptureQueriesContext(connection) as ctx:
+            run = run_reconciliation(account, "manual", adapter=venue)
+        assert run.status == "completed", run.error
+        assert run.discrepancies_found == run.repairs_applied == expected
+        assert AuditEntry.objects.filter(run_id=run.pk).count() == expected
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1], counts
+    assert counts[0] <= MAX_STATEMENTS, counts
+
+
+LINE = re.compile(
+    r"^reconcile orders=200 positions=20 balances=20 desync=(0\.1|0) discrepancies=(\d+) "
+    r"repairs=(\d+) queries=(\d+) ms=(\d+)$"
+)
+
+
+def test_bench_reconcile_smoke():
+    # SQLite in a temp dir: the bench never touches the test or dev databases
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    out = subprocess.run(
+        [sys.executable, "bench/reconcile.py", "--orders", "200", "--passes", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2, out.stdout
+    matches = [LINE.match(line) for line in lines]
+    assert all(matches), lines
+    desync, clean = matches
+    assert desync.group(1) == "0.1" and desync.group(2) == desync.group(3) == "44"
+    assert clean.group(1) == "0" and clean.group(2) == clean.group(3) == "0"
