@@ -106,7 +106,7 @@ class Ticker:
         announced = False
         try:
             while not stop.is_set():
-                close_old_connections()
+                self._refresh_connection()
                 if not self.leadership.try_acquire():
                     if not announced:
                         log.info("Ticker standing by: another host leads (%s)", holder_name())
@@ -121,6 +121,16 @@ class Ticker:
                 stop.wait(TICK_SECONDS)
         finally:
             self.leadership.release()
+
+    def _refresh_connection(self) -> None:
+        """Django recycles connections older than CONN_MAX_AGE; on PostgreSQL the leader's
+        lock lives in its session, so a leader only drops a connection that is broken
+        (recycling it would hand leadership to another host every CONN_MAX_AGE seconds)."""
+        if self.leadership.held and connection.vendor == "postgresql":
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()
+            return
+        close_old_connections()
 
     def tick(self) -> None:
         now = self.clock()
