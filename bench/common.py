@@ -61,7 +61,7 @@ def bench_database() -> Iterator[str]:
     try:
         if is_postgres(url):
             base = urlsplit(url).path.lstrip("/") or "tradingstate"
-            name = base if base.endswith("_bench") else f"{base}_bench"
+            name = f"{base}_bench"  # never the configured database itself
             bench_url = _with_db_name(url, name)
             with _pg_admin(url) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
