@@ -230,7 +230,7 @@ def diff_orders(
     by_coid = {o.client_order_id: o for o in local.orders}
     by_exid = {o.exchange_order_id: o for o in local.orders if o.exchange_order_id}
     findings: list[Finding] = []
-    for venue in sorted(exchange.orders, key=lambda o: (o.client_order_id, o.exchange_order_id)):
+    for venue in exchange.orders:
         mine = by_coid.get(venue.client_order_id) if venue.client_order_id else None
         if mine is None:
             mine = by_exid.get(venue.exchange_order_id)
@@ -242,6 +242,7 @@ def diff_orders(
             finding = _state_mismatch(mine, venue, cfg)
             if finding:
                 findings.append(finding)
+    findings.sort(key=lambda f: f.key)  # a stable order for logs and tests (few rows)
     for order in stale_candidates(local, exchange, cfg):
         result = lookups.get(order.client_order_id)
         if result is None:

@@ -61,10 +61,10 @@ def local_snapshot(
     """Active local orders, plus any local order the exchange lists as open (whatever its
     local status), positions and balances. A fixed number of statements for any size."""
     orders = {
-        row[0]: LocalOrder(*row)
-        for row in Order.objects.filter(account=account, status__in=Order.ACTIVE_STATUSES)
-        .values_list(*ORDER_FIELDS)
-        .iterator(chunk_size=5000)
+        o.id: o
+        for o in _local_orders(
+            Order.objects.filter(account=account, status__in=Order.ACTIVE_STATUSES)
+        )
     }
     if exchange_orders:
         known_coids = {o.client_order_id for o in orders.values()}
@@ -79,12 +79,26 @@ def local_snapshot(
             q = Q(client_order_id__in=coids[start : start + chunk]) | Q(
                 exchange_order_id__in=exids[start : start + chunk]
             )
-            for row in Order.objects.filter(account=account).filter(q).values_list(*ORDER_FIELDS):
-                orders.setdefault(row[0], LocalOrder(*row))
+            for o in _local_orders(Order.objects.filter(account=account).filter(q)):
+                orders.setdefault(o.id, o)
     if books is None:
         books = local_books(account=account)
     positions, balances = books
     return LocalSnapshot(orders=list(orders.values()), positions=positions, balances=balances)
+
+
+def _local_orders(qs) -> list[LocalOrder]:
+    """Rows as LocalOrder. On PostgreSQL the driver already returns Decimal and aware
+    datetimes, so the ORM's per-value converters (most of the cost of reading ten thousand
+    orders) are skipped: the same SQL, read straight from the cursor. SQLite needs the
+    converters (its amounts are stored as encoded text)."""
+    rows = qs.values_list(*ORDER_FIELDS)
+    if connection.vendor != "postgresql":
+        return [LocalOrder(*row) for row in rows.iterator(chunk_size=5000)]
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [LocalOrder(*row) for row in cursor.fetchall()]
 
 
 def amount_steps(*, account: ExchangeAccount) -> dict[str, Decimal]:
