@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, Subquery
 
 from reconciliation.diff import LocalBalance, LocalOrder, LocalPosition, LocalSnapshot
 from reconciliation.models import Discrepancy, ReconciliationRun
@@ -105,22 +105,28 @@ def amount_steps(*, account: ExchangeAccount) -> dict[str, Decimal]:
     return dict(Instrument.objects.filter(account=account).values_list("symbol", "amount_step"))
 
 
-def run_previous(*, account: ExchangeAccount, before_id: int | None) -> ReconciliationRun | None:
+def _runs_before(*, account: ExchangeAccount, before_id: int | None):
     qs = ReconciliationRun.objects.filter(
         account=account,
         status__in=[ReconciliationRun.Status.COMPLETED, ReconciliationRun.Status.INCOMPLETE],
     )
     if before_id is not None:
         qs = qs.filter(id__lt=before_id)
-    return qs.order_by("-id").first()
+    return qs.order_by("-id")
 
 
-def discrepancy_counts_by_key(*, run: ReconciliationRun | None) -> dict[tuple[str, str], int]:
-    if run is None:
-        return {}
+def run_previous(*, account: ExchangeAccount, before_id: int | None) -> ReconciliationRun | None:
+    return _runs_before(account=account, before_id=before_id).first()
+
+
+def discrepancy_counts_previous_run(
+    *, account: ExchangeAccount, before_id: int | None
+) -> dict[tuple[str, str], int]:
+    """``consecutive_runs`` by (type, key) in the account's previous finished pass (one query)."""
+    previous = _runs_before(account=account, before_id=before_id).values("id")[:1]
     return {
         (t, k): n
-        for t, k, n in Discrepancy.objects.filter(run=run).values_list(
+        for t, k, n in Discrepancy.objects.filter(run_id=Subquery(previous)).values_list(
             "type", "key", "consecutive_runs"
         )
     }

@@ -24,10 +24,9 @@ from reconciliation.locks import account_pass_lock
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.selectors import (
     amount_steps,
-    discrepancy_counts_by_key,
+    discrepancy_counts_previous_run,
     local_books,
     local_snapshot,
-    run_previous,
 )
 from tradingstate.actors import Actor
 from tradingstate.errors import ApplicationError, Conflict, ValidationFailed
@@ -35,7 +34,7 @@ from tradingstate.exchanges import base as ex
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import account_set_enabled, require_reason
 from tradingstate.services.audit import audit_build, audit_snapshot
-from tradingstate.services.bulk import rows_bulk_insert
+from tradingstate.services.bulk import rows_bulk_create, rows_bulk_insert
 from tradingstate.services.sync import SYNC_BY_KIND, SyncItem, SyncOutcome
 
 log = logging.getLogger("reconciliation")
@@ -330,7 +329,7 @@ def _persist(
     requested_by,
 ) -> PassOutcome:
     run = _run_row(account, trigger, dry_run, run_id, started, requested_by)
-    previous = discrepancy_counts_by_key(run=run_previous(account=account, before_id=run.pk))
+    previous = discrepancy_counts_previous_run(account=account, before_id=run.pk)
     threshold = _persistent_threshold()
     rows = []
     for f in findings:
@@ -352,7 +351,7 @@ def _persist(
                 resolution_reason=f.note,
             )
         )
-    Discrepancy.objects.bulk_create(rows)
+    rows_bulk_create(Discrepancy, rows)
     outcome = PassOutcome(run=run, findings=findings)
     outcome.persistent = [r for r in rows if r.persistent]
 

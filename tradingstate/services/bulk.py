@@ -94,3 +94,49 @@ def rows_bulk_insert(model: type[Model], objs: Sequence[Model]) -> None:
         connection.queries_log.append(
             {"sql": f"{sql} -- {len(objs)} rows", "time": f"{time.monotonic() - started:.3f}"}
         )
+
+
+def rows_bulk_create(model: type[Model], objs: Sequence[Model]) -> None:
+    """Insert ``objs`` and set their primary keys (they are read back: repairs name them).
+
+    On PostgreSQL: the ids are reserved from the table's sequence in one statement, then the
+    rows go in with one ``COPY`` (``bulk_create`` spends most of its time quoting every value
+    of every row into arrays). Elsewhere ``bulk_create``. Two statements whatever the size.
+    """
+    if not objs:
+        return
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs)
+        return
+    meta = model._meta
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objs)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+    fields = list(meta.concrete_fields)
+    columns = ", ".join(qn(f.column) for f in fields)
+    sql = f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN"
+    connection.validate_no_broken_transaction()
+    started = time.monotonic()
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(sql) as copy,
+    ):
+        for obj in objs:
+            copy.write_row(
+                [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+            )
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {len(objs)} rows", "time": f"{time.monotonic() - started:.3f}"}
+        )

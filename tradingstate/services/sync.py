@@ -22,7 +22,7 @@ from tradingstate.errors import ApplicationError
 from tradingstate.models import Balance, ExchangeAccount, Order, Position
 from tradingstate.services.audit import audit_build, audit_bulk_record, audit_snapshot
 from tradingstate.services.books import BALANCE_AUDIT_FIELDS, POSITION_AUDIT_FIELDS
-from tradingstate.services.bulk import rows_bulk_update
+from tradingstate.services.bulk import rows_bulk_create, rows_bulk_update
 from tradingstate.services.orders import ORDER_AUDIT_FIELDS, validate_client_order_id
 
 ROW_CHANGED = "the local row changed since the snapshot (version {actual}, expected {expected})"
@@ -78,7 +78,7 @@ def _audits(*, actor, action, account, run_id, pairs) -> None:
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def orders_create_from_exchange(
     *,
     account: ExchangeAccount,
@@ -134,9 +134,12 @@ def orders_create_from_exchange(
     if new:
         try:
             with transaction.atomic():
-                Order.objects.bulk_create([o for _, o in new])
+                rows_bulk_create(Order, [o for _, o in new])
         except IntegrityError:
             # a bot registered one of them between our check and the insert: one by one
+            for _, order in new:
+                order.pk = None
+                order._state.adding = True
             new = _create_one_by_one(new, outcomes)
     pairs = []
     for item, order in new:
@@ -165,7 +168,7 @@ def _create_one_by_one(new, outcomes):
     return created
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def orders_sync_state(
     *,
     account: ExchangeAccount,
@@ -338,7 +341,7 @@ def _apply_balance(row: Balance, v: dict) -> None:
     row.total = parse_amount(v["total"], "total")
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def positions_sync(
     *,
     account: ExchangeAccount,
@@ -361,7 +364,7 @@ def positions_sync(
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def balances_sync(
     *,
     account: ExchangeAccount,
