@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 
 from tradingstate import transitions as t
 from tradingstate.amounts import amount_str
@@ -109,8 +110,12 @@ class DiffConfig:
     def tolerance(self, currency: str) -> Decimal:
         return self.balance_tolerances.get(currency, self.balance_tolerance)
 
+    @cached_property
+    def grace_cutoff(self) -> datetime:
+        return self.now - timedelta(seconds=self.grace_seconds)
+
     def within_grace(self, moment: datetime | None) -> bool:
-        return moment is not None and self.now - moment < timedelta(seconds=self.grace_seconds)
+        return moment is not None and moment > self.grace_cutoff
 
 
 @dataclass(frozen=True)
@@ -209,11 +214,11 @@ def stale_candidates(
     open_exids = {o.exchange_order_id for o in exchange.orders}
     out = []
     for order in local.orders:
-        if order.status not in t.ACTIVE or cfg.within_grace(order.updated_at):
-            continue
         if order.client_order_id in open_coids:
             continue
         if order.exchange_order_id and order.exchange_order_id in open_exids:
+            continue
+        if order.status not in t.ACTIVE or cfg.within_grace(order.updated_at):
             continue
         out.append(order)
     return sorted(out, key=lambda o: o.client_order_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Q, Subquery
+from django.db.models.expressions import RawSQL
 
 from reconciliation.diff import LocalBalance, LocalOrder, LocalPosition, LocalSnapshot
 from reconciliation.models import Discrepancy, ReconciliationRun
@@ -92,13 +94,25 @@ def _local_orders(qs) -> list[LocalOrder]:
     datetimes, so the ORM's per-value converters (most of the cost of reading ten thousand
     orders) are skipped: the same SQL, read straight from the cursor. SQLite needs the
     converters (its amounts are stored as encoded text)."""
-    rows = qs.values_list(*ORDER_FIELDS)
     if connection.vendor != "postgresql":
+        rows = qs.values_list(*ORDER_FIELDS)
         return [LocalOrder(*row) for row in rows.iterator(chunk_size=5000)]
+    # updated_at as epoch seconds: Django's timestamptz loader is pure Python and was the
+    # largest single cost of a clean pass; the float loads in C and converts cheaply.
+    fields = [f if f != "updated_at" else "updated_epoch" for f in ORDER_FIELDS]
+    rows = qs.annotate(
+        updated_epoch=RawSQL('EXTRACT(EPOCH FROM "tradingstate_order"."updated_at")::float8', [])
+    ).values_list(*fields)
     sql, params = rows.query.sql_with_params()
+    at = fields.index("updated_epoch")
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [LocalOrder(*row) for row in cursor.fetchall()]
+        out = []
+        for row in cursor.fetchall():
+            row = list(row)
+            row[at] = datetime.fromtimestamp(row[at], tz=UTC)
+            out.append(LocalOrder(*row))
+        return out
 
 
 def amount_steps(*, account: ExchangeAccount) -> dict[str, Decimal]:
