@@ -25,7 +25,7 @@ migrate: install
 ## Install, migrate, create a development superuser, load the demo desync and run the
 ## console (http://127.0.0.1:8000/admin/) with its reconciliation worker.
 run: migrate
-	DEBUG=1 $(PY) manage.py ensure_dev_superuser
+	DEBUG=1 $(PY) manage.py ensure_dev_superuser --url http://$(HOST)/admin/
 	DEBUG=1 $(PY) manage.py demo
 	DEBUG=1 $(PY) scripts/run_paper.py --config $(CONFIG) --web $(HOST)
 

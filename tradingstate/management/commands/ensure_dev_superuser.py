@@ -14,8 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
+        parser.add_argument("--url", default="http://127.0.0.1:8000/admin/")
 
-    def handle(self, *args, username: str, **options):
+    def handle(self, *args, username: str, url: str, **options):
         if not settings.DEBUG:
             raise CommandError("ensure_dev_superuser is for development (DEBUG=1) only.")
         path = settings.DATA_DIR / CREDENTIALS_FILE
@@ -31,7 +32,5 @@ class Command(BaseCommand):
             path.write_text(password + "\n")
             path.chmod(0o600)
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Console: http://127.0.0.1:8000/admin/  user: {username}  password: {password}"
-            )
+            self.style.SUCCESS(f"Console: {url}  user: {username}  password: {password}")
         )
