@@ -74,26 +74,8 @@ def rows_bulk_insert(model: type[Model], objs: Sequence[Model]) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objs)
         return
-    meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
-    sql = f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN"
-    connection.validate_no_broken_transaction()
-    started = time.monotonic()
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.cursor.copy(sql) as copy,
-    ):
-        for obj in objs:
-            copy.write_row(
-                [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
-            )
-    if connection.queries_logged:
-        connection.queries_log.append(
-            {"sql": f"{sql} -- {len(objs)} rows", "time": f"{time.monotonic() - started:.3f}"}
-        )
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    _copy_rows(connection, model, objs, fields)
 
 
 def rows_bulk_create(model: type[Model], objs: Sequence[Model]) -> None:
@@ -110,7 +92,6 @@ def rows_bulk_create(model: type[Model], objs: Sequence[Model]) -> None:
         model.objects.bulk_create(objs)
         return
     meta = model._meta
-    qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -119,9 +100,16 @@ def rows_bulk_create(model: type[Model], objs: Sequence[Model]) -> None:
         ids = [row[0] for row in cursor.fetchall()]
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
-    fields = list(meta.concrete_fields)
+    _copy_rows(connection, model, objs, list(meta.concrete_fields))
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _copy_rows(connection, model: type[Model], objs: Sequence[Model], fields: list) -> None:
+    qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
-    sql = f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN"
+    sql = f"COPY {qn(model._meta.db_table)} ({columns}) FROM STDIN"
     connection.validate_no_broken_transaction()
     started = time.monotonic()
     with (
@@ -133,9 +121,6 @@ def rows_bulk_create(model: type[Model], objs: Sequence[Model]) -> None:
             copy.write_row(
                 [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
             )
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
     if connection.queries_logged:
         connection.queries_log.append(
             {"sql": f"{sql} -- {len(objs)} rows", "time": f"{time.monotonic() - started:.3f}"}
