@@ -40,7 +40,12 @@ from tradingstate.models import (
     PaperPosition,
     Position,
 )
-from tradingstate.services import account_set_enabled, balance_correct, position_correct
+from tradingstate.services import (
+    account_set_enabled,
+    account_upsert,
+    balance_correct,
+    position_correct,
+)
 
 
 def audit_link(target_type: str, target_id: object, label: str = "audit trail") -> str:
@@ -135,6 +140,17 @@ class ExchangeAccountAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         # account settings change through the configuration (recover) or services
         return False
+
+    def save_model(self, request, obj, form, change):
+        """A new account goes through the audited service like one loaded from the config."""
+        values = {name: form.cleaned_data[name] for name in form.cleaned_data if name != "name"}
+        saved = account_upsert(
+            name=obj.name,
+            values=values,
+            actor=Actor.from_request(request),
+            reason="created in the admin",
+        )
+        obj.pk = saved.pk
 
     def audit_params(self, obj) -> dict:
         return {"account__id__exact": obj.pk}

@@ -361,3 +361,28 @@ def test_every_change_page_links_to_its_audit_entries(client, staff, reconciled)
         {"created_at__year": "2026"},
     ):
         assert client.get(audit, params).status_code == 200
+
+
+def test_account_added_in_the_admin_is_audited(client, staff):
+    resp = client.post(
+        reverse("admin:tradingstate_exchangeaccount_add"),
+        {
+            "name": "binance-new",
+            "exchange": "binance",
+            "market_type": "swap",
+            "api_key_env": "BINANCE_KEY",
+            "secret_env": "BINANCE_SECRET",
+            "password_env": "",
+            "ccxt_options": "{}",
+            "enabled": "on",
+            "auto_repair": "on",
+            "reconciliation_interval_seconds": "15",
+            "balance_tolerance": "0.01",
+            "balance_tolerances": "{}",
+            "stale_order_grace_seconds": "10",
+        },
+    )
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    entry = audit_of("account.create")
+    assert (entry.actor_name, entry.reason) == ("alice", "created in the admin")
+    assert entry.after["exchange"] == "binance" and entry.after["secret_env"] == "BINANCE_SECRET"
