@@ -129,10 +129,6 @@ def _runs_before(*, account: ExchangeAccount, before_id: int | None):
     return qs.order_by("-id")
 
 
-def run_previous(*, account: ExchangeAccount, before_id: int | None) -> ReconciliationRun | None:
-    return _runs_before(account=account, before_id=before_id).first()
-
-
 def discrepancy_counts_previous_run(
     *, account: ExchangeAccount, before_id: int | None
 ) -> dict[tuple[str, str], int]:
@@ -144,11 +140,3 @@ def discrepancy_counts_previous_run(
             "type", "key", "consecutive_runs"
         )
     }
-
-
-def discrepancy_list_open(*, account: ExchangeAccount):
-    return Discrepancy.objects.filter(account=account, status=Discrepancy.Status.OPEN)
-
-
-def run_list_recent(*, account: ExchangeAccount, limit: int = 50):
-    return ReconciliationRun.objects.filter(account=account).order_by("-id")[:limit]

@@ -29,7 +29,7 @@ from reconciliation.selectors import (
     local_snapshot,
 )
 from tradingstate.actors import Actor
-from tradingstate.errors import ApplicationError, Conflict, ValidationFailed
+from tradingstate.errors import Conflict
 from tradingstate.exchanges import base as ex
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import account_set_enabled, require_reason
@@ -672,13 +672,3 @@ def discrepancy_acknowledge(*, discrepancy: Discrepancy, actor: Actor, reason: s
         discrepancy_id=row.pk,
     ).save(force_insert=True)
     return row
-
-
-__all__ = [
-    "ApplicationError",
-    "ValidationFailed",
-    "discrepancy_acknowledge",
-    "reconciliation_request",
-    "repair_apply",
-    "run_reconciliation",
-]

@@ -14,8 +14,6 @@ import json
 import logging
 from datetime import UTC, datetime
 
-_RESERVED = {"type", "level", "logger", "time", "message"}
-
 
 class JsonLinesFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
