@@ -95,39 +95,13 @@ def killswitch_activate(
             switch=switch,
         )
     else:
-        before = audit_snapshot(switch, STATE_AUDIT_FIELDS)
-        switch.active = True
-        switch.reason = reason
-        switch.activated_by = actor.name[:150]
-        switch.activated_at = timezone.now()
-        switch.updated_by = actor.name[:150]
-        switch.version += 1
-        switch.save(
-            update_fields=[
-                "active",
-                "reason",
-                "activated_by",
-                "activated_at",
-                "updated_by",
-                "version",
-                "updated_at",
-            ]
-        )
-        event = _event(
-            action=KillSwitchEvent.Action.ACTIVATE,
+        event = _change_state(
+            switch,
+            active=True,
+            reason=reason,
             actor=actor,
             account=account,
-            reason=reason,
             cancel_open_orders=cancel_open_orders,
-        )
-        audit_record(
-            actor=actor,
-            action="killswitch.activate",
-            target=switch,
-            account=account,
-            before=before,
-            after=audit_snapshot(switch, STATE_AUDIT_FIELDS),
-            reason=reason,
         )
         logger.critical(
             ACTIVATED_LOG,
@@ -174,36 +148,7 @@ def killswitch_deactivate(
             message=ALREADY_INACTIVE.format(scope=scope_label),
             switch=switch,
         )
-    before = audit_snapshot(switch, STATE_AUDIT_FIELDS)
-    switch.active = False
-    switch.reason = ""
-    switch.activated_by = ""
-    switch.activated_at = None
-    switch.updated_by = actor.name[:150]
-    switch.version += 1
-    switch.save(
-        update_fields=[
-            "active",
-            "reason",
-            "activated_by",
-            "activated_at",
-            "updated_by",
-            "version",
-            "updated_at",
-        ]
-    )
-    event = _event(
-        action=KillSwitchEvent.Action.DEACTIVATE, actor=actor, account=account, reason=reason
-    )
-    audit_record(
-        actor=actor,
-        action="killswitch.deactivate",
-        target=switch,
-        account=account,
-        before=before,
-        after=audit_snapshot(switch, STATE_AUDIT_FIELDS),
-        reason=reason,
-    )
+    event = _change_state(switch, active=False, reason=reason, actor=actor, account=account)
     logger.warning(
         DEACTIVATED_LOG,
         _one_line(reason),
@@ -220,6 +165,42 @@ def killswitch_deactivate(
         switch=switch,
         event=event,
     )
+
+
+def _change_state(
+    switch: KillSwitch, *, active: bool, reason: str, actor: Actor, account, **event_extra
+) -> KillSwitchEvent:
+    """Flip one scope's locked row; its KillSwitchEvent and AuditEntry in the same transaction."""
+    before = audit_snapshot(switch, STATE_AUDIT_FIELDS)
+    switch.active = active
+    switch.reason = reason if active else ""
+    switch.activated_by = actor.name[:150] if active else ""
+    switch.activated_at = timezone.now() if active else None
+    switch.updated_by = actor.name[:150]
+    switch.version += 1
+    switch.save(
+        update_fields=[
+            "active",
+            "reason",
+            "activated_by",
+            "activated_at",
+            "updated_by",
+            "version",
+            "updated_at",
+        ]
+    )
+    action = KillSwitchEvent.Action.ACTIVATE if active else KillSwitchEvent.Action.DEACTIVATE
+    event = _event(action=action, actor=actor, account=account, reason=reason, **event_extra)
+    audit_record(
+        actor=actor,
+        action="killswitch.activate" if active else "killswitch.deactivate",
+        target=switch,
+        account=account,
+        before=before,
+        after=audit_snapshot(switch, STATE_AUDIT_FIELDS),
+        reason=reason,
+    )
+    return event
 
 
 @transaction.atomic
