@@ -145,25 +145,8 @@ class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
         ("Repair history", {"fields": ("repair_history",)}),
         ("Exchange payload", {"fields": ("detail_json", "payload")}),
     )
-    readonly_fields = (
-        "type",
-        "key",
-        "account",
-        "status",
-        "run_link",
-        "consecutive_runs",
-        "persistent",
-        "created_at",
-        "resolved_at",
-        "resolved_by",
-        "resolution_reason",
-        "audit",
-        "side_by_side",
-        "repair_plan",
-        "repair_history",
-        "detail_json",
-        "payload",
-    )
+    # everything on the page is shown, nothing edited
+    readonly_fields = tuple(f for _, options in fieldsets for f in options["fields"])
 
     # --- display ---------------------------------------------------------------------------
     @admin.display(description="Local → exchange")
