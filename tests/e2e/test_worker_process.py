@@ -57,3 +57,15 @@ def test_run_paper_recovers_then_ticks_through_the_cluster(tmp_path):
     assert sum(1 for t, s in rows if t == "schedule" and s == "completed") >= 2, (rows, out)
     assert "Application started" in out and "ReconciliationLoop started (interval=2s" in out
     assert proc.returncode == 0, out
+
+
+def test_run_live_refuses_a_missing_config_clearly(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "scripts/run_live.py", "--config", str(tmp_path / "nope.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert f"--config: {tmp_path / 'nope.toml'} not found" in proc.stderr
