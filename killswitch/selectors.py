@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db.models import Q
 
 from killswitch.models import KillSwitch, KillSwitchEvent
-from tradingstate.models import ExchangeAccount
+from tradingstate.models import BotProfile, ExchangeAccount
 
 
 @dataclass(frozen=True)
@@ -39,24 +39,27 @@ class KillSwitchStatus:
         return self.active or bool(self.halted_accounts)
 
 
-def killswitch_status(account: ExchangeAccount | None = None) -> KillSwitchStatus:
+def killswitch_status(
+    account: ExchangeAccount | None = None, *, bot: BotProfile | None = None
+) -> KillSwitchStatus:
+    """One scope's state, in one statement. With ``bot``, the global scope lists only the
+    halts of accounts granted to that bot: a bot never learns other accounts' names."""
     if account is not None:
         row = KillSwitch.objects.filter(account=account).first()
         halted = _halted([row]) if row is not None and row.active else []
         return _status(row, halted, account=account.name)
+    halts = Q(active=True) if bot is None else Q(active=True, account__bots=bot)
     rows = list(
-        KillSwitch.objects.select_related("account").filter(
-            Q(account__isnull=True) | Q(active=True)
-        )
+        KillSwitch.objects.select_related("account").filter(Q(account__isnull=True) | halts)
     )
     glob = next((r for r in rows if r.account_id is None), None)
     halted = _halted(sorted((r for r in rows if r.account_id and r.active), key=_name))
     return _status(glob, halted)
 
 
-def killswitch_state() -> KillSwitchStatus:
-    """The global switch, with the halted accounts."""
-    return killswitch_status()
+def killswitch_state(*, bot: BotProfile | None = None) -> KillSwitchStatus:
+    """The global switch, with the halted accounts (those granted to ``bot``, if given)."""
+    return killswitch_status(bot=bot)
 
 
 def killswitch_event_list(*, account: ExchangeAccount | None = None, limit: int = 50):

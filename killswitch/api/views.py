@@ -18,6 +18,8 @@ from killswitch.api.serializers import (
 from killswitch.selectors import killswitch_state
 from killswitch.services import killswitch_activate, killswitch_deactivate
 from tradingstate.actors import Actor
+from tradingstate.api import permissions as api_permissions
+from tradingstate.api.permissions import is_bot
 from tradingstate.errors import NotFound
 from tradingstate.models import ExchangeAccount
 
@@ -29,16 +31,8 @@ DEACTIVATE_DENIED = (
 UNKNOWN_ACCOUNT = "Unknown account '{name}'."
 
 
-def _is_bot(user) -> bool:
-    return bool(user and user.is_authenticated and hasattr(user, "bot"))
-
-
-class IsBotOrStaff(BasePermission):
+class IsBotOrStaff(api_permissions.IsBotOrStaff):
     message = BOTS_AND_STAFF_ONLY
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or _is_bot(user)))
 
 
 class CanDeactivateKillSwitch(BasePermission):
@@ -50,7 +44,7 @@ class CanDeactivateKillSwitch(BasePermission):
             user
             and user.is_authenticated
             and user.is_staff
-            and not _is_bot(user)
+            and not is_bot(user)
             and user.has_perm("killswitch.deactivate_killswitch")
         )
 
@@ -61,7 +55,7 @@ def _account_for(request, name: str | None) -> ExchangeAccount | None:
         return None
     qs = ExchangeAccount.objects.filter(name=name)
     user = request.user
-    if _is_bot(user) and not user.is_staff:
+    if is_bot(user) and not user.is_staff:
         qs = qs.filter(bots=user.bot)
     account = qs.first()
     if account is None:
@@ -70,7 +64,7 @@ def _account_for(request, name: str | None) -> ExchangeAccount | None:
     return account
 
 
-def _change_response(result) -> Response:
+def _change_response(request, result) -> Response:
     data = {
         "changed": result.changed,
         "message": result.message,
@@ -78,17 +72,30 @@ def _change_response(result) -> Response:
         "account": result.account,
         "active": result.active,
         "cancel_summary": result.cancel_summary,
-        "state": killswitch_state(),
+        "state": _state_for(request),
     }
     return Response(ChangeOutputSerializer(data).data)
 
 
+def _state_for(request):
+    """The state as this caller may see it: a bot sees only its own accounts' halts."""
+    user = request.user
+    bot = user.bot if is_bot(user) and not user.is_staff else None
+    return killswitch_state(bot=bot)
+
+
 class KillSwitchStatusApi(APIView):
+    """The kill switch state. Bots are told to read it before every order, so it is not
+    counted against the bot rate limit: a 429 on the safety check would leave a bot to
+    choose between trading blind and stalling, and the read (two indexed statements with
+    the token check) costs no more than the throttle's own bookkeeping would."""
+
     permission_classes = [IsBotOrStaff]
+    throttle_classes: list = []
 
     @extend_schema(responses=KillSwitchStatusSerializer)
     def get(self, request):
-        return Response(KillSwitchStatusSerializer(killswitch_state()).data)
+        return Response(KillSwitchStatusSerializer(_state_for(request)).data)
 
 
 class KillSwitchActivateApi(APIView):
@@ -105,7 +112,7 @@ class KillSwitchActivateApi(APIView):
             account=_account_for(request, data.get("account")),
             cancel_open_orders=data["cancel_open_orders"],
         )
-        return _change_response(result)
+        return _change_response(request, result)
 
 
 class KillSwitchDeactivateApi(APIView):
@@ -121,4 +128,4 @@ class KillSwitchDeactivateApi(APIView):
             reason=data["reason"],
             account=_account_for(request, data.get("account")),
         )
-        return _change_response(result)
+        return _change_response(request, result)

@@ -310,3 +310,12 @@ def test_sidecar_assets_are_findable():
     from django.contrib.staticfiles import finders
 
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+
+
+def test_schema_generates_without_warnings(tmp_path):
+    # every view, serializer and authenticator resolves: no "could not resolve" fallbacks
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    assert "knoxApiToken" in out.read_text()

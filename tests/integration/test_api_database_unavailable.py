@@ -13,7 +13,7 @@ def test_database_error_in_a_view_is_503_with_retry_after(monkeypatch):
     # given
     client, _ = make_bot("bot-a", AccountFactory(name="acct-a"))
 
-    def down():
+    def down(**_kwargs):
         raise OperationalError("connection to server failed")
 
     monkeypatch.setattr("killswitch.api.views.killswitch_state", down)

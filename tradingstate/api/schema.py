@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from drf_spectacular.openapi import AutoSchema
 
 from tradingstate.api.serializers import ErrorSerializer
@@ -22,3 +23,9 @@ class ApiAutoSchema(AutoSchema):
                     ErrorSerializer, code, direction=direction
                 )
         return responses
+
+
+class BotTokenScheme(KnoxTokenScheme):
+    """Our one-statement knox authentication documents as knox's token scheme."""
+
+    target_class = "tradingstate.api.auth.BotTokenAuthentication"

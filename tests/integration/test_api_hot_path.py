@@ -1,0 +1,224 @@
+"""The paths a bot calls before every order: token check, kill-switch read, rate limit.
+
+Shape, not time (the time is bench/api.py's): how many statements, what each caller sees,
+what the rate limit counts and when it refuses.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from killswitch.services import killswitch_activate
+from tests.api_support import (
+    API,
+    api_cache_table,  # noqa: F401  (session fixture)
+    assert_error,
+    make_bot,
+    two_accounts,
+)
+from tests.factories import AccountFactory, StaffFactory
+from tradingstate.actors import Actor
+from tradingstate.api.throttling import BotRateThrottle
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_cache_table")]
+
+KILLSWITCH = f"{API}/killswitch/"
+STAFF = Actor.system("tests")
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _statements(client, path: str) -> tuple[int, list[str]]:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path)
+    assert response.status_code == 200, response.content[:300]
+    return len(ctx.captured_queries), [q["sql"] for q in ctx.captured_queries]
+
+
+# --- the kill-switch read ----------------------------------------------------------------------
+def test_killswitch_read_is_two_statements_whatever_the_halts():
+    a, b = two_accounts()
+    client, _ = make_bot("alpha", a, b)
+    counts = []
+    for halted in ([], [a], [a, b]):
+        for account in halted:
+            killswitch_activate(reason="venue down", actor=STAFF, account=account)
+        n, sql = _statements(client, KILLSWITCH)
+        counts.append(n)
+        assert len(client.get(KILLSWITCH).json()["halted_accounts"]) == len(halted)
+    # one for the token (with its user and bot profile), one for the state
+    assert counts == [2, 2, 2], (counts, sql)
+    assert "knox_authtoken" in sql[0] and "tradingstate_botprofile" in sql[0]
+    assert "killswitch_killswitch" in sql[1]
+
+
+def test_bot_sees_only_the_halts_of_its_own_accounts():
+    a, b = two_accounts()
+    client, _ = make_bot("alpha", a)
+    killswitch_activate(reason="a down", actor=STAFF, account=a)
+    killswitch_activate(reason="b down", actor=STAFF, account=b)
+    body = client.get(KILLSWITCH).json()
+    assert [h["account"] for h in body["halted_accounts"]] == ["acct-a"]
+    staff = APIClient()
+    staff.force_login(StaffFactory(username="alice"))
+    body = staff.get(KILLSWITCH).json()
+    assert [h["account"] for h in body["halted_accounts"]] == ["acct-a", "acct-b"]
+
+
+def test_global_switch_shows_to_every_bot():
+    a, _b = two_accounts()
+    client, _ = make_bot("alpha", a)
+    killswitch_activate(reason="exchange outage", actor=STAFF)
+    body = client.get(KILLSWITCH).json()
+    assert body["active"] is True and body["reason"] == "exchange outage"
+
+
+def test_activation_answer_shows_the_bot_only_its_own_halts():
+    a, b = two_accounts()
+    client, _ = make_bot("alpha", a)
+    killswitch_activate(reason="b down", actor=STAFF, account=b)
+    response = client.post(
+        f"{KILLSWITCH}activate/", {"reason": "a down", "account": "acct-a"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert [h["account"] for h in response.json()["state"]["halted_accounts"]] == ["acct-a"]
+
+
+def test_killswitch_read_is_not_rate_limited(settings):
+    a, _ = two_accounts()
+    client, _ = make_bot("alpha", a)
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"bot": "2/min"},
+    }
+    for _ in range(5):
+        assert client.get(KILLSWITCH).status_code == 200
+    # the rest of the API still counts, and the reads above did not use up the budget
+    assert client.get(f"{API}/accounts/").status_code == 200
+    assert client.get(f"{API}/accounts/").status_code == 200
+    assert_error(client.get(f"{API}/accounts/"), 429, "throttled")
+
+
+# --- token authentication ----------------------------------------------------------------------
+def test_expired_token_is_refused_and_deleted():
+    a, _ = two_accounts()
+    client, user = make_bot("alpha", a)
+    token = AuthToken.objects.get(user=user)
+    token.expiry = timezone.now() - timedelta(seconds=1)
+    token.save(update_fields=["expiry"])
+    assert_error(client.get(KILLSWITCH), 401, "not_authenticated")
+    assert not AuthToken.objects.filter(pk=token.pk).exists()
+
+
+def test_a_users_other_expired_token_does_not_block_a_valid_one():
+    a, _ = two_accounts()
+    client, user = make_bot("alpha", a)
+    old, _ = AuthToken.objects.create(user, expiry=timedelta(seconds=-1))
+    assert client.get(KILLSWITCH).status_code == 200
+    # never valid, whether or not it is still stored
+    assert AuthToken.objects.filter(pk=old.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Token not-a-real-token-at-all",
+        "Token " + "a" * 64,
+        "Token ÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿ",
+    ],
+    ids=["garbage", "unknown", "non-ascii"],
+)
+def test_bad_tokens_are_401_not_500(header):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header.encode("latin-1").decode("latin-1"))
+    assert_error(client.get(KILLSWITCH), 401, "not_authenticated")
+
+
+def test_inactive_bot_user_is_refused():
+    a, _ = two_accounts()
+    client, user = make_bot("alpha", a)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert_error(client.get(KILLSWITCH), 401, "not_authenticated")
+
+
+# --- the rate limit ----------------------------------------------------------------------------
+class Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _throttle(settings, rate: str, clock: Clock) -> BotRateThrottle:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"bot": rate}}
+    throttle = BotRateThrottle()
+    throttle.timer = clock
+    return throttle
+
+
+def _bot_request():
+    _, user = make_bot("alpha", AccountFactory(name="acct-t"))
+    return SimpleNamespace(user=user)
+
+
+def _allowed(throttle, request, n: int) -> int:
+    return sum(throttle.allow_request(request, None) for _ in range(n))
+
+
+def test_rate_limit_counts_in_a_sliding_window(settings):
+    request = _bot_request()
+    clock = Clock(6_000_000.0)  # a window boundary for 60 s windows
+    throttle = _throttle(settings, "10/min", clock)
+    assert _allowed(throttle, request, 15) == 10
+    # this window is full on its own: wait for the next one
+    assert throttle.wait() == pytest.approx(60.0)
+    clock.now += 60  # the next window starts: the previous 10 still weigh fully
+    assert _allowed(throttle, request, 1) == 0
+    clock.now += 15  # a quarter in: the previous window weighs 10 * 3/4 = 7.5
+    assert _allowed(throttle, request, 10) == 3  # 7.5 + 3 >= 10
+    # 10 * (1 - t/60) + 3 < 10 once t > 18 s: 3 s from now
+    assert throttle.wait() == pytest.approx(3.0)
+    clock.now += 45  # the window after: the previous one held 3
+    assert _allowed(throttle, request, 10) == 7
+
+
+def test_rate_limit_counter_stays_a_number(settings):
+    request = _bot_request()
+    clock = Clock(6_000_030.0)
+    throttle = _throttle(settings, "1000/min", clock)
+    assert _allowed(throttle, request, 300) == 300
+    window = int(clock.now // 60)
+    # one integer per bot and window, not the time of every request
+    assert cache.get(f"throttle_bot_{request.user.pk}_{window}") == 300
+
+
+def test_rate_limit_is_per_bot(settings):
+    clock = Clock(6_000_000.0)
+    throttle = _throttle(settings, "3/min", clock)
+    _, alpha = make_bot("alpha", AccountFactory(name="acct-x"))
+    _, beta = make_bot("beta", AccountFactory(name="acct-y"))
+    assert _allowed(throttle, SimpleNamespace(user=alpha), 5) == 3
+    assert _allowed(throttle, SimpleNamespace(user=beta), 5) == 3
+
+
+def test_zero_rate_refuses_everything(settings):
+    clock = Clock(6_000_010.0)
+    throttle = _throttle(settings, "0/min", clock)
+    assert _allowed(throttle, _bot_request(), 3) == 0
+    assert throttle.wait() == pytest.approx(50.0)
