@@ -9,6 +9,7 @@ filled, cancelled, rejected, expired are terminal.
 from __future__ import annotations
 
 from collections import deque
+from functools import lru_cache
 
 PENDING = "pending"
 SUBMITTED = "submitted"
@@ -46,9 +47,17 @@ def transition_path(frm: str, to: str) -> list[str] | None:
     The reconciler uses it to advance a local order to the exchange's state, e.g.
     pending -> submitted -> filled. ``[]`` when already there; ``None`` when unreachable.
     """
+    path = _shortest_path(frm, to)
+    return None if path is None else list(path)
+
+
+@lru_cache(maxsize=512)
+def _shortest_path(frm: str, to: str) -> tuple[str, ...] | None:
+    # the graph is a constant: a pass asks the same few pairs thousands of times (bounded:
+    # statuses come from callers, and an unknown one must not grow the cache for ever)
     if frm == to:
-        return []
-    queue: deque[tuple[str, list[str]]] = deque([(frm, [])])
+        return ()
+    queue: deque[tuple[str, tuple[str, ...]]] = deque([(frm, ())])
     seen = {frm}
     while queue:
         state, path = queue.popleft()
@@ -56,7 +65,7 @@ def transition_path(frm: str, to: str) -> list[str] | None:
             if nxt in seen:
                 continue
             if nxt == to:
-                return [*path, nxt]
+                return (*path, nxt)
             seen.add(nxt)
-            queue.append((nxt, [*path, nxt]))
+            queue.append((nxt, (*path, nxt)))
     return None

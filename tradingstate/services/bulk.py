@@ -11,12 +11,45 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from operator import attrgetter
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    ForeignKey,
+    IntegerField,
+    Model,
+    OneToOneField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    SmallIntegerField,
+    TextField,
+)
 
 # PostgreSQL's protocol limit on bound parameters (only with server-side binding)
 PG_MAX_PARAMS = 65535
+# Fields whose ORM preparation for a save leaves a well-typed value as it is (a str, an int,
+# a bool, a foreign key's id): COPY takes the attribute itself. Exact classes only: a
+# subclass may prepare differently. Everything else (dates, JSON, amounts) goes through
+# pre_save and get_db_prep_save as in an ORM insert.
+PLAIN_FIELDS = (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    ForeignKey,
+    IntegerField,
+    OneToOneField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    SmallIntegerField,
+    TextField,
+)
 
 
 def rows_bulk_update(
@@ -117,11 +150,21 @@ def _copy_rows(connection, model: type[Model], objs: Sequence[Model], fields: li
         connection.wrap_database_errors,
         cursor.cursor.copy(sql) as copy,
     ):
+        prepared = [_prepared(f, connection) for f in fields]
         for obj in objs:
-            copy.write_row(
-                [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
-            )
+            copy.write_row([prepare(obj) for prepare in prepared])
     if connection.queries_logged:
         connection.queries_log.append(
             {"sql": f"{sql} -- {len(objs)} rows", "time": f"{time.monotonic() - started:.3f}"}
         )
+
+
+def _prepared(field, connection):
+    """``obj -> the value COPY writes for field``, as an ORM insert would prepare it."""
+    if type(field) in PLAIN_FIELDS:
+        return attrgetter(field.attname)
+
+    def prepare(obj):
+        return field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+
+    return prepare
