@@ -78,8 +78,8 @@ def local_snapshot(
         # PostgreSQL takes the whole list in one statement; SQLite caps its parameters
         chunk = max(len(coids), len(exids), 1) if connection.vendor == "postgresql" else IN_CHUNK
         for start in range(0, max(len(coids), len(exids)), chunk):
-            q = Q(client_order_id__in=coids[start : start + chunk]) | Q(
-                exchange_order_id__in=exids[start : start + chunk]
+            q = Q(client_order_id__any=coids[start : start + chunk]) | Q(
+                exchange_order_id__any=exids[start : start + chunk]
             )
             for o in _local_orders(Order.objects.filter(account=account).filter(q)):
                 orders.setdefault(o.id, o)

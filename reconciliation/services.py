@@ -449,7 +449,7 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
                 repaired_ids.append(row.pk)
     rows_bulk_insert(Repair, repairs)
     if repaired_ids:
-        Discrepancy.objects.filter(pk__in=repaired_ids).update(
+        Discrepancy.objects.filter(pk__any=repaired_ids).update(
             status=Discrepancy.Status.REPAIRED,
             resolved_at=timezone.now(),
             resolved_by=actor.name,
@@ -504,11 +504,11 @@ def _close_previous(account, run, findings, snapshot) -> None:
             resolved.append(pk)
     now = timezone.now()
     if superseded:
-        Discrepancy.objects.filter(pk__in=superseded).update(
+        Discrepancy.objects.filter(pk__any=superseded).update(
             status=Discrepancy.Status.SUPERSEDED, resolved_at=now
         )
     if resolved:
-        Discrepancy.objects.filter(pk__in=resolved).update(
+        Discrepancy.objects.filter(pk__any=resolved).update(
             status=Discrepancy.Status.RESOLVED,
             resolved_at=now,
             resolved_by="system:reconciliation",

@@ -6,4 +6,7 @@ class TradingstateConfig(AppConfig):
     verbose_name = "State of record"
 
     def ready(self) -> None:
-        from tradingstate import checks  # noqa: F401  (registers the deploy checks)
+        from tradingstate import (
+            checks,  # noqa: F401  (registers the deploy checks)
+            lookups,  # noqa: F401  (registers field__any)
+        )

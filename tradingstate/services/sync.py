@@ -91,7 +91,7 @@ def orders_create_from_exchange(
     outcomes: dict[str, SyncOutcome] = {}
     coids = [item.values["client_order_id"] for item in items]
     taken = set(
-        Order.objects.filter(account=account, client_order_id__in=coids).values_list(
+        Order.objects.filter(account=account, client_order_id__any=coids).values_list(
             "client_order_id", flat=True
         )
     )
@@ -181,7 +181,7 @@ def orders_sync_state(
     locked = {
         o.pk: o
         for o in Order.objects.select_for_update()
-        .filter(account=account, pk__in=[i.target_id for i in items])
+        .filter(account=account, pk__any=[i.target_id for i in items])
         .order_by("pk")
     }
     outcomes = []
