@@ -22,6 +22,12 @@ from common import is_postgres, machine_line  # noqa: E402
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 # (label, script, args, extra environment)
 SCRIPTS = [
+    (
+        "floors: this machine's speed now, and steps no pass or request can skip",
+        "floors.py",
+        [],
+        {},
+    ),
     ("reconciliation pass", "reconcile.py", [], {}),
     ("API, cache (throttle counts) in the database: the zero-setup default", "api.py", [], {}),
 ]
@@ -62,7 +68,7 @@ def main() -> int:
         for line in proc.stdout:
             line = line.rstrip("\n")
             print(line, flush=True)
-            if line.startswith(("reconcile ", "api ")):
+            if line.startswith(("floor ", "reconcile ", "api ")):
                 lines.append(line)
         if proc.wait(TIMEOUT) != 0:
             failed.append(f"{script} exited {proc.returncode}")
