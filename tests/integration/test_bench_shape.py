@@ -4,7 +4,9 @@
   every kind of discrepancy (missing and stale orders, positions, balances) and clean.
   (Missing orders + positions + balances alone: test_reconciliation_pass.py::
   test_queries_do_not_grow_with_size; the kill-switch guard's one statement:
-  test_killswitch_services.py::test_guard_uses_one_statement.)
+  test_killswitch_services.py::test_guard_uses_one_statement; the kill-switch API read's
+  two, token check included: test_api_hot_path.py::
+  test_killswitch_read_is_two_statements_whatever_the_halts.)
 - ``bench/reconcile.py`` runs and prints a well-formed line.
 """
 
