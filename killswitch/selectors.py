@@ -39,6 +39,9 @@ class KillSwitchStatus:
         return self.active or bool(self.halted_accounts)
 
 
+STATE_COLUMNS = ("account_id", "account__name", "active", "reason", "activated_by", "activated_at")
+
+
 def killswitch_status(
     account: ExchangeAccount | None = None, *, bot: BotProfile | None = None
 ) -> KillSwitchStatus:
@@ -49,12 +52,26 @@ def killswitch_status(
         halted = _halted([row]) if row is not None and row.active else []
         return _status(row, halted, account=account.name)
     halts = Q(active=True) if bot is None else Q(active=True, account__bots=bot)
-    rows = list(
-        KillSwitch.objects.select_related("account").filter(Q(account__isnull=True) | halts)
+    # bots read this before every order: plain tuples, no model instances, no ORDER BY
+    rows = (
+        KillSwitch.objects.filter(Q(account__isnull=True) | halts)
+        .order_by()
+        .values_list(*STATE_COLUMNS)
     )
-    glob = next((r for r in rows if r.account_id is None), None)
-    halted = _halted(sorted((r for r in rows if r.account_id and r.active), key=_name))
-    return _status(glob, halted)
+    glob = None
+    halted = []
+    for account_id, name, active, reason, by, at in rows:
+        if account_id is None:
+            glob = (active, reason, by, at)
+        elif active:
+            halted.append(HaltedAccount(name, reason, by, at))
+    halted.sort(key=lambda h: h.account)
+    if glob is None or not glob[0]:
+        return KillSwitchStatus(active=False, halted_accounts=halted)
+    _, reason, by, at = glob
+    return KillSwitchStatus(
+        active=True, reason=reason, activated_by=by, activated_at=at, halted_accounts=halted
+    )
 
 
 def killswitch_state(*, bot: BotProfile | None = None) -> KillSwitchStatus:
@@ -67,10 +84,6 @@ def killswitch_event_list(*, account: ExchangeAccount | None = None, limit: int 
     if account is not None:
         qs = qs.filter(account=account)
     return list(qs[:limit])
-
-
-def _name(row: KillSwitch) -> str:
-    return row.account.name
 
 
 def _halted(rows) -> list[HaltedAccount]:
