@@ -4,7 +4,8 @@ transitions).
 Django's ``bulk_update`` builds a ``CASE WHEN id = … THEN …`` expression per field per row:
 its Python cost grows with rows x fields (seconds for ten thousand rows) and it is split
 into batches. On PostgreSQL ``rows_bulk_update`` sends a single
-``UPDATE … FROM (VALUES …)`` instead; elsewhere it falls back to ``bulk_update``.
+``UPDATE … FROM unnest(array, …)``, one array parameter a column, instead (a short
+statement whatever the row count); elsewhere it falls back to ``bulk_update``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from django.db.models import (
     TextField,
 )
 
-# PostgreSQL's protocol limit on bound parameters (only with server-side binding)
-PG_MAX_PARAMS = 65535
 # Fields whose ORM preparation for a save leaves a well-typed value as it is (a str, an int,
 # a bool, a foreign key's id): COPY takes the attribute itself. Exact classes only: a
 # subclass may prepare differently. Everything else (dates, JSON, amounts) goes through
@@ -65,31 +64,20 @@ def rows_bulk_update(
     pk = meta.pk
     columns = [pk, *(meta.get_field(name) for name in fields)]
     qn = connection.ops.quote_name
-    assignments = ", ".join(
-        f"{qn(f.column)} = CAST(v.column{i + 1} AS {f.db_type(connection)})"
-        for i, f in enumerate(columns)
-        if i > 0
-    )
-    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    chunk = len(objs)
-    if connection.settings_dict.get("OPTIONS", {}).get("server_side_binding") is True:
-        chunk = max(1, PG_MAX_PARAMS // len(columns))
     table = qn(meta.db_table)
-    match = f"{table}.{qn(pk.column)} = CAST(v.column1 AS {pk.db_type(connection)})"
-    updated = 0
+    assignments = ", ".join(f"{qn(f.column)} = v.c{i}" for i, f in enumerate(columns) if i > 0)
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
+    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    # identifiers and types come from the model, values are parameters: one array a column
+    sql = (
+        f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({names}) "  # noqa: S608
+        f"WHERE {table}.{qn(pk.column)} = v.c0"
+    )
+    prepared = [_prepared(f, connection, save=False) for f in columns]
+    params = [[prepare(obj) for obj in objs] for prepare in prepared]
     with connection.cursor() as cursor:
-        for start in range(0, len(objs), chunk):
-            part = objs[start : start + chunk]
-            params = []
-            for obj in part:
-                for f in columns:
-                    params.append(f.get_db_prep_save(getattr(obj, f.attname), connection))
-            values = ", ".join([placeholder] * len(part))
-            # identifiers and types come from the model, values are parameters
-            sql = f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v WHERE {match}"  # noqa: S608
-            cursor.execute(sql, params)
-            updated += cursor.rowcount
-    return updated
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def rows_bulk_insert(model: type[Model], objs: Sequence[Model]) -> None:
@@ -159,10 +147,13 @@ def _copy_rows(connection, model: type[Model], objs: Sequence[Model], fields: li
         )
 
 
-def _prepared(field, connection):
-    """``obj -> the value COPY writes for field``, as an ORM insert would prepare it."""
+def _prepared(field, connection, *, save: bool = True):
+    """``obj -> the value written for field``, as the ORM would prepare it: for an insert
+    (``pre_save`` first, so ``auto_now_add`` applies), or for an update of the attribute."""
     if type(field) in PLAIN_FIELDS:
         return attrgetter(field.attname)
+    if not save:
+        return lambda obj: field.get_db_prep_save(getattr(obj, field.attname), connection)
 
     def prepare(obj):
         return field.get_db_prep_save(field.pre_save(obj, add=True), connection)
