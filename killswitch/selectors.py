@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 
-from django.db.models import Q
+from django.db import connection
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from killswitch.models import KillSwitch, KillSwitchEvent
 from tradingstate.models import BotProfile, ExchangeAccount
@@ -39,9 +42,6 @@ class KillSwitchStatus:
         return self.active or bool(self.halted_accounts)
 
 
-STATE_COLUMNS = ("account_id", "account__name", "active", "reason", "activated_by", "activated_at")
-
-
 def killswitch_status(
     account: ExchangeAccount | None = None, *, bot: BotProfile | None = None
 ) -> KillSwitchStatus:
@@ -51,27 +51,70 @@ def killswitch_status(
         row = KillSwitch.objects.filter(account=account).first()
         halted = _halted([row]) if row is not None and row.active else []
         return _status(row, halted, account=account.name)
-    halts = Q(active=True) if bot is None else Q(active=True, account__bots=bot)
-    # bots read this before every order: plain tuples, no model instances, no ORDER BY
-    rows = (
-        KillSwitch.objects.filter(Q(account__isnull=True) | halts)
-        .order_by()
-        .values_list(*STATE_COLUMNS)
-    )
+    rows = _state_rows(bot)
     glob = None
     halted = []
     for account_id, name, active, reason, by, at in rows:
         if account_id is None:
             glob = (active, reason, by, at)
         elif active:
-            halted.append(HaltedAccount(name, reason, by, at))
+            halted.append(HaltedAccount(name, reason, by, _aware(at)))
     halted.sort(key=lambda h: h.account)
     if glob is None or not glob[0]:
         return KillSwitchStatus(active=False, halted_accounts=halted)
     _, reason, by, at = glob
     return KillSwitchStatus(
-        active=True, reason=reason, activated_by=by, activated_at=at, halted_accounts=halted
+        active=True, reason=reason, activated_by=by, activated_at=_aware(at), halted_accounts=halted
     )
+
+
+def _state_rows(bot: BotProfile | None) -> list[tuple]:
+    """(account id, account name, active, reason, by, at) of the global row and the halts
+    (of the bot's accounts, with ``bot``). Bots read this before every order: one plain
+    statement, without the ORM's per-call query compilation (most of a read's cost here)."""
+    sql, sql_for_bot = _state_sql(connection.vendor)
+    with connection.cursor() as cursor:
+        if bot is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql_for_bot, [bot.pk])
+        return [(a, n, bool(on), r, by, at) for a, n, on, r, by, at in cursor.fetchall()]
+
+
+@cache
+def _state_sql(vendor: str) -> tuple[str, str]:
+    # identifiers come from the models; the bot's id is the one value, a parameter
+    qn = connection.ops.quote_name
+    switch = qn(KillSwitch._meta.db_table)
+    account = qn(ExchangeAccount._meta.db_table)
+    grants = BotProfile.accounts.through._meta
+    grant_table = qn(grants.db_table)
+    grant_account = qn(grants.get_field("exchangeaccount").column)
+    grant_bot = qn(grants.get_field("botprofile").column)
+    k = {name: f"k.{qn(name)}" for name in ("account_id", "active", "reason", "activated_by")}
+    cols = (
+        f"{k['account_id']}, a.{qn('name')}, {k['active']}, {k['reason']}, "
+        f"{k['activated_by']}, k.{qn('activated_at')}"
+    )
+    base = (
+        f"SELECT {cols} FROM {switch} k "  # noqa: S608
+        f"LEFT JOIN {account} a ON a.{qn('id')} = {k['account_id']} "
+        f"WHERE {k['account_id']} IS NULL OR ({k['active']}"
+    )
+    for_bot = (
+        f" AND EXISTS (SELECT 1 FROM {grant_table} g WHERE g.{grant_account} = "  # noqa: S608
+        f"{k['account_id']} AND g.{grant_bot} = %s)"
+    )
+    return base + ")", base + for_bot + ")"
+
+
+def _aware(value):
+    """SQLite hands back naive UTC datetimes (or text) where the ORM would make them aware."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
 
 
 def killswitch_state(*, bot: BotProfile | None = None) -> KillSwitchStatus:

@@ -222,3 +222,22 @@ def test_zero_rate_refuses_everything(settings):
     throttle = _throttle(settings, "0/min", clock)
     assert _allowed(throttle, _bot_request(), 3) == 0
     assert throttle.wait() == pytest.approx(50.0)
+
+
+def test_state_read_gives_aware_times_and_exact_text():
+    from killswitch.selectors import killswitch_state
+
+    a, _b = two_accounts()
+    reason = "venue 'down' — ünïcode, 100%"
+    killswitch_activate(reason=reason, actor=STAFF)
+    killswitch_activate(reason="a down", actor=STAFF, account=a)
+    state = killswitch_state()
+    assert state.active is True and state.reason == reason
+    assert state.activated_by == STAFF.name
+    now = timezone.now()
+    for at in (state.activated_at, state.halted_accounts[0].activated_at):
+        assert at.tzinfo is not None and abs(now - at) < timedelta(minutes=1)
+    body = APIClient()
+    body.force_login(StaffFactory(username="carol"))
+    data = body.get(KILLSWITCH).json()
+    assert data["activated_at"].endswith("Z") or data["activated_at"].endswith("+00:00")
