@@ -241,3 +241,28 @@ def test_state_read_gives_aware_times_and_exact_text():
     body.force_login(StaffFactory(username="carol"))
     data = body.get(KILLSWITCH).json()
     assert data["activated_at"].endswith("Z") or data["activated_at"].endswith("+00:00")
+
+
+def test_token_check_builds_user_and_bot_as_the_orm_would():
+    from django.contrib.auth import get_user_model
+
+    from tradingstate.api.auth import BotTokenAuthentication
+
+    a, _b = two_accounts()
+    _, user = make_bot("alpha", a)
+    _, token = AuthToken.objects.create(user)
+    staff = StaffFactory(username="dora")
+    _, staff_token = AuthToken.objects.create(staff)
+    auth = BotTokenAuthentication()
+    with CaptureQueriesContext(connection) as ctx:
+        got, auth_token = auth.authenticate_credentials(token.encode())
+        assert got.bot.pk == user.bot.pk and got.bot.user is got  # cached, no query
+        assert auth_token.user is got
+        other, _ = auth.authenticate_credentials(staff_token.encode())
+        assert not hasattr(other, "bot")  # cached absence, no query
+    assert len(ctx.captured_queries) == 2
+    fresh = get_user_model().objects.get(pk=user.pk)
+    for field in get_user_model()._meta.concrete_fields:
+        assert getattr(got, field.attname) == getattr(fresh, field.attname), field.name
+    assert got.date_joined.tzinfo is not None and got.is_active is True
+    assert other.is_staff is True and other.pk == staff.pk
