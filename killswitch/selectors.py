@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from killswitch.models import KillSwitch, KillSwitchEvent
+from tradingstate.db import fetch_all
 from tradingstate.models import BotProfile, ExchangeAccount
 
 
@@ -73,12 +74,8 @@ def _state_rows(bot: BotProfile | None) -> list[tuple]:
     (of the bot's accounts, with ``bot``). Bots read this before every order: one plain
     statement, without the ORM's per-call query compilation (most of a read's cost here)."""
     sql, sql_for_bot = _state_sql(connection.vendor)
-    with connection.cursor() as cursor:
-        if bot is None:
-            cursor.execute(sql)
-        else:
-            cursor.execute(sql_for_bot, [bot.pk])
-        return [(a, n, bool(on), r, by, at) for a, n, on, r, by, at in cursor.fetchall()]
+    rows = fetch_all(sql) if bot is None else fetch_all(sql_for_bot, [bot.pk])
+    return [(a, n, bool(on), r, by, at) for a, n, on, r, by, at in rows]
 
 
 @cache

@@ -115,6 +115,7 @@ class AppConfig(_Strict):
     stale_order_grace_seconds: Annotated[int, Field(ge=0, le=86400)] = 10
     persistent_desync_runs: Annotated[int, Field(ge=2, le=100)] = 3
     database_url: str = "sqlite:///data/tradingstate.sqlite3"
+    database_prepared_statements: bool = True
     time_zone: str = "UTC"
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost"])
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

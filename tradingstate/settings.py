@@ -106,6 +106,12 @@ def _database() -> dict:
     except ValueError as exc:
         sys.stderr.write(f"tradingstate: configuration error\n  DATABASE_URL: {exc}\n")
         raise SystemExit(2) from None
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        # psycopg prepares a server-bound statement after this many runs on a connection;
+        # None (Django's default) never does. Only tradingstate.db's hot reads are bound
+        # server-side: the ORM's own queries stay client-bound and unprepared.
+        prepare = 5 if TRADINGSTATE.database_prepared_statements else None
+        db.setdefault("OPTIONS", {})["prepare_threshold"] = prepare
     if db["ENGINE"] == "django.db.backends.sqlite3":
         db["CONN_MAX_AGE"] = 0
         db["OPTIONS"] = {

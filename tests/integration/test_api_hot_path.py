@@ -266,3 +266,36 @@ def test_token_check_builds_user_and_bot_as_the_orm_would():
         assert getattr(got, field.attname) == getattr(fresh, field.attname), field.name
     assert got.date_joined.tzinfo is not None and got.is_active is True
     assert other.is_staff is True and other.pk == staff.pk
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+@pytest.mark.parametrize("threshold", [5, None], ids=["prepared", "pooler-safe"])
+def test_hot_reads_are_prepared_unless_disabled(threshold):
+    from killswitch.selectors import killswitch_state
+
+    connection.ensure_connection()
+    previous = connection.connection.prepare_threshold
+    connection.connection.prepare_threshold = threshold
+    try:
+        for _ in range(7):
+            assert killswitch_state().active is False
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements "
+                "WHERE statement LIKE '%%killswitch_killswitch%%'"
+            )
+            prepared = cursor.fetchone()[0]
+    finally:
+        connection.connection.prepare_threshold = previous
+    assert prepared == (1 if threshold else 0)
+
+
+def test_hot_read_errors_come_out_as_django_errors():
+    from django.db import DatabaseError, transaction
+
+    from tradingstate.db import fetch_all
+
+    # a savepoint, as around any statement that may fail inside a transaction
+    with pytest.raises(DatabaseError), transaction.atomic():
+        fetch_all("SELECT * FROM no_such_table_here")
+    assert fetch_all("SELECT 1") == [(1,)]

@@ -30,6 +30,7 @@ from knox.settings import CONSTANTS
 from knox.signals import token_expired
 from rest_framework import exceptions
 
+from tradingstate.db import fetch_all
 from tradingstate.models import BotProfile
 
 INVALID_TOKEN = _("Invalid token.")
@@ -58,9 +59,7 @@ def _tokens(token_key: str) -> list:
     """The tokens under ``token_key`` with their user and the user's bot profile (or its
     absence) in the ORM's relation caches, as ``select_related`` would leave them."""
     sql, token_fields, user_fields, bot_fields = _token_query(connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [token_key])
-        rows = cursor.fetchall()
+    rows = fetch_all(sql, [token_key])
     out = []
     n_token, n_user = len(token_fields), len(user_fields)
     for row in rows:
