@@ -14,40 +14,29 @@ import time
 from collections.abc import Sequence
 from operator import attrgetter
 
-from django.db import connections, router
-from django.db.models import (
-    AutoField,
-    BigAutoField,
-    BigIntegerField,
-    BooleanField,
-    CharField,
-    ForeignKey,
-    IntegerField,
-    Model,
-    OneToOneField,
-    PositiveIntegerField,
-    PositiveSmallIntegerField,
-    SmallIntegerField,
-    TextField,
-)
+from django.db import connections, models, router
+from django.db.models import Model
 
 # Fields whose ORM preparation for a save leaves a well-typed value as it is (a str, an int,
 # a bool, a foreign key's id): COPY takes the attribute itself. Exact classes only: a
 # subclass may prepare differently. Everything else (dates, JSON, amounts) goes through
 # pre_save and get_db_prep_save as in an ORM insert.
-PLAIN_FIELDS = (
-    AutoField,
-    BigAutoField,
-    BigIntegerField,
-    BooleanField,
-    CharField,
-    ForeignKey,
-    IntegerField,
-    OneToOneField,
-    PositiveIntegerField,
-    PositiveSmallIntegerField,
-    SmallIntegerField,
-    TextField,
+PLAIN_FIELDS = tuple(
+    getattr(models, name)
+    for name in (
+        "AutoField",
+        "BigAutoField",
+        "BigIntegerField",
+        "BooleanField",
+        "CharField",
+        "ForeignKey",
+        "IntegerField",
+        "OneToOneField",
+        "PositiveIntegerField",
+        "PositiveSmallIntegerField",
+        "SmallIntegerField",
+        "TextField",
+    )
 )
 
 
