@@ -90,6 +90,10 @@ class LoggingConfig(_Strict):
     console: bool = True
 
 
+# what tradingstate.api.throttling reads: a count, then a period by its first letter
+BOT_RATE = re.compile(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
 class ApiConfig(_Strict):
     max_body_bytes: Annotated[int, Field(ge=1024, le=50 * 1024 * 1024)] = 2 * 1024 * 1024
     page_size: Annotated[int, Field(ge=1, le=1000)] = 100
@@ -97,6 +101,15 @@ class ApiConfig(_Strict):
     bot_rate: str = "6000/min"
     bulk_max_items: Annotated[int, Field(ge=1, le=10000)] = 1000
     reconcile_wait_seconds: Annotated[int, Field(ge=1, le=300)] = 30
+
+    @field_validator("bot_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if not BOT_RATE.fullmatch(value):
+            raise ValueError(
+                "expected '<requests>/<period>' with period s, min, hour or day, e.g. '6000/min'"
+            )
+        return value
 
 
 class WorkerConfig(_Strict):

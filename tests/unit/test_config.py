@@ -132,3 +132,16 @@ def test_check_deploy_warns_without_a_shared_secret_key():
         timeout=120,
     )
     assert "tradingstate.W001" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("rate", ["lots", "100/week", "1.5/min", "/min", "-1/s", "100 / min"])
+def test_bad_bot_rate_is_refused_naming_the_key(tmp_path, rate):
+    path = write(tmp_path, f'[api]\nbot_rate = "{rate}"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "api.bot_rate" in str(exc.value) and "e.g. '6000/min'" in str(exc.value)
+
+
+@pytest.mark.parametrize("rate", ["6000/min", "10/s", "1/hour", "0/day", "100/m"])
+def test_good_bot_rates_load(tmp_path, rate):
+    assert load_config(write(tmp_path, f'[api]\nbot_rate = "{rate}"\n')).api.bot_rate == rate
