@@ -49,6 +49,11 @@ def _start(args: list[str], env: dict, log) -> subprocess.Popen:
     )
 
 
+def _leads(tmp_path, name: str) -> bool:
+    path = tmp_path / f"{name}.out"
+    return path.exists() and "Ticker leading on" in path.read_text()
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is not None:
         return
@@ -91,7 +96,9 @@ def test_two_clusters_two_tickers_one_leader_no_overlap_steady_cadence(tmp_path,
             "queued passes to drain",
         )
     finally:
-        for name in ("t1", "t2", "q1", "q2"):
+        # the standby ticker first: stopping the leader first hands leadership to the
+        # standby (failover, as designed) in the moment before the standby stops too
+        for name in (*sorted(("t1", "t2"), key=lambda n: _leads(tmp_path, n)), "q1", "q2"):
             if name in procs:
                 _stop(procs[name])
         for log in logs.values():
