@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 
 from django.db import connection
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from killswitch.models import KillSwitch, KillSwitchEvent
-from tradingstate.db import fetch_all
+from tradingstate.db import aware, fetch_all
 from tradingstate.models import BotProfile, ExchangeAccount
 
 
@@ -59,13 +57,13 @@ def killswitch_status(
         if account_id is None:
             glob = (active, reason, by, at)
         elif active:
-            halted.append(HaltedAccount(name, reason, by, _aware(at)))
+            halted.append(HaltedAccount(name, reason, by, aware(at)))
     halted.sort(key=lambda h: h.account)
     if glob is None or not glob[0]:
         return KillSwitchStatus(active=False, halted_accounts=halted)
     _, reason, by, at = glob
     return KillSwitchStatus(
-        active=True, reason=reason, activated_by=by, activated_at=_aware(at), halted_accounts=halted
+        active=True, reason=reason, activated_by=by, activated_at=aware(at), halted_accounts=halted
     )
 
 
@@ -103,15 +101,6 @@ def _state_sql(vendor: str) -> tuple[str, str]:
         f"{k['account_id']} AND g.{grant_bot} = %s)"
     )
     return base + ")", base + for_bot + ")"
-
-
-def _aware(value):
-    """SQLite hands back naive UTC datetimes (or text) where the ORM would make them aware."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
 
 
 def killswitch_state(*, bot: BotProfile | None = None) -> KillSwitchStatus:

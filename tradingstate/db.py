@@ -12,9 +12,13 @@ Django records queries, and database errors come out as Django's.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import psycopg
 from django.db import connection
+from django.db.models import BooleanField, DateTimeField
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 
 def fetch_all(sql: str, params: list | tuple = ()) -> list[tuple]:
@@ -29,8 +33,35 @@ def fetch_all(sql: str, params: list | tuple = ()) -> list[tuple]:
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-    if connection.queries_logged:
-        connection.queries_log.append(
-            {"sql": f"{sql} -- {list(params)!r}", "time": f"{time.monotonic() - started:.3f}"}
-        )
+    record_query(connection, f"{sql} -- {list(params)!r}", started)
     return rows
+
+
+def record_query(conn, sql: str, started: float) -> None:
+    """Log a statement run outside Django's cursor where Django logs its own, so query
+    counts (CaptureQueriesContext, DEBUG's connection.queries) still see it."""
+    if conn.queries_logged:
+        conn.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+
+
+def aware(value: datetime | str | None) -> datetime | None:
+    """A raw timestamp column as the ORM returns it: SQLite hands back naive UTC datetimes
+    (or text); PostgreSQL's are aware already."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
+
+
+def python_values(fields, values) -> list:
+    """Raw column values of ``fields`` as the ORM's converters would make them (times,
+    SQLite's 0/1 booleans); other types come back from the driver as they are wanted."""
+    out = []
+    for f, value in zip(fields, values, strict=True):
+        if isinstance(f, DateTimeField):
+            value = aware(value)
+        elif value is not None and isinstance(f, BooleanField):
+            value = bool(value)
+        out.append(value)
+    return out

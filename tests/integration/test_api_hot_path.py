@@ -275,6 +275,8 @@ def test_hot_reads_are_prepared_unless_disabled(threshold):
 
     connection.ensure_connection()
     previous = connection.connection.prepare_threshold
+    # the shipped config (database_prepared_statements = true) reaches the connection
+    assert previous == 5
     connection.connection.prepare_threshold = threshold
     try:
         for _ in range(7):

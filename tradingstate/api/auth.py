@@ -13,15 +13,12 @@ check refuses them), so sweeping them on every request bought nothing.
 from __future__ import annotations
 
 import binascii
-from datetime import UTC
 from functools import cache
 from hmac import compare_digest
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import BooleanField, DateTimeField
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
@@ -30,7 +27,7 @@ from knox.settings import CONSTANTS
 from knox.signals import token_expired
 from rest_framework import exceptions
 
-from tradingstate.db import fetch_all
+from tradingstate.db import fetch_all, python_values
 from tradingstate.models import BotProfile
 
 INVALID_TOKEN = _("Invalid token.")
@@ -76,22 +73,9 @@ def _tokens(token_key: str) -> list:
 
 
 def _instance(model, fields, values):
-    return model.from_db(connection.alias, [f.attname for f in fields], _python(fields, values))
-
-
-def _python(fields, values) -> list:
-    """What the ORM's converters make of raw column values (SQLite: text times, 0/1)."""
-    out = []
-    for f, value in zip(fields, values, strict=True):
-        if value is not None and isinstance(f, DateTimeField):
-            if isinstance(value, str):
-                value = parse_datetime(value)
-            if timezone.is_naive(value):
-                value = timezone.make_aware(value, UTC)
-        elif value is not None and isinstance(f, BooleanField):
-            value = bool(value)
-        out.append(value)
-    return out
+    return model.from_db(
+        connection.alias, [f.attname for f in fields], python_values(fields, values)
+    )
 
 
 @cache

@@ -17,6 +17,8 @@ from operator import attrgetter
 from django.db import connections, models, router
 from django.db.models import Model
 
+from tradingstate.db import record_query
+
 # Fields whose ORM preparation for a save leaves a well-typed value as it is (a str, an int,
 # a bool, a foreign key's id): COPY takes the attribute itself. Exact classes only: a
 # subclass may prepare differently. Everything else (dates, JSON, amounts) goes through
@@ -130,10 +132,7 @@ def _copy_rows(connection, model: type[Model], objs: Sequence[Model], fields: li
         prepared = [_prepared(f, connection) for f in fields]
         for obj in objs:
             copy.write_row([prepare(obj) for prepare in prepared])
-    if connection.queries_logged:
-        connection.queries_log.append(
-            {"sql": f"{sql} -- {len(objs)} rows", "time": f"{time.monotonic() - started:.3f}"}
-        )
+    record_query(connection, f"{sql} -- {len(objs)} rows", started)
 
 
 def _prepared(field, connection, *, save: bool = True):
