@@ -83,17 +83,10 @@ def killswitch_activate(
     """
     reason = require_reason(reason)
     switch = _lock_scope(account)
-    scope, scope_label = _scope(account)
+    _, scope_label = _scope(account)
     if switch.active:
         logger.info("Kill switch already active (%s): reason=%s", scope_label, _one_line(reason))
-        result = KillSwitchResult(
-            changed=False,
-            active=True,
-            scope=scope,
-            account=account.name if account else None,
-            message=ALREADY_ACTIVE.format(scope=scope_label),
-            switch=switch,
-        )
+        result = _result(switch, account, changed=False, active=True, message=ALREADY_ACTIVE)
     else:
         event = _change_state(
             switch,
@@ -110,15 +103,7 @@ def killswitch_activate(
             _account_suffix(account),
             extra={"structured": _log_fields("activate", actor, account, reason)},
         )
-        result = KillSwitchResult(
-            changed=True,
-            active=True,
-            scope=scope,
-            account=account.name if account else None,
-            message=ACTIVATED.format(scope=scope_label),
-            switch=switch,
-            event=event,
-        )
+        result = _result(switch, account, changed=True, active=True, message=ACTIVATED, event=event)
     if cancel_open_orders:
         transaction.on_commit(lambda: _cancel_after_commit(result, actor=actor, account=account))
     return result
@@ -137,17 +122,10 @@ def killswitch_deactivate(
     """
     reason = (reason or "").strip()
     switch = _lock_scope(account)
-    scope, scope_label = _scope(account)
+    _, scope_label = _scope(account)
     if not switch.active:
         logger.info("Kill switch already inactive (%s)", scope_label)
-        return KillSwitchResult(
-            changed=False,
-            active=False,
-            scope=scope,
-            account=account.name if account else None,
-            message=ALREADY_INACTIVE.format(scope=scope_label),
-            switch=switch,
-        )
+        return _result(switch, account, changed=False, active=False, message=ALREADY_INACTIVE)
     event = _change_state(switch, active=False, reason=reason, actor=actor, account=account)
     logger.warning(
         DEACTIVATED_LOG,
@@ -156,12 +134,17 @@ def killswitch_deactivate(
         _account_suffix(account),
         extra={"structured": _log_fields("deactivate", actor, account, reason)},
     )
+    return _result(switch, account, changed=True, active=False, message=DEACTIVATED, event=event)
+
+
+def _result(switch, account, *, changed, active, message, event=None) -> KillSwitchResult:
+    scope, scope_label = _scope(account)
     return KillSwitchResult(
-        changed=True,
-        active=False,
+        changed=changed,
+        active=active,
         scope=scope,
         account=account.name if account else None,
-        message=DEACTIVATED.format(scope=scope_label),
+        message=message.format(scope=scope_label),
         switch=switch,
         event=event,
     )
