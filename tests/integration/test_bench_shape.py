@@ -124,3 +124,31 @@ def test_bench_reconcile_smoke():
     desync, clean = matches
     assert desync.group(1) == "0.1" and desync.group(2) == desync.group(3) == "44"
     assert clean.group(1) == "0" and clean.group(2) == clean.group(3) == "0"
+
+
+FLOOR = re.compile(
+    r"^floor what=(python-loop ms|db-roundtrip us|orm-one-row us|runbook-log-lines lines=4400 ms)"
+    r"=\d+$"
+)
+
+
+def test_bench_floors_smoke():
+    # SQLite in a temp dir, as above: the four floor lines, well formed, in order
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    out = subprocess.run(
+        [sys.executable, "bench/floors.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert [FLOOR.match(line) is not None for line in lines] == [True] * 4, lines
+    assert [line.split()[1] for line in lines] == [
+        "what=python-loop",
+        "what=db-roundtrip",
+        "what=orm-one-row",
+        "what=runbook-log-lines",
+    ]
