@@ -5,6 +5,20 @@ with :func:`apply_fill` (or :func:`step`, which also returns the fill's own cont
 stores the new :class:`PositionState` on the Position row, so reads never replay history; the
 rebuild command recomputes the same state with :func:`replay` and must find it equal.
 
+API
+    - inputs: :class:`Fill` (side, qty, price, fee, fee_currency, inferred), :class:`Adjustment`
+      (a change without a fill), an instrument read through :class:`InstrumentTerms` (base,
+      quote, settle, contract_size: ``models.Instrument`` fits; :class:`Terms` is the plain one);
+    - state: :class:`PositionState` (immutable; :data:`FLAT` is the empty one;
+      ``PositionState(**state.as_record())`` round-trips through the row);
+    - rules: :func:`apply_fill` -> new state; :func:`step` -> (new state, :class:`FillEffect`);
+      :func:`replay` / :func:`replay_steps` for the rebuild; :func:`period` /
+      :func:`period_between` -> :class:`Period` for ``?since=``; :func:`entry_price_mismatch`;
+      :func:`supports`;
+    - bad input raises :class:`AccountingInputError` (a ``ValidationFailed``: 400 through the
+      API's handler) naming the field; messages are module constants.
+    What it is worth at a price: :mod:`tradingstate.rules.valuation`.
+
 Units
     ``qty`` (of a fill and of a position) is in contracts, the unit of the venue's orders and
     trades; a position holds ``qty * contract_size`` of the base asset. Prices are quote per
@@ -47,7 +61,8 @@ Order
     Average cost depends on the order of the fills. :func:`replay` applies them in the order
     given: to agree with the incremental figures, give them in the order they were applied
     (Fill primary key, adjustments interleaved), not by ``executed_at`` — a fill the reconciler
-    finds late was applied last.
+    finds late was applied last. Adjustments are part of the sequence: record them (they are
+    audited anyway) so the rebuild replays them in place.
 
 ``?since=T`` without replay
     :func:`step` returns the fill's :class:`FillEffect` (its own realized P&L and fees). Store

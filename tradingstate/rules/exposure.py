@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
-from tradingstate.rules.money import CONTEXT, ZERO, Mark, check_decimal, mark_price, q18
+from tradingstate.rules.money import CONTEXT, ZERO, Mark, check_decimal, mark_price, mark_stale, q18
 
 DEFAULT_VALUATION_CURRENCY = "USDT"
 
@@ -145,7 +145,7 @@ def _price(
     for mark in candidates:
         price = mark_price(mark)
         if price is not None:
-            return price, bool(mark[1])
+            return price, mark_stale(mark)
     return None, False
 
 

@@ -5,8 +5,11 @@
 - :func:`q18`: the one rounding rule: a computed figure is quantized to 18 places (the storage
   scale of ``AmountField`` and the published amount pattern), ROUND_HALF_EVEN, and only when it
   has more places than that.
-- :class:`Mark`: a price with its stale flag; :func:`mark_price` says whether it is usable.
-  A missing or unusable price is None, never zero.
+- :class:`Mark`: a price with its stale flag; :func:`mark_price` says whether it is usable,
+  :func:`mark_stale` whether it is stale. A missing or unusable price is None, never zero.
+
+Callers that add these figures up themselves (totals over many rows) do it inside
+``localcontext(CONTEXT)``: Python's default 28-digit context silently rounds 38-digit amounts.
 """
 
 from __future__ import annotations
@@ -89,3 +92,8 @@ def mark_price(mark: Mark | tuple | None) -> Decimal | None:
         return None
     price = Decimal(price)
     return price if price.is_finite() and price > 0 else None
+
+
+def mark_stale(mark: Mark | tuple | None) -> bool:
+    """True when ``mark`` carries a stale flag that is set."""
+    return mark is not None and len(mark) > 1 and bool(mark[1])

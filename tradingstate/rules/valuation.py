@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from tradingstate.rules.accounting import FeeMap, Period, PositionState
-from tradingstate.rules.money import CONTEXT, ZERO, Mark, check_decimal, mark_price, q18
+from tradingstate.rules.money import (
+    CONTEXT,
+    ZERO,
+    Mark,
+    check_decimal,
+    mark_price,
+    mark_stale,
+    q18,
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ def valuation(
             if fee_price is None:
                 unconverted.append((currency, amount))
                 continue
-            if fee_mark[1]:
+            if mark_stale(fee_mark):
                 stale_fees.append(currency)
             if fees_v is not None:
                 fees_v += q18(amount * fee_price)
@@ -129,12 +137,12 @@ def valuation(
         net_pnl=net,
         fees_known=fees_known,
         mark_price=price,
-        mark_stale=bool(price is not None and mark[1]),
+        mark_stale=price is not None and mark_stale(mark),
         mark_missing=price is None,
         fees_unconverted=tuple(unconverted),
         stale_fee_currencies=tuple(stale_fees),
         quote_rate_missing=quote_rate is not None and rate is None,
-        quote_rate_stale=bool(quote_rate is not None and rate is not None and quote_rate[1]),
+        quote_rate_stale=rate is not None and mark_stale(quote_rate),
         inferred_fills=state.inferred_fills if since is None else since.inferred_fills,
         adjustments=state.adjustments,
     )
