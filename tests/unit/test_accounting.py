@@ -373,3 +373,17 @@ def test_bad_input_is_refused_naming_the_field(make, field, problem):
 def test_a_fee_rebate_in_quote_lowers_the_fees():
     state = acc.apply_fill(acc.FLAT, buy("1", "100", "-0.05", "USDT"), BTC)
     assert state.fees_quote == D("-0.05")
+
+
+def test_the_money_rules_import_no_django():
+    # the rules are pure: importing them must not pull in Django (or the ORM)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tradingstate.rules.accounting, tradingstate.rules.valuation, "
+        "tradingstate.rules.exposure; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
