@@ -1,0 +1,1 @@
+"""Pure domain rules: no ORM, no Django, no network. Services and the reconciler call them."""
