@@ -529,6 +529,10 @@ class CcxtExchange(ExchangeAdapter):
             if market.get("type") != wanted:
                 continue
             precision = market.get("precision") or {}
+            amount_step = step_from_precision(precision.get("amount"), mode)
+            size = self._contract_size(symbol)
+            if size is not None:  # the venue's lot is in contracts: the step in base units
+                amount_step = amount_step * size
             instruments.append(
                 InstrumentInfo(
                     symbol=symbol,
@@ -536,7 +540,7 @@ class CcxtExchange(ExchangeAdapter):
                     quote=market.get("quote") or "",
                     settle=market.get("settle") or "",
                     market_type=wanted,
-                    amount_step=step_from_precision(precision.get("amount"), mode),
+                    amount_step=amount_step,
                     price_step=step_from_precision(precision.get("price"), mode),
                     contract_size=to_decimal(market.get("contractSize")) or Decimal(1),
                     active=market.get("active") is not False,
