@@ -651,7 +651,7 @@ class CcxtExchange(ExchangeAdapter):
             quantity=_scaled(amount, self._contract_size(trade.get("symbol"))),
             price=price,
             fee=to_decimal(fee.get("cost")) or Decimal(0),
-            fee_currency=str(fee.get("currency") or ""),
+            fee_currency=self.dialect.trade_fee_currency(trade),
             executed_at=executed_at,
             client_order_id=self.dialect.trade_client_order_id(trade),
             liquidity=liquidity if liquidity in ("maker", "taker") else "",

@@ -137,6 +137,10 @@ class VenueDialect:
     def trade_client_order_id(self, trade: dict) -> str:
         return trade.get("clientOrderId") or ""
 
+    def trade_fee_currency(self, trade: dict) -> str:
+        """The currency the fee was paid in ("" when the venue does not say)."""
+        return str((trade.get("fee") or {}).get("currency") or "")
+
     def is_fill(self, trade: dict) -> bool:
         """Whether a row of the venue's execution list is a trade (not e.g. a funding fee)."""
         return True

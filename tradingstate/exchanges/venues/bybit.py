@@ -208,6 +208,11 @@ class BybitDialect(VenueDialect):
     def trade_client_order_id(self, trade: dict) -> str:
         return str((trade.get("info") or {}).get("orderLinkId") or "")
 
+    def trade_fee_currency(self, trade: dict) -> str:
+        # spot rows say feeCurrency; ccxt guesses it from side and sign instead
+        stated = (trade.get("info") or {}).get("feeCurrency")
+        return str(stated) if stated else super().trade_fee_currency(trade)
+
     def is_fill(self, trade: dict) -> bool:
         return (trade.get("info") or {}).get("execType") not in NOT_FILLS
 
@@ -260,7 +265,7 @@ class BybitDialect(VenueDialect):
                     result = response["result"]
                     raw_rows.extend((row, scope["category"]) for row in result["list"])
                     cursor = result.get("nextPageCursor") or None
-                    if not cursor or not result["list"]:
+                    if not cursor:
                         break
                     if cursor in seen:
                         note = REPEATED_CURSOR.format(what="trades", cursor=cursor)
