@@ -82,6 +82,7 @@ class Canned:
     status: int = 200
     headers: dict = field(default_factory=dict)
     query: dict | None = None  # only when these query params match
+    times: int | None = None  # served this many times, then the state answers again
 
 
 # --- The server --------------------------------------------------------------------------
@@ -129,9 +130,10 @@ class FakeExchangeServer:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
         self.faults[path] = Fault(kind, times, **kwargs)
 
-    def respond(self, path: str, body: object, *, status: int = 200, query=None, headers=None):
+    def respond(self, path: str, body: object, *, status=200, query=None, headers=None, times=None):
         """Serve ``body`` (JSON-encoded unless str) for ``path`` instead of the state."""
-        self.canned.setdefault(path, []).append(Canned(body, status, headers or {}, query))
+        canned = Canned(body, status, headers or {}, query, times)
+        self.canned.setdefault(path, []).append(canned)
 
     def reset(self) -> None:
         self.faults.clear()
@@ -209,8 +211,13 @@ class FakeExchangeServer:
         return status, {"Content-Type": "application/json"}, text
 
     def _take_canned(self, path: str, query: dict) -> Canned | None:
-        for item in self.canned.get(path, []):
+        items = self.canned.get(path, [])
+        for item in items:
             if item.query is None or all(query.get(k) == v for k, v in item.query.items()):
+                if item.times is not None:
+                    item.times -= 1
+                    if item.times <= 0:
+                        items.remove(item)
                 return item
         return None
 
