@@ -19,18 +19,15 @@ import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import ccxt
 
 from tradingstate.exchanges.base import (
     CANCELED,
     CLOSED,
-    EXPIRED,
     LAST,
     MARK,
-    OPEN,
-    REJECTED,
     AuthenticationFailed,
     BadExchangeResponse,
     ConfigurationError,
@@ -51,7 +48,27 @@ from tradingstate.exchanges.base import (
     TradeHistoryPolicy,
     TransientExchangeError,
 )
-from tradingstate.exchanges.venues import VenueDialect, dialect_for
+from tradingstate.exchanges.ccxt_support import (
+    _STATUS,
+    RedactingLogger,
+    deep_merge,
+    local_order_type,
+    millis,
+    millis_to_datetime,
+    raw_position_side,
+    scaled,
+    step_from_precision,
+    to_decimal,
+)
+from tradingstate.exchanges.venues import dialect_for
+
+__all__ = [
+    "CcxtExchange",
+    "deep_merge",
+    "local_order_type",
+    "step_from_precision",
+    "to_decimal",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,125 +88,6 @@ NO_PRICE = "no price for {symbols}"
 _CREDENTIALS = (("api_key_env", "apiKey"), ("secret_env", "secret"), ("password_env", "password"))
 _BALANCE_META_KEYS = {"info", "timestamp", "datetime", "free", "used", "total", "debt"}
 _SIGNATURE = re.compile(r"(signature|sign)=[^&\s]+", re.IGNORECASE)
-
-_STATUS = {
-    "open": OPEN,
-    "canceling": OPEN,
-    "closed": CLOSED,
-    "canceled": CANCELED,
-    "cancelled": CANCELED,
-    "expired": EXPIRED,
-    "rejected": REJECTED,
-}
-
-# Raw or ccxt order types -> local Order.Type values.
-_TYPES = {
-    "market": "market",
-    "limit": "limit",
-    "limit_maker": "limit",
-    "stop": "stop",
-    "stop_market": "stop",
-    "stop_loss": "stop",
-    "stop_limit": "stop_limit",
-    "stop_loss_limit": "stop_limit",
-    "take_profit": "take_profit",
-    "take_profit_market": "take_profit",
-    "take_profit_limit": "take_profit_limit",
-    "trailing_stop": "trailing_stop",
-    "trailing_stop_market": "trailing_stop",
-}
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """A new dict: ``override`` merged into ``base``, nested dicts merged key by key."""
-    merged = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def to_decimal(value) -> Decimal | None:
-    """ccxt number (float, int or str) -> Decimal through ``str()``; None stays None."""
-    if value is None or value == "":
-        return None
-    try:
-        result = Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise BadExchangeResponse(f"not a number: {str(value)[:40]!r}") from exc
-    if not result.is_finite():
-        raise BadExchangeResponse(f"not a finite number: {value!r}")
-    return result
-
-
-def step_from_precision(value, precision_mode: int) -> Decimal:
-    """ccxt ``precision`` entry -> a step (0.001). TICK_SIZE gives the step itself."""
-    if value is None:
-        return Decimal(0)
-    if precision_mode == ccxt.DECIMAL_PLACES:
-        return Decimal(1).scaleb(-int(value))
-    if precision_mode == ccxt.TICK_SIZE:
-        return to_decimal(value) or Decimal(0)
-    return Decimal(0)  # SIGNIFICANT_DIGITS: no fixed step
-
-
-def local_order_type(
-    order: dict, exchange_id: str = "", dialect: VenueDialect | None = None
-) -> str:
-    """The local Order.Type for a ccxt order, using the raw type where ccxt collapses it.
-
-    The venue's dialect reads its own raw encodings first (Binance futures' STOP, Bybit's
-    stopOrderType, OKX's ordType); then the raw ``type``, then ccxt's unified type.
-    """
-    dialect = dialect or dialect_for(exchange_id)
-    venue_type = dialect.order_type(order)
-    if venue_type is not None:
-        return venue_type
-    info = order.get("info") or {}
-    ccxt_type = str(order.get("type") or "").lower()
-    raw = info.get("type") if isinstance(info, dict) else None
-    if isinstance(raw, str) and raw.lower() in _TYPES:
-        return _TYPES[raw.lower()]
-    mapped = _TYPES.get(ccxt_type, "other")
-    if order.get("triggerPrice") and mapped in ("market", "limit"):
-        return "stop" if mapped == "market" else "stop_limit"
-    return mapped
-
-
-def _millis_to_datetime(ms) -> datetime | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
-
-
-class _RedactingLogger:
-    """Stands in for ccxt's logger: ccxt logs request headers (the API key) at DEBUG."""
-
-    def __init__(self, target: logging.Logger, redact: Callable[[str], str]):
-        self._target = target
-        self._redact = redact
-
-    def _log(self, level: int, msg, *args, **kwargs) -> None:
-        if self._target.isEnabledFor(level):
-            text = str(msg) % args if args else str(msg)
-            self._target.log(level, "%s", self._redact(text))
-
-    def debug(self, msg, *args, **kwargs):
-        self._log(logging.DEBUG, msg, *args)
-
-    def info(self, msg, *args, **kwargs):
-        self._log(logging.INFO, msg, *args)
-
-    def warning(self, msg, *args, **kwargs):
-        self._log(logging.WARNING, msg, *args)
-
-    def error(self, msg, *args, **kwargs):
-        self._log(logging.ERROR, msg, *args)
-
-    def isEnabledFor(self, level: int) -> bool:
-        return self._target.isEnabledFor(level)
 
 
 class CcxtExchange(ExchangeAdapter):
@@ -211,7 +109,7 @@ class CcxtExchange(ExchangeAdapter):
             raise ConfigurationError(f"ccxt_options of account {account} must be an object")
         config = deep_merge(self._default_config(), options)
         config.update(credentials)
-        config["logger"] = _RedactingLogger(logging.getLogger("ccxt.wire"), self.redact)
+        config["logger"] = RedactingLogger(logging.getLogger("ccxt.wire"), self.redact)
         try:
             self._exchange = exchange_class(config)
             if account.sandbox:
@@ -477,7 +375,7 @@ class CcxtExchange(ExchangeAdapter):
             note = SYMBOLS_REQUIRED.format(exchange=self.exchange_id)
             return FetchResult([], complete=False, note=note, fetched_at=now, covered_from=start)
         raw_trades, complete, note = self.dialect.fetch_trades(
-            self, _millis(start), _millis(now), symbols, policy
+            self, millis(start), millis(now), symbols, policy
         )
         if note:
             notes.append(note)
@@ -558,8 +456,8 @@ class CcxtExchange(ExchangeAdapter):
         if not isinstance(order, dict) or order.get("id") is None:
             raise BadExchangeResponse(f"{self.exchange_id}: an order without an id")
         size = self._contract_size(order.get("symbol"))
-        amount = _scaled(to_decimal(order.get("amount")), size)
-        filled = _scaled(to_decimal(order.get("filled")), size) or Decimal(0)
+        amount = scaled(to_decimal(order.get("amount")), size)
+        filled = scaled(to_decimal(order.get("filled")), size) or Decimal(0)
         if amount is None:
             raise BadExchangeResponse(f"{self.exchange_id}: order {order['id']} has no amount")
         raw_status = order.get("status")
@@ -572,7 +470,7 @@ class CcxtExchange(ExchangeAdapter):
             )
         if status == CLOSED and filled < amount:
             status = CANCELED  # partially filled, then cancelled
-        remaining = _scaled(to_decimal(order.get("remaining")), size)
+        remaining = scaled(to_decimal(order.get("remaining")), size)
         return ExchangeOrder(
             symbol=order.get("symbol") or "",
             side=str(order.get("side") or "").lower(),
@@ -585,7 +483,7 @@ class CcxtExchange(ExchangeAdapter):
             price=to_decimal(order.get("price")),
             average=to_decimal(order.get("average")),
             remaining=remaining,
-            timestamp=_millis_to_datetime(order.get("timestamp")),
+            timestamp=millis_to_datetime(order.get("timestamp")),
             raw=order.get("info") or {},
         )
 
@@ -597,7 +495,7 @@ class CcxtExchange(ExchangeAdapter):
         qty = abs(contracts) * size
         side = str(position.get("side") or "").lower()
         if side not in ("long", "short"):
-            side = _raw_position_side(position.get("info") or {})
+            side = raw_position_side(position.get("info") or {})
         if side == "short" or (side not in ("long", "short") and contracts < 0):
             qty = -qty
         return ExchangePosition(
@@ -633,7 +531,7 @@ class CcxtExchange(ExchangeAdapter):
         if not isinstance(trade, dict) or trade.get("id") in (None, ""):
             raise BadExchangeResponse(f"{self.exchange_id}: a trade without an id")
         trade_id = str(trade["id"])
-        executed_at = _millis_to_datetime(trade.get("timestamp"))
+        executed_at = millis_to_datetime(trade.get("timestamp"))
         amount = to_decimal(trade.get("amount"))
         price = to_decimal(trade.get("price"))
         side = str(trade.get("side") or "").lower()
@@ -648,7 +546,7 @@ class CcxtExchange(ExchangeAdapter):
             exchange_order_id=str(trade.get("order") or ""),
             symbol=trade.get("symbol") or "",
             side=side,
-            quantity=_scaled(amount, self._contract_size(trade.get("symbol"))),
+            quantity=scaled(amount, self._contract_size(trade.get("symbol"))),
             price=price,
             fee=to_decimal(fee.get("cost")) or Decimal(0),
             fee_currency=self.dialect.trade_fee_currency(trade),
@@ -671,29 +569,10 @@ class CcxtExchange(ExchangeAdapter):
         return ExchangeMarkPrice(
             symbol=symbol,
             price=price,
-            time=_millis_to_datetime(ticker.get("timestamp")) or now,
+            time=millis_to_datetime(ticker.get("timestamp")) or now,
             source=used,
             raw=ticker.get("info") or {},
         )
-
-
-def _raw_position_side(info: dict) -> str:
-    """The side from the raw position when ccxt could not tell (e.g. Binance notional 0)."""
-    amount = info.get("positionAmt")
-    if isinstance(amount, str) and amount:
-        return "short" if amount.strip().startswith("-") else "long"
-    side = str(info.get("side") or "").lower()
-    return {"buy": "long", "sell": "short"}.get(side, "")
-
-
-def _scaled(value: Decimal | None, size: Decimal | None) -> Decimal | None:
-    if value is None or size is None:
-        return value
-    return value * size
-
-
-def _millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def _now() -> datetime:
