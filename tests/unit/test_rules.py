@@ -29,8 +29,8 @@ def state(status="submitted", qty="1", filled="0", avg=None, exid="", version=1)
 
 
 def test_rule_vocabularies_match_the_model_choices():
-    assert r.SIDES == tuple(Order.Side.values)
-    assert r.TYPES == tuple(Order.Type.values)
+    assert tuple(Order.Side.values) == r.SIDES
+    assert tuple(Order.Type.values) == r.TYPES
     assert set(t.STATUSES) == set(Order.Status.values)
 
 

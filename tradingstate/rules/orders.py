@@ -150,7 +150,8 @@ def order_transition(state: OrderState, change: OrderChange, *, source: Source) 
     elif to == transitions.FILLED:
         filled = state.quantity
     if filled < state.filled_qty:
-        v.fail("filled_qty", FILLED_QTY_DECREASE.format(old=state.filled_qty, new=filled))
+        old, new = amount_str(state.filled_qty), amount_str(filled)
+        v.fail("filled_qty", FILLED_QTY_DECREASE.format(old=old, new=new))
     check_fill(to, filled, state.quantity)
     avg = state.avg_fill_price
     if change.avg_fill_price is not None:
@@ -166,13 +167,15 @@ def order_transition(state: OrderState, change: OrderChange, *, source: Source) 
 
 
 def check_fill(status: str, filled: Decimal, quantity: Decimal) -> None:
-    """The quantity rules a row must satisfy in ``status`` (both sources)."""
+    """The quantity rules a row must satisfy in ``status`` (both sources). Amounts in the
+    messages are canonical text (``amount_str``: no exponent, no trailing zeros)."""
+    new, qty = amount_str(filled), amount_str(quantity)
     if filled > quantity:
-        v.fail("filled_qty", FILLED_QTY_OVER.format(new=filled, qty=quantity))
+        v.fail("filled_qty", FILLED_QTY_OVER.format(new=new, qty=qty))
     if status == transitions.FILLED and filled != quantity:
-        v.fail("filled_qty", FILLED_NEEDS_FULL.format(qty=quantity, new=filled))
+        v.fail("filled_qty", FILLED_NEEDS_FULL.format(qty=qty, new=new))
     if status == transitions.PARTIALLY_FILLED and not (0 < filled < quantity):
-        v.fail("filled_qty", PARTIAL_NEEDS_RANGE.format(qty=quantity, new=filled))
+        v.fail("filled_qty", PARTIAL_NEEDS_RANGE.format(qty=qty, new=new))
 
 
 def _exchange_id(old: str, reported: object) -> str:
