@@ -9,6 +9,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -17,734 +18,294 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="ExchangeAccount",
+            name='ExchangeAccount',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "name",
-                    models.CharField(
-                        max_length=63,
-                        unique=True,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[a-z0-9][a-z0-9_-]{0,62}$",
-                                "Use lowercase letters, digits, '-' or '_' (1-63 characters).",
-                            )
-                        ],
-                    ),
-                ),
-                (
-                    "exchange",
-                    models.CharField(
-                        help_text="ccxt exchange id (binance, bybit, okx, …) or 'paper'.",
-                        max_length=32,
-                    ),
-                ),
-                (
-                    "market_type",
-                    models.CharField(
-                        choices=[
-                            ("spot", "Spot"),
-                            ("swap", "Perpetual swap"),
-                            ("future", "Dated future"),
-                        ],
-                        default="spot",
-                        max_length=8,
-                    ),
-                ),
-                (
-                    "api_key_env",
-                    models.CharField(
-                        blank=True,
-                        max_length=128,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^([A-Z_][A-Z0-9_]*)?$",
-                                "The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.",
-                            )
-                        ],
-                    ),
-                ),
-                (
-                    "secret_env",
-                    models.CharField(
-                        blank=True,
-                        max_length=128,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^([A-Z_][A-Z0-9_]*)?$",
-                                "The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.",
-                            )
-                        ],
-                    ),
-                ),
-                (
-                    "password_env",
-                    models.CharField(
-                        blank=True,
-                        max_length=128,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^([A-Z_][A-Z0-9_]*)?$",
-                                "The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.",
-                            )
-                        ],
-                    ),
-                ),
-                (
-                    "ccxt_options",
-                    models.JSONField(
-                        blank=True,
-                        default=dict,
-                        help_text="Merged into the ccxt constructor config.",
-                    ),
-                ),
-                (
-                    "sandbox",
-                    models.BooleanField(
-                        default=False, help_text="Use the exchange's testnet/demo."
-                    ),
-                ),
-                ("enabled", models.BooleanField(default=True)),
-                ("auto_repair", models.BooleanField(default=True)),
-                (
-                    "reconciliation_interval_seconds",
-                    models.PositiveIntegerField(
-                        default=30, validators=[django.core.validators.MinValueValidator(1)]
-                    ),
-                ),
-                ("balance_tolerance", tradingstate.fields.AmountField(default=Decimal("0.01"))),
-                (
-                    "balance_tolerances",
-                    models.JSONField(
-                        blank=True,
-                        default=dict,
-                        help_text='Per-currency overrides, e.g. {"BTC": "0.00001"}.',
-                    ),
-                ),
-                ("stale_order_grace_seconds", models.PositiveIntegerField(default=10)),
-                ("last_reconciled_at", models.DateTimeField(blank=True, null=True)),
-                ("disabled_reason", models.TextField(blank=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=63, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_-]{0,62}$', "Use lowercase letters, digits, '-' or '_' (1-63 characters).")])),
+                ('exchange', models.CharField(help_text="ccxt exchange id (binance, bybit, okx, …) or 'paper'.", max_length=32)),
+                ('market_type', models.CharField(choices=[('spot', 'Spot'), ('swap', 'Perpetual swap'), ('future', 'Dated future')], default='spot', max_length=8)),
+                ('api_key_env', models.CharField(blank=True, max_length=128, validators=[django.core.validators.RegexValidator('^([A-Z_][A-Z0-9_]*)?$', 'The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.')])),
+                ('secret_env', models.CharField(blank=True, max_length=128, validators=[django.core.validators.RegexValidator('^([A-Z_][A-Z0-9_]*)?$', 'The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.')])),
+                ('password_env', models.CharField(blank=True, max_length=128, validators=[django.core.validators.RegexValidator('^([A-Z_][A-Z0-9_]*)?$', 'The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.')])),
+                ('ccxt_options', models.JSONField(blank=True, default=dict, help_text='Merged into the ccxt constructor config.')),
+                ('sandbox', models.BooleanField(default=False, help_text="Use the exchange's testnet/demo.")),
+                ('enabled', models.BooleanField(default=True)),
+                ('auto_repair', models.BooleanField(default=True)),
+                ('reconciliation_interval_seconds', models.PositiveIntegerField(default=30, validators=[django.core.validators.MinValueValidator(1)])),
+                ('balance_tolerance', tradingstate.fields.AmountField(default=Decimal('0.01'))),
+                ('balance_tolerances', models.JSONField(blank=True, default=dict, help_text='Per-currency overrides, e.g. {"BTC": "0.00001"}.')),
+                ('stale_order_grace_seconds', models.PositiveIntegerField(default=10)),
+                ('last_reconciled_at', models.DateTimeField(blank=True, null=True)),
+                ('disabled_reason', models.TextField(blank=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
             ],
             options={
-                "ordering": ["name"],
-                "permissions": [
-                    ("reconcile_account", "Can run a reconciliation pass now"),
-                    ("halt_account", "Can halt and resume trading on an account"),
-                ],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("balance_tolerance__gte", 0)),
-                        name="account_balance_tolerance_gte_0",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("reconciliation_interval_seconds__gte", 1)),
-                        name="account_interval_gte_1",
-                    ),
-                ],
+                'ordering': ['name'],
+                'permissions': [('reconcile_account', 'Can run a reconciliation pass now'), ('halt_account', 'Can halt and resume trading on an account')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('balance_tolerance__gte', 0)), name='account_balance_tolerance_gte_0'), models.CheckConstraint(condition=models.Q(('reconciliation_interval_seconds__gte', 1)), name='account_interval_gte_1')],
             },
         ),
         migrations.CreateModel(
-            name="BotProfile",
+            name='BotProfile',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "user",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="bot",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "accounts",
-                    models.ManyToManyField(
-                        blank=True, related_name="bots", to="tradingstate.exchangeaccount"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('user', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='bot', to=settings.AUTH_USER_MODEL)),
+                ('accounts', models.ManyToManyField(blank=True, related_name='bots', to='tradingstate.exchangeaccount')),
             ],
         ),
         migrations.CreateModel(
-            name="Order",
+            name='Order',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                (
-                    "client_order_id",
-                    models.CharField(
-                        max_length=64,
-                        validators=[
-                            django.core.validators.RegexValidator(
-                                "^[A-Za-z0-9_.:-]{1,64}$",
-                                "1-64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'.",
-                            )
-                        ],
-                    ),
-                ),
-                ("exchange_order_id", models.CharField(blank=True, db_index=True, max_length=128)),
-                ("symbol", models.CharField(max_length=64)),
-                (
-                    "side",
-                    models.CharField(choices=[("buy", "Buy"), ("sell", "Sell")], max_length=4),
-                ),
-                (
-                    "type",
-                    models.CharField(
-                        choices=[
-                            ("market", "Market"),
-                            ("limit", "Limit"),
-                            ("stop", "Stop"),
-                            ("stop_limit", "Stop limit"),
-                            ("take_profit", "Take profit"),
-                            ("take_profit_limit", "Take profit limit"),
-                            ("trailing_stop", "Trailing stop"),
-                            ("other", "Other"),
-                        ],
-                        default="limit",
-                        max_length=20,
-                    ),
-                ),
-                ("quantity", tradingstate.fields.AmountField()),
-                ("price", tradingstate.fields.AmountField(blank=True, null=True)),
-                ("filled_qty", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("remaining_qty", tradingstate.fields.AmountField()),
-                ("avg_fill_price", tradingstate.fields.AmountField(blank=True, null=True)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending"),
-                            ("submitted", "Submitted"),
-                            ("partially_filled", "Partially filled"),
-                            ("filled", "Filled"),
-                            ("cancelled", "Cancelled"),
-                            ("rejected", "Rejected"),
-                            ("expired", "Expired"),
-                        ],
-                        default="pending",
-                        max_length=20,
-                    ),
-                ),
-                ("strategy_id", models.CharField(blank=True, max_length=64)),
-                (
-                    "origin",
-                    models.CharField(
-                        choices=[
-                            ("bot", "Bot"),
-                            ("reconciliation", "Reconciliation"),
-                            ("manual", "Manual"),
-                        ],
-                        default="bot",
-                        max_length=16,
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
-                ("version", models.PositiveBigIntegerField(default=1)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="orders",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('client_order_id', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_.:-]{1,64}$', "1-64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'.")])),
+                ('exchange_order_id', models.CharField(blank=True, db_index=True, max_length=128)),
+                ('symbol', models.CharField(max_length=64)),
+                ('side', models.CharField(choices=[('buy', 'Buy'), ('sell', 'Sell')], max_length=4)),
+                ('type', models.CharField(choices=[('market', 'Market'), ('limit', 'Limit'), ('stop', 'Stop'), ('stop_limit', 'Stop limit'), ('take_profit', 'Take profit'), ('take_profit_limit', 'Take profit limit'), ('trailing_stop', 'Trailing stop'), ('other', 'Other')], default='limit', max_length=20)),
+                ('quantity', tradingstate.fields.AmountField()),
+                ('price', tradingstate.fields.AmountField(blank=True, null=True)),
+                ('filled_qty', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('remaining_qty', tradingstate.fields.AmountField()),
+                ('avg_fill_price', tradingstate.fields.AmountField(blank=True, null=True)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('submitted', 'Submitted'), ('partially_filled', 'Partially filled'), ('filled', 'Filled'), ('cancelled', 'Cancelled'), ('rejected', 'Rejected'), ('expired', 'Expired')], default='pending', max_length=20)),
+                ('strategy_id', models.CharField(blank=True, max_length=64)),
+                ('origin', models.CharField(choices=[('bot', 'Bot'), ('reconciliation', 'Reconciliation'), ('manual', 'Manual')], default='bot', max_length=16)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
+                ('version', models.PositiveBigIntegerField(default=1)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='tradingstate.exchangeaccount')),
             ],
             options={
-                "ordering": ["-id"],
+                'ordering': ['-id'],
             },
         ),
         migrations.CreateModel(
-            name="Fill",
+            name='Fill',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("trade_id", models.CharField(max_length=128)),
-                ("quantity", tradingstate.fields.AmountField()),
-                ("price", tradingstate.fields.AmountField()),
-                ("fee", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("fee_currency", models.CharField(blank=True, max_length=32)),
-                ("executed_at", models.DateTimeField()),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="fills",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
-                (
-                    "order",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="fills",
-                        to="tradingstate.order",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('trade_id', models.CharField(max_length=128)),
+                ('quantity', tradingstate.fields.AmountField()),
+                ('price', tradingstate.fields.AmountField()),
+                ('fee', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('fee_currency', models.CharField(blank=True, max_length=32)),
+                ('executed_at', models.DateTimeField()),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='fills', to='tradingstate.exchangeaccount')),
+                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='fills', to='tradingstate.order')),
             ],
             options={
-                "ordering": ["-executed_at", "-id"],
+                'ordering': ['-executed_at', '-id'],
             },
         ),
         migrations.CreateModel(
-            name="PaperBalance",
+            name='PaperBalance',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("currency", models.CharField(max_length=32)),
-                ("free", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("used", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("total", tradingstate.fields.AmountField(default=Decimal("0"))),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="paper_balances",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('currency', models.CharField(max_length=32)),
+                ('free', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('used', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('total', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='paper_balances', to='tradingstate.exchangeaccount')),
             ],
             options={
-                "verbose_name": "paper venue balance",
-                "ordering": ["account", "currency"],
+                'verbose_name': 'paper venue balance',
+                'ordering': ['account', 'currency'],
             },
         ),
         migrations.CreateModel(
-            name="PaperOrder",
+            name='PaperOrder',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("exchange_order_id", models.CharField(max_length=64)),
-                ("client_order_id", models.CharField(blank=True, max_length=64)),
-                ("symbol", models.CharField(max_length=64)),
-                (
-                    "side",
-                    models.CharField(choices=[("buy", "Buy"), ("sell", "Sell")], max_length=4),
-                ),
-                (
-                    "type",
-                    models.CharField(
-                        choices=[
-                            ("market", "Market"),
-                            ("limit", "Limit"),
-                            ("stop", "Stop"),
-                            ("stop_limit", "Stop limit"),
-                            ("take_profit", "Take profit"),
-                            ("take_profit_limit", "Take profit limit"),
-                            ("trailing_stop", "Trailing stop"),
-                            ("other", "Other"),
-                        ],
-                        default="limit",
-                        max_length=20,
-                    ),
-                ),
-                ("amount", tradingstate.fields.AmountField()),
-                ("price", tradingstate.fields.AmountField(blank=True, null=True)),
-                ("filled", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("average", tradingstate.fields.AmountField(blank=True, null=True)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("open", "Open"),
-                            ("closed", "Closed (filled)"),
-                            ("canceled", "Canceled"),
-                            ("expired", "Expired"),
-                            ("rejected", "Rejected"),
-                        ],
-                        default="open",
-                        max_length=10,
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="paper_orders",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('exchange_order_id', models.CharField(max_length=64)),
+                ('client_order_id', models.CharField(blank=True, max_length=64)),
+                ('symbol', models.CharField(max_length=64)),
+                ('side', models.CharField(choices=[('buy', 'Buy'), ('sell', 'Sell')], max_length=4)),
+                ('type', models.CharField(choices=[('market', 'Market'), ('limit', 'Limit'), ('stop', 'Stop'), ('stop_limit', 'Stop limit'), ('take_profit', 'Take profit'), ('take_profit_limit', 'Take profit limit'), ('trailing_stop', 'Trailing stop'), ('other', 'Other')], default='limit', max_length=20)),
+                ('amount', tradingstate.fields.AmountField()),
+                ('price', tradingstate.fields.AmountField(blank=True, null=True)),
+                ('filled', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('average', tradingstate.fields.AmountField(blank=True, null=True)),
+                ('status', models.CharField(choices=[('open', 'Open'), ('closed', 'Closed (filled)'), ('canceled', 'Canceled'), ('expired', 'Expired'), ('rejected', 'Rejected')], default='open', max_length=10)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='paper_orders', to='tradingstate.exchangeaccount')),
             ],
             options={
-                "verbose_name": "paper venue order",
-                "ordering": ["account", "-id"],
+                'verbose_name': 'paper venue order',
+                'ordering': ['account', '-id'],
             },
         ),
         migrations.CreateModel(
-            name="PaperPosition",
+            name='PaperPosition',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("symbol", models.CharField(max_length=64)),
-                (
-                    "qty",
-                    tradingstate.fields.AmountField(
-                        default=Decimal("0"), help_text="Signed: long > 0, short < 0."
-                    ),
-                ),
-                ("entry_price", tradingstate.fields.AmountField(blank=True, null=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="paper_positions",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('symbol', models.CharField(max_length=64)),
+                ('qty', tradingstate.fields.AmountField(default=Decimal('0'), help_text='Signed: long > 0, short < 0.')),
+                ('entry_price', tradingstate.fields.AmountField(blank=True, null=True)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='paper_positions', to='tradingstate.exchangeaccount')),
             ],
             options={
-                "verbose_name": "paper venue position",
-                "ordering": ["account", "symbol"],
+                'verbose_name': 'paper venue position',
+                'ordering': ['account', 'symbol'],
             },
         ),
         migrations.CreateModel(
-            name="Position",
+            name='Position',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("symbol", models.CharField(max_length=64)),
-                (
-                    "qty",
-                    tradingstate.fields.AmountField(
-                        default=Decimal("0"), help_text="Signed: long > 0, short < 0."
-                    ),
-                ),
-                ("entry_price", tradingstate.fields.AmountField(blank=True, null=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                ("version", models.PositiveBigIntegerField(default=1)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="positions",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('symbol', models.CharField(max_length=64)),
+                ('qty', tradingstate.fields.AmountField(default=Decimal('0'), help_text='Signed: long > 0, short < 0.')),
+                ('entry_price', tradingstate.fields.AmountField(blank=True, null=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('version', models.PositiveBigIntegerField(default=1)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='positions', to='tradingstate.exchangeaccount')),
             ],
             options={
-                "ordering": ["account", "symbol"],
-                "permissions": [("correct_position", "Can correct a position with a reason")],
+                'ordering': ['account', 'symbol'],
+                'permissions': [('correct_position', 'Can correct a position with a reason')],
             },
         ),
         migrations.CreateModel(
-            name="Balance",
+            name='Balance',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("currency", models.CharField(max_length=32)),
-                ("free", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("used", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("total", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                ("version", models.PositiveBigIntegerField(default=1)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="balances",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('currency', models.CharField(max_length=32)),
+                ('free', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('used', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('total', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('version', models.PositiveBigIntegerField(default=1)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='balances', to='tradingstate.exchangeaccount')),
             ],
             options={
-                "ordering": ["account", "currency"],
-                "permissions": [("correct_balance", "Can correct a balance with a reason")],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("account", "currency"), name="balance_unique_currency"
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("used__gte", 0)), name="balance_used_gte_0"
-                    ),
-                ],
+                'ordering': ['account', 'currency'],
+                'permissions': [('correct_balance', 'Can correct a balance with a reason')],
+                'constraints': [models.UniqueConstraint(fields=('account', 'currency'), name='balance_unique_currency'), models.CheckConstraint(condition=models.Q(('used__gte', 0)), name='balance_used_gte_0')],
             },
         ),
         migrations.CreateModel(
-            name="AuditEntry",
+            name='AuditEntry',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
-                (
-                    "actor_type",
-                    models.CharField(
-                        choices=[("user", "User"), ("bot", "Bot"), ("system", "System")],
-                        max_length=8,
-                    ),
-                ),
-                ("actor_name", models.CharField(max_length=150)),
-                ("actor_user_id", models.BigIntegerField(blank=True, null=True)),
-                ("correlation_id", models.CharField(blank=True, db_index=True, max_length=64)),
-                ("action", models.CharField(db_index=True, max_length=64)),
-                ("target_type", models.CharField(max_length=64)),
-                ("target_id", models.CharField(blank=True, max_length=64)),
-                ("target_repr", models.CharField(blank=True, max_length=200)),
-                ("before", models.JSONField(blank=True, null=True)),
-                ("after", models.JSONField(blank=True, null=True)),
-                ("reason", models.TextField(blank=True)),
-                ("run_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ("discrepancy_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="audit_entries",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ('actor_type', models.CharField(choices=[('user', 'User'), ('bot', 'Bot'), ('system', 'System')], max_length=8)),
+                ('actor_name', models.CharField(max_length=150)),
+                ('actor_user_id', models.BigIntegerField(blank=True, null=True)),
+                ('correlation_id', models.CharField(blank=True, db_index=True, max_length=64)),
+                ('action', models.CharField(db_index=True, max_length=64)),
+                ('target_type', models.CharField(max_length=64)),
+                ('target_id', models.CharField(blank=True, max_length=64)),
+                ('target_repr', models.CharField(blank=True, max_length=200)),
+                ('before', models.JSONField(blank=True, null=True)),
+                ('after', models.JSONField(blank=True, null=True)),
+                ('reason', models.TextField(blank=True)),
+                ('run_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ('discrepancy_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='audit_entries', to='tradingstate.exchangeaccount')),
             ],
             options={
-                "verbose_name_plural": "audit entries",
-                "ordering": ["-id"],
-                "indexes": [models.Index(fields=["target_type", "target_id"], name="audit_target")],
+                'verbose_name_plural': 'audit entries',
+                'ordering': ['-id'],
+                'indexes': [models.Index(fields=['target_type', 'target_id'], name='audit_target')],
             },
         ),
         migrations.CreateModel(
-            name="Instrument",
+            name='Instrument',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("symbol", models.CharField(max_length=64)),
-                ("base", models.CharField(max_length=32)),
-                ("quote", models.CharField(max_length=32)),
-                ("settle", models.CharField(blank=True, max_length=32)),
-                (
-                    "market_type",
-                    models.CharField(
-                        choices=[
-                            ("spot", "Spot"),
-                            ("swap", "Perpetual swap"),
-                            ("future", "Dated future"),
-                        ],
-                        default="spot",
-                        max_length=8,
-                    ),
-                ),
-                (
-                    "amount_step",
-                    tradingstate.fields.AmountField(
-                        default=Decimal("0"),
-                        help_text="Smallest quantity step; the position tolerance.",
-                    ),
-                ),
-                ("price_step", tradingstate.fields.AmountField(default=Decimal("0"))),
-                ("contract_size", tradingstate.fields.AmountField(default=Decimal("1"))),
-                ("active", models.BooleanField(default=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "account",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="instruments",
-                        to="tradingstate.exchangeaccount",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('symbol', models.CharField(max_length=64)),
+                ('base', models.CharField(max_length=32)),
+                ('quote', models.CharField(max_length=32)),
+                ('settle', models.CharField(blank=True, max_length=32)),
+                ('market_type', models.CharField(choices=[('spot', 'Spot'), ('swap', 'Perpetual swap'), ('future', 'Dated future')], default='spot', max_length=8)),
+                ('amount_step', tradingstate.fields.AmountField(default=Decimal('0'), help_text='Smallest quantity step; the position tolerance.')),
+                ('price_step', tradingstate.fields.AmountField(default=Decimal('0'))),
+                ('contract_size', tradingstate.fields.AmountField(default=Decimal('1'))),
+                ('active', models.BooleanField(default=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instruments', to='tradingstate.exchangeaccount')),
             ],
             options={
-                "ordering": ["account", "symbol"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("account", "symbol"), name="instrument_unique_symbol"
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("amount_step__gte", 0)),
-                        name="instrument_amount_step_gte_0",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("price_step__gte", 0)),
-                        name="instrument_price_step_gte_0",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("contract_size__gt", 0)),
-                        name="instrument_contract_size_gt_0",
-                    ),
-                ],
+                'ordering': ['account', 'symbol'],
+                'constraints': [models.UniqueConstraint(fields=('account', 'symbol'), name='instrument_unique_symbol'), models.CheckConstraint(condition=models.Q(('amount_step__gte', 0)), name='instrument_amount_step_gte_0'), models.CheckConstraint(condition=models.Q(('price_step__gte', 0)), name='instrument_price_step_gte_0'), models.CheckConstraint(condition=models.Q(('contract_size__gt', 0)), name='instrument_contract_size_gt_0')],
             },
         ),
         migrations.AddIndex(
-            model_name="order",
-            index=models.Index(fields=["account", "status"], name="order_account_status"),
+            model_name='order',
+            index=models.Index(fields=['account', 'status'], name='order_account_status'),
         ),
         migrations.AddConstraint(
-            model_name="order",
-            constraint=models.UniqueConstraint(
-                fields=("account", "client_order_id"), name="order_unique_client_order_id"
-            ),
+            model_name='order',
+            constraint=models.UniqueConstraint(fields=('account', 'client_order_id'), name='order_unique_client_order_id'),
         ),
         migrations.AddConstraint(
-            model_name="order",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("quantity__gt", 0)), name="order_quantity_gt_0"
-            ),
+            model_name='order',
+            constraint=models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='order_quantity_gt_0'),
         ),
         migrations.AddConstraint(
-            model_name="order",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("filled_qty__gte", 0)), name="order_filled_gte_0"
-            ),
+            model_name='order',
+            constraint=models.CheckConstraint(condition=models.Q(('filled_qty__gte', 0)), name='order_filled_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="order",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("filled_qty__lte", models.F("quantity"))),
-                name="order_filled_lte_quantity",
-            ),
+            model_name='order',
+            constraint=models.CheckConstraint(condition=models.Q(('filled_qty__lte', models.F('quantity'))), name='order_filled_lte_quantity'),
         ),
         migrations.AddConstraint(
-            model_name="order",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("remaining_qty__gte", 0)), name="order_remaining_gte_0"
-            ),
+            model_name='order',
+            constraint=models.CheckConstraint(condition=models.Q(('remaining_qty__gte', 0)), name='order_remaining_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="order",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("price__isnull", True), ("price__gte", 0), _connector="OR"),
-                name="order_price_gte_0",
-            ),
+            model_name='order',
+            constraint=models.CheckConstraint(condition=models.Q(('price__isnull', True), ('price__gte', 0), _connector='OR'), name='order_price_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="order",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "status__in",
-                        [
-                            "pending",
-                            "submitted",
-                            "partially_filled",
-                            "filled",
-                            "cancelled",
-                            "rejected",
-                            "expired",
-                        ],
-                    )
-                ),
-                name="order_status_valid",
-            ),
+            model_name='order',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'submitted', 'partially_filled', 'filled', 'cancelled', 'rejected', 'expired'])), name='order_status_valid'),
         ),
         migrations.AddConstraint(
-            model_name="order",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("side__in", ["buy", "sell"])), name="order_side_valid"
-            ),
+            model_name='order',
+            constraint=models.CheckConstraint(condition=models.Q(('side__in', ['buy', 'sell'])), name='order_side_valid'),
         ),
         migrations.AddConstraint(
-            model_name="fill",
-            constraint=models.UniqueConstraint(
-                fields=("account", "trade_id"), name="fill_unique_trade_id"
-            ),
+            model_name='fill',
+            constraint=models.UniqueConstraint(fields=('account', 'trade_id'), name='fill_unique_trade_id'),
         ),
         migrations.AddConstraint(
-            model_name="fill",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("quantity__gt", 0)), name="fill_quantity_gt_0"
-            ),
+            model_name='fill',
+            constraint=models.CheckConstraint(condition=models.Q(('quantity__gt', 0)), name='fill_quantity_gt_0'),
         ),
         migrations.AddConstraint(
-            model_name="fill",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("price__gte", 0)), name="fill_price_gte_0"
-            ),
+            model_name='fill',
+            constraint=models.CheckConstraint(condition=models.Q(('price__gte', 0)), name='fill_price_gte_0'),
         ),
         migrations.AddConstraint(
-            model_name="paperbalance",
-            constraint=models.UniqueConstraint(
-                fields=("account", "currency"), name="paperbalance_unique"
-            ),
+            model_name='paperbalance',
+            constraint=models.UniqueConstraint(fields=('account', 'currency'), name='paperbalance_unique'),
         ),
         migrations.AddConstraint(
-            model_name="paperorder",
-            constraint=models.UniqueConstraint(
-                fields=("account", "exchange_order_id"), name="paperorder_unique_id"
-            ),
+            model_name='paperorder',
+            constraint=models.UniqueConstraint(fields=('account', 'exchange_order_id'), name='paperorder_unique_id'),
         ),
         migrations.AddConstraint(
-            model_name="paperorder",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("amount__gt", 0)), name="paperorder_amount_gt_0"
-            ),
+            model_name='paperorder',
+            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='paperorder_amount_gt_0'),
         ),
         migrations.AddConstraint(
-            model_name="paperorder",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("filled__gte", 0), ("filled__lte", models.F("amount"))),
-                name="paperorder_filled_range",
-            ),
+            model_name='paperorder',
+            constraint=models.CheckConstraint(condition=models.Q(('filled__gte', 0), ('filled__lte', models.F('amount'))), name='paperorder_filled_range'),
         ),
         migrations.AddConstraint(
-            model_name="paperposition",
-            constraint=models.UniqueConstraint(
-                fields=("account", "symbol"), name="paperposition_unique"
-            ),
+            model_name='paperposition',
+            constraint=models.UniqueConstraint(fields=('account', 'symbol'), name='paperposition_unique'),
         ),
         migrations.AddConstraint(
-            model_name="position",
-            constraint=models.UniqueConstraint(
-                fields=("account", "symbol"), name="position_unique_symbol"
-            ),
+            model_name='position',
+            constraint=models.UniqueConstraint(fields=('account', 'symbol'), name='position_unique_symbol'),
         ),
         migrations.AddConstraint(
-            model_name="position",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("entry_price__isnull", True), ("entry_price__gte", 0), _connector="OR"
-                ),
-                name="position_entry_price_gte_0",
-            ),
+            model_name='position',
+            constraint=models.CheckConstraint(condition=models.Q(('entry_price__isnull', True), ('entry_price__gte', 0), _connector='OR'), name='position_entry_price_gte_0'),
         ),
     ]

@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("tradingstate", "0002_audit_append_only"),
+        ('tradingstate', '0002_audit_append_only'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="exchangeaccount",
-            name="recovery_started_at",
+            model_name='exchangeaccount',
+            name='recovery_started_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
