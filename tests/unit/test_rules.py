@@ -1,5 +1,7 @@
 """The pure per-row rules (tradingstate.rules): no database, microseconds each."""
 
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -26,6 +28,17 @@ def state(status="submitted", qty="1", filled="0", avg=None, exid="", version=1)
         exchange_order_id=exid,
         version=version,
     )
+
+
+def test_rules_import_no_django():
+    # pure: importable (and testable) without Django, its settings or the ORM
+    code = (
+        "import sys; import tradingstate.rules.orders, tradingstate.rules.positions, "
+        "tradingstate.rules.balances; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_rule_vocabularies_match_the_model_choices():
