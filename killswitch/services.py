@@ -21,7 +21,8 @@ from tradingstate.actors import Actor
 from tradingstate.errors import TradingHalted
 from tradingstate.models import ExchangeAccount, Order
 from tradingstate.services import order_register, require_reason
-from tradingstate.services.audit import audit_record, audit_snapshot
+from tradingstate.services.audit import audit_snapshot
+from tradingstate.services.events import killswitch_orders_cancelled, killswitch_switched
 
 logger = logging.getLogger("killswitch")
 
@@ -174,13 +175,12 @@ def _change_state(
     )
     action = KillSwitchEvent.Action.ACTIVATE if active else KillSwitchEvent.Action.DEACTIVATE
     event = _event(action=action, actor=actor, account=account, reason=reason, **event_extra)
-    audit_record(
-        actor=actor,
-        action="killswitch.activate" if active else "killswitch.deactivate",
-        target=switch,
+    killswitch_switched(
+        switch=switch,
         account=account,
         before=before,
         after=audit_snapshot(switch, STATE_AUDIT_FIELDS),
+        actor=actor,
         reason=reason,
     )
     return event
@@ -200,13 +200,8 @@ def killswitch_record_cancel(
         cancel_open_orders=True,
         cancel_summary=summary,
     )
-    audit_record(
-        actor=actor,
-        action="killswitch.cancel_open_orders",
-        target=switch,
-        account=account,
-        after=summary,
-        reason=switch.reason,
+    killswitch_orders_cancelled(
+        switch=switch, account=account, summary=summary, actor=actor, reason=switch.reason
     )
     return event
 

@@ -364,10 +364,9 @@ def _stale(order: LocalOrder, result: ex.ExchangeOrder | str) -> Finding:
     else:
         wanted, filled, average, payload = t.CANCELLED, order.filled_qty, order.avg_fill_price, None
         exchange_view = {"status": NOT_FOUND}
-    filled = min(filled, order.quantity)
+    # not clamped to the local quantity: a venue fill above it is refused by the order rules
+    # (tradingstate.rules.orders) and stays open for staff, rather than hidden
     target = reachable_status(order.status, wanted)
-    if target == t.FILLED:
-        filled = order.quantity
     repair = None
     note = ""
     if target is None:

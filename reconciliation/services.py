@@ -33,8 +33,9 @@ from tradingstate.errors import Conflict
 from tradingstate.exchanges import base as ex
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import account_set_enabled, require_reason
-from tradingstate.services.audit import audit_build, audit_snapshot
+from tradingstate.services.audit import audit_snapshot
 from tradingstate.services.bulk import rows_bulk_create, rows_bulk_insert
+from tradingstate.services.events import discrepancy_acknowledged
 from tradingstate.services.sync import SYNC_BY_KIND, SyncItem, SyncOutcome
 
 log = logging.getLogger("reconciliation")
@@ -660,15 +661,11 @@ def discrepancy_acknowledge(*, discrepancy: Discrepancy, actor: Actor, reason: s
     row.resolved_by = actor.name[:150]
     row.resolution_reason = reason
     row.save(update_fields=["status", "resolved_at", "resolved_by", "resolution_reason"])
-    audit_build(
-        actor=actor,
-        action="discrepancy.acknowledge",
-        target=row,
-        account=row.account,
+    discrepancy_acknowledged(
+        discrepancy=row,
         before=before,
         after=audit_snapshot(row, DISCREPANCY_AUDIT_FIELDS),
+        actor=actor,
         reason=reason,
-        run_id=row.run_id,
-        discrepancy_id=row.pk,
-    ).save(force_insert=True)
+    )
     return row
