@@ -5,6 +5,7 @@ PostgreSQL, else a throwaway SQLite file). Real HTTP; nothing of the server is m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -210,3 +211,69 @@ def throttled(live, tmp_path_factory) -> Server:
     return Server(
         base_url=base, env=env, tokens=live.tokens, process=process, log=tmp / "gunicorn.log"
     )
+
+
+class StallingProxy:
+    """A TCP proxy on loopback in front of the server. The first ``stall`` connections pass
+    the request through but hold back the answer: the server does the work, the client
+    times out. Later connections pass both ways. This fakes only the network."""
+
+    def __init__(self, upstream: str, stall: int = 1):
+        import threading
+
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.stall = stall
+        self.connections = 0
+        self.stalled = 0
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                hold = self.stall > 0
+                if hold:
+                    self.stall -= 1
+                    self.stalled += 1
+            up = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pipe, args=(conn, up, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(up, conn, hold), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, discard: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if not discard:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+@pytest.fixture
+def stalling_proxy(live):
+    proxy = StallingProxy(live.base_url, stall=1)
+    yield proxy
+    proxy.close()
