@@ -324,11 +324,11 @@ def register_order_call(
 def _transition_fields(
     *,
     status: str,
-    filled_qty: Amount | None,
-    avg_fill_price: Amount | None,
-    exchange_order_id: str | None,
-    expected_version: int | None,
-    reason: str | None,
+    filled_qty: Amount | None = None,
+    avg_fill_price: Amount | None = None,
+    exchange_order_id: str | None = None,
+    expected_version: int | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     return compact(
         status=status,
