@@ -179,3 +179,12 @@ def test_an_unreachable_server_is_a_transport_error_after_the_budget(live):
     ):
         ts.health()
     assert err.value.attempts == 3 and err.value.__cause__ is not None
+
+
+def test_a_misconfigured_url_is_not_retried():
+    with (
+        Client("ftp://127.0.0.1:9", "t", retry=RetryPolicy(max_attempts=5)) as ts,
+        pytest.raises(TransportError) as err,
+    ):
+        ts.health()
+    assert err.value.attempts == 1

@@ -90,6 +90,8 @@ def execute(call: Call[T], policy: RetryPolicy) -> Program[T]:
             delay = policy.next_delay(
                 attempt=attempt, waited=waited, idempotent=call.idempotent, transport_error=True
             )
+            if isinstance(outcome, httpx.UnsupportedProtocol):
+                delay = None  # a misconfigured base URL: retrying cannot help
             if delay is None:
                 raise TransportError(
                     f"{call.method} {call.path}: {type(outcome).__name__}: {outcome} "
