@@ -10,10 +10,11 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint format bench reliability migrate clean-data
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q ".[test]"
+	$(PY) -m pip install -q -e clients/python
 	@touch $(STAMP)
 
 install: $(STAMP)
