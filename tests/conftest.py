@@ -41,3 +41,11 @@ def system_actor():
 def _plain_http_in_tests(settings):
     # production settings redirect to HTTPS; the test client speaks plain HTTP
     settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(autouse=True)
+def _paper_walk_off(settings):
+    # the paper venue's random walk is off in tests unless a test turns it on
+    settings.TRADINGSTATE = settings.TRADINGSTATE.model_copy(
+        update={"paper_walk_interval_seconds": 0}
+    )
