@@ -75,10 +75,16 @@ class Ticker:
         interval_override: int | None = None,
         clock=time.monotonic,
         accounts: list[str] | None = None,
+        enqueue_walk=None,
+        wall_clock=time.time,
     ) -> None:
         from reconciliation.tasks import enqueue_pass
+        from tradingstate.tasks import enqueue_paper_walk
 
         self.enqueue = enqueue or enqueue_pass
+        self.enqueue_walk = enqueue_walk or enqueue_paper_walk
+        self.wall_clock = wall_clock
+        self.walk_tick: int | None = None
         self.interval_override = interval_override
         self.clock = clock
         self.accounts = accounts
@@ -153,11 +159,24 @@ class Ticker:
                 self._enqueue(account_id, ReconciliationRun.Trigger.SCHEDULE, now)
                 # keep the cadence: the next slot follows the planned one, not the late one
                 self.next_due[account_id] = max(due + interval, now + interval / 2)
+        self._paper_walk()
         if now - self._last_beat >= HEARTBEAT_SECONDS:
             WorkerHeartbeat.objects.update_or_create(
                 role="ticker", defaults={"holder": holder_name(), "beat_at": timezone.now()}
             )
             self._last_beat = now
+
+    def _paper_walk(self) -> None:
+        """Every ``paper_walk_interval_seconds`` (0: off), one step of the paper venue's
+        seeded random walk on the cluster. Ticks count wall-clock intervals, so a new
+        leader continues the sequence and a tick delivered twice is applied once."""
+        interval = settings.TRADINGSTATE.paper_walk_interval_seconds
+        if not interval:
+            return
+        tick = int(self.wall_clock() // interval)
+        if tick != self.walk_tick:
+            self.walk_tick = tick
+            self.enqueue_walk(tick)
 
     def _backoff(self, account_id: int, interval: int) -> tuple[int | None, float]:
         """After incomplete passes (network trouble), wait longer: Retry-After or doubling."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tradingstate.api.views import accounts, books, health, orders, reconciliations
+from tradingstate.api.views import accounts, books, health, orders, paper, reconciliations
 
 app_name = "api"
 
@@ -40,6 +40,7 @@ urlpatterns = [
         reconciliations.ReconciliationListTriggerApi.as_view(),
         name="reconciliation-list",
     ),
+    path(f"{ACCOUNT}paper/trades/", paper.PaperTradeListApi.as_view(), name="paper-trade-list"),
     path(
         f"{ACCOUNT}discrepancies/",
         reconciliations.DiscrepancyListApi.as_view(),
