@@ -48,7 +48,7 @@ from django.utils import timezone
 
 from tradingstate import transitions
 from tradingstate.actors import Actor
-from tradingstate.amounts import parse_amount
+from tradingstate.amounts import amount_str, parse_amount
 from tradingstate.errors import Conflict, ValidationFailed, VersionConflict
 from tradingstate.models import (
     AuditEntry,
@@ -134,17 +134,18 @@ def _fee_rate() -> Decimal:
 
 
 def _balance_snapshot(row: PaperBalance) -> dict:
-    return {"free": str(row.free), "used": str(row.used), "total": str(row.total)}
+    return {
+        "free": amount_str(row.free),
+        "used": amount_str(row.used),
+        "total": amount_str(row.total),
+    }
 
 
 def _position_snapshot(row: PaperPosition | None) -> dict | None:
     """None for a position the venue does not hold yet."""
     if row is None or (row.pk is None and not getattr(row, "_paper_dirty", False)):
         return None
-    return {
-        "qty": str(row.qty),
-        "entry_price": None if row.entry_price is None else str(row.entry_price),
-    }
+    return {"qty": amount_str(row.qty), "entry_price": amount_str(row.entry_price)}
 
 
 # --- orders: the transition services' hook ---------------------------------------------------
