@@ -10,6 +10,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -28,11 +29,12 @@ NAIVE_SINCE = "must include a timezone (e.g. 2026-01-01T00:00:00Z)"
 class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     default_error_messages = {"naive": NAIVE_SINCE}
 
-    def strptime(self, value, format):
-        parsed = super().strptime(value, format)
-        if timezone.is_naive(parsed):
+    def to_python(self, value):
+        # the parent would read a naive time as the server's zone: refuse it instead
+        parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
+        if parsed is not None and timezone.is_naive(parsed):
             raise forms.ValidationError(self.error_messages["naive"], code="naive")
-        return parsed
+        return super().to_python(value)
 
 
 class AwareIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
