@@ -87,7 +87,6 @@ print(json.dumps([r.status for r in rows.order_by("id")]))
 SUMMARY = """
 import json
 from collections import Counter
-from django.db.models import Sum
 from reconciliation.models import Discrepancy, ReconciliationRun
 from tradingstate.models import (AuditEntry, Balance, ExchangeAccount, Fill, Order,
                                  PaperBalance, PaperPosition, PaperTrade, Position)
@@ -98,8 +97,10 @@ fills = {{f.trade_id: [str(f.quantity), str(f.price), str(f.fee), f.fee_currency
                       f.order.client_order_id] for f in Fill.objects.filter(account=a)}}
 trades = {{t.trade_id: [str(t.quantity), str(t.price), str(t.fee), t.fee_currency,
                        t.client_order_id] for t in PaperTrade.objects.filter(account=a)}}
-sums = dict(Fill.objects.filter(account=a).values_list("order__client_order_id")
-            .annotate(s=Sum("quantity")).values_list("order__client_order_id", "s"))
+sums = Counter()  # in Python: amounts are text on SQLite, so no SQL SUM
+for coid, qty in Fill.objects.filter(account=a).values_list("order__client_order_id",
+                                                             "quantity"):
+    sums[coid] += qty
 orders = list(Order.objects.filter(account=a).values_list("client_order_id", "status",
                                                            "filled_qty"))
 print(json.dumps({{
