@@ -40,7 +40,7 @@ def test_bot_reads_its_venue_trades_and_posts_them_as_fills(paper):
     # given a bot granted a paper account, with a market order submitted (placed and filled)
     client, _ = make_bot("alpha", paper)
     order = trade_through_api(client, paper, "o1")
-    assert order["exchange_order_id"].startswith("PAPER-O")
+    assert order["exchange_order_id"].startswith("PAPER-")
     trade_through_api(client, paper, "o2")
     # when it reads the venue's trades of o1
     resp = client.get(url(paper, "paper", "trades"), {"order": "o1"})

@@ -34,6 +34,7 @@ from tradingstate.services import (
     paper_mark_set,
     paper_marks_walk,
 )
+from tradingstate.services.paper import venue_order_id
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +83,7 @@ def test_market_order_submitted_is_placed_filled_at_mark_with_fee(
     order = submit(account, bot_actor, "m1")
     # then the venue placed it, assigned its id (the local order learned it) and filled it
     venue = PaperOrder.objects.get(account=account, client_order_id="m1")
-    assert order.exchange_order_id == venue.exchange_order_id == f"PAPER-O{order.pk}"
+    assert order.exchange_order_id == venue.exchange_order_id == venue_order_id(order)
     assert (venue.status, venue.filled, venue.average) == ("closed", D("0.1"), D("60000"))
     trade = PaperTrade.objects.get(account=account)
     fee = D("0.1") * D("60000") * settings.TRADINGSTATE.paper_fee_rate
@@ -223,7 +224,7 @@ def test_bulk_submit_places_and_fills_every_order(account, bot_actor, staff_mark
     assert PaperTrade.objects.count() == n
     assert PaperPosition.objects.get(account=account).qty == D("0.01") * n
     for order in Order.objects.filter(account=account):
-        assert order.exchange_order_id == f"PAPER-O{order.pk}"
+        assert order.exchange_order_id == venue_order_id(order)
     assert AuditEntry.objects.filter(action="paper.trade").count() == n
     assert len(ctx.captured_queries) <= 16, [q["sql"][:60] for q in ctx.captured_queries]
 

@@ -11,7 +11,7 @@ account and moves it to ``submitted``; the order transition services (single and
 :class:`VenueBatch` in the same transaction, before the order row is saved:
 
 - ``pending -> submitted`` places the order on the venue. The venue assigns its order id
-  (``PAPER-O<local order pk>``) unless the caller gave an ``exchange_order_id`` (then that is the
+  (``PAPER-<16 hex digits>``) unless the caller gave an ``exchange_order_id`` (then that is the
   venue's id, unique per account); the local order learns it in the same transaction. A
   market order executes at once at the mark; a limit order that crosses the mark executes at
   once at the mark, else it rests until a mark change crosses it.
@@ -36,6 +36,7 @@ rows, each in primary-key order. The walk and mark edits take no local locks.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -95,9 +96,11 @@ def is_paper(account: ExchangeAccount) -> bool:
 
 
 def venue_order_id(order: Order) -> str:
-    """The id the venue gives a local order it places: ``PAPER-O<local pk>``, unique per
-    account and deterministic. Do not stage venue rows by hand with ids of this form."""
-    return f"{ORDER_ID_PREFIX}O{order.pk}"
+    """The id the venue gives a local order it places: ``PAPER-`` and 16 hex digits of a
+    hash of the account and the client order id (unique per account, as the client order
+    id is; the same on every database, whatever its sequences)."""
+    digest = hashlib.sha256(f"{order.account_id}:{order.client_order_id}".encode()).hexdigest()
+    return f"{ORDER_ID_PREFIX}{digest[:16].upper()}"
 
 
 def new_trade_id() -> str:
@@ -263,7 +266,7 @@ def venue_batch(
         .filter(account=account, symbol__in=symbols)
         .order_by("pk")
     }
-    # a caller's id must be free on the venue; the venue's own ids (PAPER-O<pk>) are unique
+    # a caller's id must be free on the venue; the venue's own ids are unique
     wanted = {x for _, x in places if isinstance(x, str) and x} | {
         o.exchange_order_id for o, _ in places if o.exchange_order_id
     }
