@@ -34,11 +34,8 @@ import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from urllib.parse import quote
 
-import httpx
 from tradingstate_client import ApiError, Client, KillSwitchActive, Order
 
 log = logging.getLogger("paper_bot")
@@ -57,43 +54,23 @@ class Execution:
 
 
 class PaperVenue:
-    """The paper venue's executions of one order: its trade list
-    (``GET /api/v1/accounts/{account}/paper/trades/?order=...``), read over its own HTTP
-    connection, as a bot reads a real exchange. Trades already recorded are filtered by
-    the caller (``trade_id``)."""
+    """The paper venue's executions of one order: the venue's trade list
+    (``Client.iter_paper_trades``: ``GET /api/v1/accounts/{account}/paper/trades/``), read
+    over a connection of its own, as a bot reads a real exchange. Trades already recorded
+    are filtered by the caller (``trade_id``)."""
 
     def __init__(self, url: str, token: str, account: str, timeout: float):
         self.account = account
-        self.http = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
-            timeout=timeout,
-        )
+        self.client = Client(url, token, timeout=timeout)
 
     def close(self) -> None:
-        self.http.close()
+        self.client.close()
 
     def executions(self, order: Order) -> list[Execution]:
-        path = f"/api/v1/accounts/{quote(self.account, safe='')}/paper/trades/"
-        params: dict[str, str] | None = {"order": order.client_order_id, "page_size": "1000"}
-        out: list[Execution] = []
-        while path:
-            response = self.http.get(path, params=params)
-            response.raise_for_status()
-            page = response.json()
-            out += [
-                Execution(
-                    trade_id=t["trade_id"],
-                    quantity=Decimal(t["quantity"]),
-                    price=Decimal(t["price"]),
-                    fee=Decimal(t["fee"]),
-                    fee_currency=t["fee_currency"],
-                    executed_at=datetime.fromisoformat(t["executed_at"].replace("Z", "+00:00")),
-                )
-                for t in page["results"]
-            ]
-            path, params = page.get("next") or "", None
-        return out
+        return [
+            Execution(t.trade_id, t.quantity, t.price, t.fee, t.fee_currency, t.executed_at)
+            for t in self.client.iter_paper_trades(self.account, order=order.client_order_id)
+        ]
 
 
 def trade_one(ts: Client, venue: PaperVenue, args, index: int) -> dict:

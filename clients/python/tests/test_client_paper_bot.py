@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 from tradingstate_client import Client
 
 BOT = Path(__file__).resolve().parents[1] / "examples" / "paper_bot.py"
@@ -38,12 +37,9 @@ def test_paper_bot_trades_and_records_the_venues_executions(live):
             assert order.status == entry["status"] == "filled"
             assert order.exchange_order_id.startswith("PAPER-")
             assert order.filled_qty == order.quantity
-            venue = httpx.get(
-                f"{live.base_url}/api/v1/accounts/{ACCOUNT}/paper/trades/",
-                params={"order": order.client_order_id},
-                headers={"Authorization": f"Token {live.token}"},
-            ).json()["results"]
-            assert [t["trade_id"] for t in venue] == entry["fills_posted"]
+            venue = list(ts.iter_paper_trades(ACCOUNT, order=order.client_order_id))
+            assert [t.trade_id for t in venue] == entry["fills_posted"]
+            assert venue[0].quantity == order.quantity and venue[0].liquidity == "taker"
         sides = [ts.order(ACCOUNT, e["client_order_id"]).side for e in summary["orders"]]
     assert sides == ["buy", "sell"]
     assert "registered" in result.stderr and "submitted" in result.stderr
