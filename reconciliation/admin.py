@@ -17,7 +17,7 @@ from reconciliation.console import console_view
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair, WorkerHeartbeat
 from reconciliation.services import discrepancy_acknowledge, repair_apply
 from tradingstate.admin import AuditLinkMixin, ReadOnlyMixin
-from tradingstate.console.actions import object_action_view, reason_action
+from tradingstate.web.console.actions import object_action_view, reason_action
 
 
 # --- /admin/console/ ---------------------------------------------------------------------

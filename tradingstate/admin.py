@@ -24,8 +24,6 @@ from reconciliation.models import Discrepancy, ReconciliationRun
 from reconciliation.services import run_reconciliation
 from tradingstate.actors import Actor
 from tradingstate.amounts import amount_str
-from tradingstate.console.actions import reason_action
-from tradingstate.console.forms import BalanceCorrectForm, PositionCorrectForm
 from tradingstate.errors import ApplicationError, VersionConflict
 from tradingstate.models import (
     AuditEntry,
@@ -46,6 +44,8 @@ from tradingstate.services import (
     balance_correct,
     position_correct,
 )
+from tradingstate.web.console.actions import reason_action
+from tradingstate.web.console.forms import BalanceCorrectForm, PositionCorrectForm
 
 
 def audit_link(target_type: str, target_id: object, label: str = "audit trail") -> str:

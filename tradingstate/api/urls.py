@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tradingstate.api.views import accounts, books, health, orders, reconciliations
+from reconciliation.api import views as reconciliations
+from tradingstate.api.views import accounts, books, orders
+from tradingstate.web import health
 
 app_name = "api"
 

@@ -15,9 +15,9 @@ from tradingstate.api.serializers import (
     PositionOutputSerializer,
     validated_input,
 )
-from tradingstate.api.views.base import AccountApi, AccountListApi
 from tradingstate.models import Balance, Position
 from tradingstate.services import balance_set, fill_record, position_set
+from tradingstate.web.base import AccountApi, AccountListApi
 
 NAIVE_DATETIME = "must include a timezone (e.g. 2026-01-01T00:00:00Z)"
 

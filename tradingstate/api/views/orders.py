@@ -9,12 +9,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from tradingstate.actors import Actor
-from tradingstate.api.errors import (
-    NON_FIELD,
-    application_error_body,
-    error_body,
-    validation_error_body,
-)
 from tradingstate.api.fields import AmountField, ClientOrderIdField, ReasonField, StrictCharField
 from tradingstate.api.filtersets import OrderFilterSet
 from tradingstate.api.guards import order_register_checked
@@ -24,7 +18,6 @@ from tradingstate.api.serializers import (
     OrderOutputSerializer,
     validated_input,
 )
-from tradingstate.api.views.base import AccountApi, AccountListApi
 from tradingstate.errors import NotFound
 from tradingstate.models import Order
 from tradingstate.services import (
@@ -33,6 +26,13 @@ from tradingstate.services import (
     order_transition,
 )
 from tradingstate.services.orders import ORDER_NOT_FOUND
+from tradingstate.web.base import AccountApi, AccountListApi
+from tradingstate.web.errors import (
+    NON_FIELD,
+    application_error_body,
+    error_body,
+    validation_error_body,
+)
 
 STATUS_CHOICES = Order.Status.choices
 TOO_MANY_UPDATES = "At most {limit} updates per request (got {count})."

@@ -6,10 +6,10 @@ from rest_framework import generics
 from rest_framework.views import APIView
 
 from tradingstate.api.access import account_get_visible
-from tradingstate.api.pagination import ApiCursorPagination
-from tradingstate.api.permissions import IsBotOrStaff
-from tradingstate.api.throttling import BotRateThrottle
 from tradingstate.models import ExchangeAccount
+from tradingstate.web.pagination import ApiCursorPagination
+from tradingstate.web.permissions import IsBotOrStaff
+from tradingstate.web.throttling import BotRateThrottle
 
 
 class BaseApi(APIView):

@@ -21,8 +21,8 @@ from rest_framework.views import APIView
 
 from reconciliation.models import ReconciliationRun, WorkerHeartbeat
 from tradingstate.api.access import account_list_visible
-from tradingstate.api.permissions import IsBotOrStaff
 from tradingstate.models import ExchangeAccount
+from tradingstate.web.permissions import IsBotOrStaff
 
 logger = logging.getLogger("tradingstate.api")
 

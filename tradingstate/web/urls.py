@@ -14,7 +14,7 @@ urlpatterns = [
 ]
 
 # JSON errors for /api/ paths that never reach a DRF view; HTML elsewhere.
-handler400 = "tradingstate.api.errors.handler400"
-handler403 = "tradingstate.api.errors.handler403"
-handler404 = "tradingstate.api.errors.handler404"
-handler500 = "tradingstate.api.errors.handler500"
+handler400 = "tradingstate.web.errors.handler400"
+handler403 = "tradingstate.web.errors.handler403"
+handler404 = "tradingstate.web.errors.handler404"
+handler500 = "tradingstate.web.errors.handler500"

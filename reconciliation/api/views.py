@@ -14,7 +14,7 @@ from reconciliation.models import Discrepancy, ReconciliationRun
 from reconciliation.services import reconciliation_request, reconciliation_run_now
 from tradingstate.actors import Actor
 from tradingstate.api.serializers import InputSerializer, validated_input
-from tradingstate.api.views.base import AccountListApi
+from tradingstate.web.base import AccountListApi
 
 WAIT_VALUES = {"true": True, "1": True, "false": False, "0": False}
 WAIT_INVALID = "Use wait=true or wait=false."
