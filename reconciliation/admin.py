@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from reconciliation.console import console_view
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair, WorkerHeartbeat
+from reconciliation.selectors import discrepancy_list_by_run
 from reconciliation.services import discrepancy_acknowledge, repair_apply, run_reconciliation
 from tradingstate.actors import Actor
 from tradingstate.models import ExchangeAccount
@@ -383,7 +384,10 @@ def reconcile_now(modeladmin, request, queryset):
             + (f" ({run.error})" if run.error else "."),
             RUN_LEVEL.get(run.status, messages.INFO),
         )
-    found = _discrepancies_by_run([r.pk for r in runs])
+    found = discrepancy_list_by_run(run_ids=[r.pk for r in runs])
+    for rows in found.values():
+        for d in rows:
+            d.detail_text = json.dumps(d.detail, default=str)  # the runbook's log line
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Reconciliation result",
@@ -392,14 +396,6 @@ def reconcile_now(modeladmin, request, queryset):
         "discrepancy_changelist": reverse("admin:reconciliation_discrepancy_changelist"),
     }
     return TemplateResponse(request, "admin/tradingstate/reconcile_result.html", context)
-
-
-def _discrepancies_by_run(run_ids: list[int]) -> dict[int, list[Discrepancy]]:
-    rows: dict[int, list[Discrepancy]] = {}
-    for d in Discrepancy.objects.filter(run_id__in=run_ids).order_by("id"):
-        d.detail_text = json.dumps(d.detail, default=str)  # the runbook's log line
-        rows.setdefault(d.run_id, []).append(d)
-    return rows
 
 
 model_admin_add_actions(admin.site, ExchangeAccount, reconcile_now)

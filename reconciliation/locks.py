@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db import connection, transaction
 
+from reconciliation.models import Discrepancy
+
 LOCK_NAMESPACE = "tradingstate.reconciliation"
 
 
@@ -62,3 +64,7 @@ def file_lock(name: str) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def discrepancy_qs_select_for_update():
+    return Discrepancy.objects.select_for_update().order_by("pk")

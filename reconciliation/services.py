@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from reconciliation import diff as d
-from reconciliation.locks import account_pass_lock
+from reconciliation.locks import account_pass_lock, discrepancy_qs_select_for_update
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.selectors import (
     amount_steps,
@@ -605,7 +605,7 @@ def _change_text(f: d.Finding, result: SyncOutcome) -> str:
 def repair_apply(*, discrepancy: Discrepancy, actor: Actor, reason: str) -> Repair:
     """Apply a discrepancy's proposed repair (auto-repair off, or a dry run) as staff."""
     reason = require_reason(reason)
-    row = Discrepancy.objects.select_for_update().get(pk=discrepancy.pk)
+    row = discrepancy_qs_select_for_update().get(pk=discrepancy.pk)
     if not row.repairable:
         raise Conflict(NOT_REPAIRABLE.format(id=row.pk, status=row.status))
     plan = row.proposed_repair
@@ -651,7 +651,7 @@ DISCREPANCY_AUDIT_FIELDS = ("type", "key", "status", "resolved_by", "resolution_
 def discrepancy_acknowledge(*, discrepancy: Discrepancy, actor: Actor, reason: str) -> Discrepancy:
     """Staff accept a discrepancy as is (no local change); it leaves the open list."""
     reason = require_reason(reason)
-    row = Discrepancy.objects.select_for_update().get(pk=discrepancy.pk)
+    row = discrepancy_qs_select_for_update().get(pk=discrepancy.pk)
     if row.status != Discrepancy.Status.OPEN:
         raise Conflict(ALREADY_CLOSED.format(id=row.pk, status=row.status))
     before = audit_snapshot(row, DISCREPANCY_AUDIT_FIELDS)

@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from reconciliation.models import Discrepancy, ReconciliationRun
+from reconciliation.selectors import discrepancy_list, run_list
 from reconciliation.services import reconciliation_request, reconciliation_run_now
 from tradingstate.actors import Actor
 from tradingstate.api.serializers import InputSerializer, validated_input
@@ -49,6 +50,7 @@ class ReconciliationListTriggerApi(AccountListApi):
     ``api.reconcile_wait_seconds`` (200 with the finished run, or 202 if it is still running)."""
 
     model = ReconciliationRun
+    selector = staticmethod(run_list)
     serializer_class = ReconciliationRunOutputSerializer
 
     class InputSerializer(InputSerializer):
@@ -56,9 +58,6 @@ class ReconciliationListTriggerApi(AccountListApi):
 
         class Meta:
             ref_name = "ReconciliationTriggerInput"
-
-    def get_queryset(self):
-        return super().get_queryset().select_related("account")
 
     @extend_schema(tags=["reconciliation"], summary="List reconciliation runs")
     def get(self, request, *args, **kwargs):
@@ -115,6 +114,7 @@ class DiscrepancyListApi(AccountListApi):
     """The account's discrepancies, newest first; filter by type, status, persistent."""
 
     model = Discrepancy
+    selector = staticmethod(discrepancy_list)
     filter_backends = [DjangoFilterBackend]
     filterset_class = DiscrepancyFilterSet
 

@@ -19,6 +19,7 @@ from tradingstate import transitions
 from tradingstate.actors import Actor
 from tradingstate.amounts import parse_amount
 from tradingstate.errors import ApplicationError
+from tradingstate.locks import order_qs_select_for_update, rows_qs_select_for_update
 from tradingstate.models import Balance, ExchangeAccount, Order, Position
 from tradingstate.services.audit import audit_build, audit_bulk_record, audit_snapshot
 from tradingstate.services.books import BALANCE_AUDIT_FIELDS, POSITION_AUDIT_FIELDS
@@ -180,9 +181,9 @@ def orders_sync_state(
     """Advance local orders to the exchange's status and filled quantity (legal moves only)."""
     locked = {
         o.pk: o
-        for o in Order.objects.select_for_update()
-        .filter(account=account, pk__any=[i.target_id for i in items])
-        .order_by("pk")
+        for o in order_qs_select_for_update().filter(
+            account=account, pk__any=[i.target_id for i in items]
+        )
     }
     outcomes = []
     pairs = []
@@ -274,9 +275,9 @@ def _sync_rows(
     """Shared by positions and balances: lock, version-check, update or create, audit."""
     existing = {
         getattr(row, key_field): row
-        for row in model.objects.select_for_update()
-        .filter(account=account, **{f"{key_field}__in": [i.values[key_field] for i in items]})
-        .order_by("pk")
+        for row in rows_qs_select_for_update(model).filter(
+            account=account, **{f"{key_field}__in": [i.values[key_field] for i in items]}
+        )
     }
     for row in existing.values():
         row.account = account  # the audit's target_repr names it: no query per row

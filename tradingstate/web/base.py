@@ -36,9 +36,10 @@ class AccountListApi(AccountScopedMixin, BaseApi, generics.ListAPIView):
     """A read-only, cursor-paginated list of one account's rows."""
 
     pagination_class = ApiCursorPagination
-    model = None
+    model = None  # for schema generation
+    selector = None  # staticmethod(<entity>_list): (*, account) -> the account's rows
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return self.model.objects.none()
-        return self.model.objects.filter(account=self.account)
+        return self.selector(account=self.account)

@@ -16,6 +16,7 @@ from tradingstate.api.serializers import (
     validated_input,
 )
 from tradingstate.models import Balance, Position
+from tradingstate.selectors import balance_list, position_list
 from tradingstate.services import balance_set, fill_record, position_set
 from tradingstate.web.base import AccountApi, AccountListApi
 
@@ -97,6 +98,7 @@ class FillRecordApi(AccountApi):
 
 class PositionListApi(AccountListApi):
     model = Position
+    selector = staticmethod(position_list)
     serializer_class = PositionOutputSerializer
 
     @extend_schema(tags=["positions"], summary="List positions")
@@ -132,6 +134,7 @@ class PositionSetApi(AccountApi):
 
 class BalanceListApi(AccountListApi):
     model = Balance
+    selector = staticmethod(balance_list)
     serializer_class = BalanceOutputSerializer
 
     @extend_schema(tags=["balances"], summary="List balances")

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from reconciliation.console import last_exchange_value
+from reconciliation.selectors import last_exchange_value
 from tradingstate.actors import Actor
 from tradingstate.errors import ApplicationError, VersionConflict
 
