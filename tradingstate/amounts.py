@@ -5,7 +5,10 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from tradingstate.errors import ValidationFailed
-from tradingstate.models import AMOUNT_DIGITS, AMOUNT_PLACES
+
+# 38 digits, 18 places: 20 integer digits and 18 decimals, enough for any crypto quantity.
+AMOUNT_DIGITS = 38
+AMOUNT_PLACES = 18
 
 MAX_INTEGER_DIGITS = AMOUNT_DIGITS - AMOUNT_PLACES
 

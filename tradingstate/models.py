@@ -13,12 +13,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
+from tradingstate import transitions
 from tradingstate.fields import AmountField
-
-# 38 digits, 18 places: 20 integer digits and 18 decimals, enough for any crypto quantity.
-AMOUNT_DIGITS = 38
-AMOUNT_PLACES = 18
-
 
 slug_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_-]{0,62}$",
@@ -171,10 +167,8 @@ class Order(models.Model):
         RECONCILIATION = "reconciliation", "Reconciliation"
         MANUAL = "manual", "Manual"
 
-    ACTIVE_STATUSES = frozenset({Status.PENDING, Status.SUBMITTED, Status.PARTIALLY_FILLED})
-    TERMINAL_STATUSES = frozenset(
-        {Status.FILLED, Status.CANCELLED, Status.REJECTED, Status.EXPIRED}
-    )
+    ACTIVE_STATUSES = transitions.ACTIVE  # the status machine defines them, once
+    TERMINAL_STATUSES = transitions.TERMINAL
 
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="orders")
     client_order_id = models.CharField(max_length=64, validators=[client_order_id_validator])

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from reconciliation.models import Discrepancy, ReconciliationRun
 from reconciliation.selectors import discrepancy_list, run_list
-from reconciliation.services import reconciliation_request, reconciliation_run_now
+from reconciliation.services import reconciliation_request
 from tradingstate.actors import Actor
 from tradingstate.api.serializers import InputSerializer, validated_input
 from tradingstate.web.base import AccountListApi
@@ -78,21 +78,13 @@ class ReconciliationListTriggerApi(AccountListApi):
         if wait is None:
             raise serializers.ValidationError({"wait": [WAIT_INVALID]})
         data = validated_input(self.InputSerializer, request.data)
-        if wait:
-            run = reconciliation_run_now(
-                account=self.account,
-                trigger=ReconciliationRun.Trigger.API,
-                actor=Actor.from_request(request),
-                dry_run=data["dry_run"],
-                wait_seconds=settings.TRADINGSTATE.api.reconcile_wait_seconds,
-            )
-        else:
-            run = reconciliation_request(
-                account=self.account,
-                trigger=ReconciliationRun.Trigger.API,
-                actor=Actor.from_request(request),
-                dry_run=data["dry_run"],
-            )
+        run = reconciliation_request(
+            account=self.account,
+            trigger=ReconciliationRun.Trigger.API,
+            actor=Actor.from_request(request),
+            dry_run=data["dry_run"],
+            wait_seconds=settings.TRADINGSTATE.api.reconcile_wait_seconds if wait else None,
+        )
         finished = run.status in ReconciliationRun.FINISHED_STATUSES
         return Response(
             ReconciliationRunOutputSerializer(run).data,

@@ -25,6 +25,7 @@ from tradingstate.services.audit import audit_build, audit_bulk_record, audit_sn
 from tradingstate.services.books import BALANCE_AUDIT_FIELDS, POSITION_AUDIT_FIELDS
 from tradingstate.services.bulk import rows_bulk_create, rows_bulk_update
 from tradingstate.services.orders import ORDER_AUDIT_FIELDS, validate_client_order_id
+from tradingstate.sync_kinds import RepairKind
 
 ROW_CHANGED = "the local row changed since the snapshot (version {actual}, expected {expected})"
 ROW_APPEARED = "a local row appeared since the snapshot"
@@ -389,8 +390,8 @@ def balances_sync(
 
 
 SYNC_BY_KIND = {
-    "order_create": orders_create_from_exchange,
-    "order_state": orders_sync_state,
-    "position_set": positions_sync,
-    "balance_set": balances_sync,
+    RepairKind.ORDER_CREATE: orders_create_from_exchange,
+    RepairKind.ORDER_STATE: orders_sync_state,
+    RepairKind.POSITION_SET: positions_sync,
+    RepairKind.BALANCE_SET: balances_sync,
 }
