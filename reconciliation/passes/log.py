@@ -88,15 +88,21 @@ def _emit(handler: logging.Handler, batch: list[logging.LogRecord]) -> None:
         try:
             if isinstance(handler, WatchedFileHandler):
                 handler.reopenIfNeeded()
-            reopen = handler.mode != "w" or not handler._closed  # FileHandler.emit's rule
-            if isinstance(handler, logging.FileHandler) and handler.stream is None and reopen:
-                handler.stream = handler._open()
+            if isinstance(handler, logging.FileHandler) and handler.stream is None:
+                handler.stream = _reopened(handler)
             if handler.stream is None:
                 return
             handler.stream.write("".join(lines))
             handler.flush()
         except Exception:
             handler.handleError(batch[-1])
+
+
+def _reopened(handler: logging.FileHandler):
+    """A delayed or closed file handler's stream, as ``FileHandler.emit`` would open it."""
+    if handler.mode != "w" or not handler._closed:
+        return handler._open()
+    return None
 
 
 def emit_pass_logs(account: ExchangeAccount, outcome: PassOutcome) -> None:
