@@ -30,9 +30,11 @@ run: migrate
 	DEBUG=1 $(PY) manage.py demo
 	DEBUG=1 $(PY) scripts/run_paper.py --config $(CONFIG) --web $(HOST)
 
+## ruff, then the architecture contracts ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
 format: install
 	$(VENV)/bin/ruff format .

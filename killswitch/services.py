@@ -9,12 +9,14 @@ closed; ``order_register_guarded`` runs the guard and the registration in one tr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from killswitch.cancel import CANCEL_MAX_ROUNDS, cancel_open_orders
 from killswitch.locks import killswitch_qs_select_for_update
 from killswitch.models import KillSwitch, KillSwitchEvent
 from tradingstate.actors import Actor
@@ -206,9 +208,30 @@ def killswitch_record_cancel(
     return event
 
 
-def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account) -> None:
-    from killswitch.cancel import killswitch_cancel_open_orders
+def killswitch_cancel_open_orders(
+    *,
+    actor: Actor,
+    account: ExchangeAccount | None = None,
+    max_rounds: int = CANCEL_MAX_ROUNDS,
+    adapter_factory: Callable | None = None,
+) -> dict:
+    """Cancel open orders for ``account``, or every enabled account when None, and record
+    the summary as a ``cancel_orders`` KillSwitchEvent plus an AuditEntry.
 
+    Never raises (it runs after a committed activation); failures are in the summary:
+    ``{"complete", "cancelled", "remaining", "accounts": {name: {...}}}``.
+    """
+    summary = cancel_open_orders(
+        account=account, max_rounds=max_rounds, adapter_factory=adapter_factory
+    )
+    try:
+        killswitch_record_cancel(actor=actor, account=account, summary=summary)
+    except Exception:
+        logger.exception("Kill switch cancel-all: could not record the summary")
+    return summary
+
+
+def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account) -> None:
     result.cancel_summary = killswitch_cancel_open_orders(actor=actor, account=account)
 
 

@@ -13,6 +13,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
+from tradingstate import transitions
 from tradingstate.amounts import AMOUNT_DIGITS, AMOUNT_PLACES  # noqa: F401 (re-exported)
 from tradingstate.fields import AmountField
 from tradingstate.rules.values import CLIENT_ORDER_ID_MESSAGE, CLIENT_ORDER_ID_PATTERN
@@ -165,10 +166,8 @@ class Order(models.Model):
         RECONCILIATION = "reconciliation", "Reconciliation"
         MANUAL = "manual", "Manual"
 
-    ACTIVE_STATUSES = frozenset({Status.PENDING, Status.SUBMITTED, Status.PARTIALLY_FILLED})
-    TERMINAL_STATUSES = frozenset(
-        {Status.FILLED, Status.CANCELLED, Status.REJECTED, Status.EXPIRED}
-    )
+    ACTIVE_STATUSES = transitions.ACTIVE  # the status machine defines them, once
+    TERMINAL_STATUSES = transitions.TERMINAL
 
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="orders")
     client_order_id = models.CharField(max_length=64, validators=[client_order_id_validator])

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from tradingstate.actors import Actor
 from tradingstate.errors import ApplicationError
+from tradingstate.locks import order_qs_select_for_update, rows_qs_select_for_update
 from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Order, Position
 from tradingstate.rules import Source
 from tradingstate.rules import balances as balance_rules
@@ -41,6 +42,7 @@ from tradingstate.services.books import (
 from tradingstate.services.bulk import rows_bulk_create, rows_bulk_update
 from tradingstate.services.events import BALANCE_AUDIT_FIELDS, POSITION_AUDIT_FIELDS
 from tradingstate.services.orders import TRANSITION_FIELDS, order_apply_change, order_from_rule
+from tradingstate.sync_kinds import RepairKind
 
 Action = AuditEntry.Action
 
@@ -187,9 +189,9 @@ def orders_sync_state(
     with ``source=Source.VENUE`` (any state reachable by legal moves)."""
     locked = {
         o.pk: o
-        for o in Order.objects.select_for_update()
-        .filter(account=account, pk__any=[i.target_id for i in items])
-        .order_by("pk")
+        for o in order_qs_select_for_update().filter(
+            account=account, pk__any=[i.target_id for i in items]
+        )
     }
     outcomes = []
     pairs = []
@@ -258,9 +260,9 @@ def _sync_rows(
     (``rule(current_state_or_None, values) -> new state``), update or create, audit."""
     existing = {
         getattr(row, key_field): row
-        for row in model.objects.select_for_update()
-        .filter(account=account, **{f"{key_field}__in": [i.values.get(key_field) for i in items]})
-        .order_by("pk")
+        for row in rows_qs_select_for_update(model).filter(
+            account=account, **{f"{key_field}__in": [i.values.get(key_field) for i in items]}
+        )
     }
     for row in existing.values():
         row.account = account  # the audit's target_repr names it: no query per row
@@ -375,8 +377,8 @@ def balances_sync(
 
 
 SYNC_BY_KIND = {
-    "order_create": orders_create_from_exchange,
-    "order_state": orders_sync_state,
-    "position_set": positions_sync,
-    "balance_set": balances_sync,
+    RepairKind.ORDER_CREATE: orders_create_from_exchange,
+    RepairKind.ORDER_STATE: orders_sync_state,
+    RepairKind.POSITION_SET: positions_sync,
+    RepairKind.BALANCE_SET: balances_sync,
 }

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from tradingstate.api.permissions import is_bot
+from tradingstate.web.permissions import is_bot
 
 KEY = "throttle_bot_{ident}_{window}"
 

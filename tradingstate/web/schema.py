@@ -28,4 +28,4 @@ class ApiAutoSchema(AutoSchema):
 class BotTokenScheme(KnoxTokenScheme):
     """Our one-statement knox authentication documents as knox's token scheme."""
 
-    target_class = "tradingstate.api.auth.BotTokenAuthentication"
+    target_class = "tradingstate.web.auth.BotTokenAuthentication"

@@ -11,10 +11,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from reconciliation.models import Discrepancy, ReconciliationRun
-from reconciliation.services import reconciliation_request, reconciliation_run_now
+from reconciliation.selectors import discrepancy_list, run_list
+from reconciliation.services import reconciliation_request
 from tradingstate.actors import Actor
 from tradingstate.api.serializers import InputSerializer, validated_input
-from tradingstate.api.views.base import AccountListApi
+from tradingstate.web.base import AccountListApi
 
 WAIT_VALUES = {"true": True, "1": True, "false": False, "0": False}
 WAIT_INVALID = "Use wait=true or wait=false."
@@ -49,6 +50,7 @@ class ReconciliationListTriggerApi(AccountListApi):
     ``api.reconcile_wait_seconds`` (200 with the finished run, or 202 if it is still running)."""
 
     model = ReconciliationRun
+    selector = staticmethod(run_list)
     serializer_class = ReconciliationRunOutputSerializer
 
     class InputSerializer(InputSerializer):
@@ -56,9 +58,6 @@ class ReconciliationListTriggerApi(AccountListApi):
 
         class Meta:
             ref_name = "ReconciliationTriggerInput"
-
-    def get_queryset(self):
-        return super().get_queryset().select_related("account")
 
     @extend_schema(tags=["reconciliation"], summary="List reconciliation runs")
     def get(self, request, *args, **kwargs):
@@ -79,21 +78,13 @@ class ReconciliationListTriggerApi(AccountListApi):
         if wait is None:
             raise serializers.ValidationError({"wait": [WAIT_INVALID]})
         data = validated_input(self.InputSerializer, request.data)
-        if wait:
-            run = reconciliation_run_now(
-                account=self.account,
-                trigger=ReconciliationRun.Trigger.API,
-                actor=Actor.from_request(request),
-                dry_run=data["dry_run"],
-                wait_seconds=settings.TRADINGSTATE.api.reconcile_wait_seconds,
-            )
-        else:
-            run = reconciliation_request(
-                account=self.account,
-                trigger=ReconciliationRun.Trigger.API,
-                actor=Actor.from_request(request),
-                dry_run=data["dry_run"],
-            )
+        run = reconciliation_request(
+            account=self.account,
+            trigger=ReconciliationRun.Trigger.API,
+            actor=Actor.from_request(request),
+            dry_run=data["dry_run"],
+            wait_seconds=settings.TRADINGSTATE.api.reconcile_wait_seconds if wait else None,
+        )
         finished = run.status in ReconciliationRun.FINISHED_STATUSES
         return Response(
             ReconciliationRunOutputSerializer(run).data,
@@ -115,6 +106,7 @@ class DiscrepancyListApi(AccountListApi):
     """The account's discrepancies, newest first; filter by type, status, persistent."""
 
     model = Discrepancy
+    selector = staticmethod(discrepancy_list)
     filter_backends = [DjangoFilterBackend]
     filterset_class = DiscrepancyFilterSet
 

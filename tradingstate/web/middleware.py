@@ -3,8 +3,8 @@ other than UTF-8 (which Django would otherwise use to decode the query string)."
 
 from __future__ import annotations
 
-from tradingstate.api.errors import API_PREFIX, error_response
-from tradingstate.api.parsers import BODY_TOO_LARGE, ONLY_UTF8, body_limit, charset_is_utf8
+from tradingstate.web.errors import API_PREFIX, error_response
+from tradingstate.web.parsers import BODY_TOO_LARGE, ONLY_UTF8, body_limit, charset_is_utf8
 
 
 class ApiRequestGuardMiddleware:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import codecs
 import json
 
-from tradingstate.api.errors import API_PREFIX
-from tradingstate.api.parsers import ONLY_UTF8, charset_is_utf8
+from tradingstate.web.errors import API_PREFIX
+from tradingstate.web.parsers import ONLY_UTF8, charset_is_utf8
 
 TEXT_ONLY = "Unsupported charset."
 

@@ -10,19 +10,20 @@ import logging
 from datetime import datetime
 
 from django.db import DatabaseError, connection
-from django.db.models import Max
 from django.utils import timezone
-from django_q.models import Success
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reconciliation.models import ReconciliationRun, WorkerHeartbeat
+from reconciliation.selectors import (
+    account_intervals_enabled,
+    accounts_with_last_run_at,
+    worker_last_seen,
+)
 from tradingstate.api.access import account_list_visible
-from tradingstate.api.permissions import IsBotOrStaff
-from tradingstate.models import ExchangeAccount
+from tradingstate.web.permissions import IsBotOrStaff
 
 logger = logging.getLogger("tradingstate.api")
 
@@ -32,18 +33,6 @@ WORKER_STALE_INTERVALS = 4
 
 def _age(moment: datetime | None, now: datetime) -> float | None:
     return None if moment is None else round(max(0.0, (now - moment).total_seconds()), 3)
-
-
-def worker_last_seen() -> tuple[datetime | None, str]:
-    """The newest sign of life from the worker: the ticker's heartbeat, a successful
-    django-q2 task, or a finished reconciliation pass."""
-    candidates = [
-        (WorkerHeartbeat.objects.aggregate(t=Max("beat_at"))["t"], "heartbeat"),
-        (Success.objects.aggregate(t=Max("stopped"))["t"], "task"),
-        (ReconciliationRun.objects.aggregate(t=Max("finished_at"))["t"], "reconciliation_run"),
-    ]
-    seen = [(moment, source) for moment, source in candidates if moment is not None]
-    return max(seen, key=lambda c: c[0]) if seen else (None, "")
 
 
 class HealthApi(APIView):
@@ -100,9 +89,7 @@ class HealthApi(APIView):
         return Response(self.OutputSerializer(body).data)
 
     def _report(self, request, now: datetime) -> dict:
-        intervals = ExchangeAccount.objects.filter(enabled=True).values_list(
-            "reconciliation_interval_seconds", flat=True
-        )
+        intervals = account_intervals_enabled()
         stale_after = max(
             WORKER_STALE_MIN_SECONDS, WORKER_STALE_INTERVALS * min(intervals, default=30)
         )
@@ -131,11 +118,7 @@ class HealthApi(APIView):
 
     @staticmethod
     def _accounts(user, now: datetime) -> list[dict]:
-        rows = (
-            account_list_visible(user)
-            .annotate(last_run_at=Max("reconciliation_runs__finished_at"))
-            .order_by("name")
-        )
+        rows = accounts_with_last_run_at(account_list_visible(user))
         result = []
         for account in rows:
             moments = [m for m in (account.last_reconciled_at, account.last_run_at) if m]

@@ -13,8 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from tradingstate.actors import Actor
-from tradingstate.console.forms import ReasonForm
 from tradingstate.errors import ApplicationError
+from tradingstate.web.console.forms import ReasonForm
 
 CONFIRM_FIELD = "confirm_reason"
 TEMPLATE = "admin/action_reason.html"  # admin/<app>/[<model>/]action_reason.html override it

@@ -6,10 +6,10 @@ from rest_framework import generics
 from rest_framework.views import APIView
 
 from tradingstate.api.access import account_get_visible
-from tradingstate.api.pagination import ApiCursorPagination
-from tradingstate.api.permissions import IsBotOrStaff
-from tradingstate.api.throttling import BotRateThrottle
 from tradingstate.models import ExchangeAccount
+from tradingstate.web.pagination import ApiCursorPagination
+from tradingstate.web.permissions import IsBotOrStaff
+from tradingstate.web.throttling import BotRateThrottle
 
 
 class BaseApi(APIView):
@@ -36,9 +36,10 @@ class AccountListApi(AccountScopedMixin, BaseApi, generics.ListAPIView):
     """A read-only, cursor-paginated list of one account's rows."""
 
     pagination_class = ApiCursorPagination
-    model = None
+    model = None  # for schema generation
+    selector = None  # staticmethod(<entity>_list): (*, account) -> the account's rows
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return self.model.objects.none()
-        return self.model.objects.filter(account=self.account)
+        return self.selector(account=self.account)
