@@ -26,9 +26,25 @@ from reconciliation.models import Discrepancy
 LOCK_NAMESPACE = "tradingstate.reconciliation"
 
 
+def database_identity() -> str:
+    """What makes a lock name unique to this database, not just to this server.
+
+    Advisory locks are server-wide and lock files live in the data directory, but one
+    PostgreSQL server (or one data directory) may hold several tradingstate databases —
+    staging beside production, or the test suite's per-worker databases. Keyed by name only,
+    a pass on one would skip the same account id's pass on the other. An in-memory SQLite
+    database belongs to its process alone.
+    """
+    name = str(connection.settings_dict.get("NAME") or "")
+    if connection.vendor == "sqlite" and (not name or "mode=memory" in name or name == ":memory:"):
+        return f"memory:{os.getpid()}"
+    return f"{connection.vendor}:{name}"
+
+
 def lock_key(name: str) -> int:
-    """A stable signed 64-bit key for an advisory lock."""
-    digest = hashlib.blake2b(f"{LOCK_NAMESPACE}:{name}".encode(), digest_size=8).digest()
+    """A stable signed 64-bit key for an advisory lock on this database."""
+    text = f"{LOCK_NAMESPACE}:{database_identity()}:{name}"
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -78,7 +94,8 @@ def account_pass_lease_confirm(account_id: int) -> None:
 def file_lock(name: str) -> Iterator[bool]:
     directory = settings.DATA_DIR / "locks"
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    database = hashlib.blake2b(database_identity().encode(), digest_size=6).hexdigest()
+    fd = os.open(directory / f"{database}-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
