@@ -42,7 +42,7 @@ format: install
 
 ## Lint, then the whole suite (SQLite unless DATABASE_URL is set).
 test: lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 bench: migrate
 	$(PY) bench/run_all.py
