@@ -158,6 +158,7 @@ class EnvSettings(BaseSettings):
     DEBUG: bool = False
     TRADINGSTATE_CONFIG: str | None = None
     TRADINGSTATE_LOG_DIR: str | None = None
+    TRADINGSTATE_STATIC_ROOT: str | None = None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
