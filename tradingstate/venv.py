@@ -40,6 +40,6 @@ def ensure_project_python(script: str | Path, argv: list[str]) -> None:
         sys.stderr.write(
             MISSING.format(
                 name=Path(script).name, python=sys.executable, venv=VENV_PYTHON, root=ROOT
-            )  # fmt: skip
+            )
         )
         raise SystemExit(2) from None
