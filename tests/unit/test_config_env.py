@@ -44,8 +44,10 @@ def test_names_are_case_insensitive_but_table_entries_keep_theirs():
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"TRADINGSTATE_API__BOT_RATE": "lots"}, "TRADINGSTATE_API__BOT_RATE: Value error, expected"),
-        ({"TRADINGSTATE_API__BOT_RAT": "1/s"}, "TRADINGSTATE_API__BOT_RAT: no such configuration key"),
+        ({"TRADINGSTATE_API__BOT_RATE": "lots"},
+         "TRADINGSTATE_API__BOT_RATE: Value error, expected"),
+        ({"TRADINGSTATE_API__BOT_RAT": "1/s"},
+         "TRADINGSTATE_API__BOT_RAT: no such configuration key"),
         ({"TRADINGSTATE_RECONCILIATION_INTERVAL_SECONDS": "soon"},
          "TRADINGSTATE_RECONCILIATION_INTERVAL_SECONDS: expected an integer, got 'soon'"),
         ({"TRADINGSTATE_WORKER__WORKERS": "0"}, "TRADINGSTATE_WORKER__WORKERS: Input should be"),
