@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from reconciliation import diff as d
+from reconciliation.alerts import alerts_account_stopped, alerts_after_pass
 from reconciliation.locks import account_pass_lock
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.selectors import (
@@ -306,6 +307,7 @@ def _auth_failed(account, trigger, dry_run, run_id, started, exc, requested_by):
             reason,
             requested_by,
         )
+        alerts_account_stopped(account=account, reason=reason)
     log.error(
         "ALERT reconciliation stopped for account %s: %s (re-enable the account to resume)",
         account.name,
@@ -401,6 +403,7 @@ def _persist(
     ):
         updates["recovery_started_at"] = None
     ExchangeAccount.objects.filter(pk=account.pk).update(**updates)
+    alerts_after_pass(account=account, run=run, outcome=outcome)  # sent after commit
     return outcome
 
 

@@ -38,3 +38,17 @@ def enqueue_pass(account_id: int, trigger: str, run_id: int | None = None) -> st
         task_name=f"reconcile-{account_id}-{trigger}",
         group="reconciliation",
     )
+
+
+def alerts_check_task() -> str:
+    """Every minute (django-q2 schedule): overdue passes, lost heartbeat, due notifications."""
+    from reconciliation.alerts import alerts_check
+
+    return str(alerts_check())
+
+
+def prune_task(**_schedule_marker) -> str:
+    """Daily (django-q2 schedule): ``manage.py prune`` with the configured retention."""
+    from reconciliation.retention import prune
+
+    return prune().summary()

@@ -141,6 +141,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(ENV.TRADINGSTATE_STATIC_ROOT or DATA_DIR / "static")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # whitenoise serves STATIC_ROOT (filled by `manage.py collectstatic`) with hashed, compressed
 # names and far-future caching; `make run`, the supervisor, the image and the production
 # steps run collectstatic.

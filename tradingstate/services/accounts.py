@@ -8,6 +8,7 @@ from tradingstate.actors import Actor
 from tradingstate.config import AppConfig, ExchangeConfig
 from tradingstate.models import ExchangeAccount
 from tradingstate.services.audit import audit_build, audit_snapshot
+from tradingstate.services.notifications import notification_emit
 
 ACCOUNT_AUDIT_FIELDS = (
     "name",
@@ -107,6 +108,12 @@ def account_set_enabled(
         after=audit_snapshot(account, ACCOUNT_AUDIT_FIELDS),
         reason=reason,
     ).save(force_insert=True)
+    if enabled:  # closes an "account.stopped" alert, if one was sent
+        notification_emit(
+            event="account.stopped", key=account.name, state="running", quiet_if_new=True,
+            title=f"tradingstate: reconciliation resumed for {account.name}",
+            body=f"Account {account.name} re-enabled by {actor.name}: {reason}",
+        )  # fmt: skip
     return account
 
 
