@@ -282,3 +282,12 @@ def notifications_send_due(*, limit: int = 100) -> int:
     if due:
         _enqueue(due)
     return len(due)
+
+
+def notifications_prune_queryset(before) -> tuple[type, object]:
+    """What retention may delete: records sent or given up before ``before`` (never the ones
+    still due; the alert states in NotificationState are kept)."""
+    return Notification, Notification.objects.filter(
+        created_at__lt=before,
+        outcome__in=[Notification.Outcome.SENT, Notification.Outcome.FAILED],
+    )
