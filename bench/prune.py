@@ -47,14 +47,14 @@ def insert_old_runs(account_id: int, n: int) -> None:
         if connection.vendor == "postgresql":
             old = "now() - interval '400 days' + (i || ' seconds')::interval"
             cur.execute(
-                f"INSERT INTO reconciliation_reconciliationrun ({COLUMNS}) "  # noqa: S608
+                f"INSERT INTO reconciliation_reconciliationrun ({COLUMNS}) "
                 f"SELECT {values.format(old=old)} FROM generate_series(1, %s) AS i",
                 [account_id, n],
             )
         else:
             old = "datetime('now', '-400 days', '+' || i || ' seconds')"
             cur.execute(
-                f"INSERT INTO reconciliation_reconciliationrun ({COLUMNS}) "  # noqa: S608
+                f"INSERT INTO reconciliation_reconciliationrun ({COLUMNS}) "
                 "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %s) "
                 f"SELECT {values.format(old=old).replace('false', '0')} FROM s",
                 [n, account_id],
