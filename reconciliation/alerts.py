@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from reconciliation.models import ReconciliationRun, WorkerHeartbeat
+from reconciliation.rollups import metrics_fold
 from tradingstate.models import ExchangeAccount, NotificationState
 from tradingstate.services.notifications import (
     Change,
@@ -127,7 +128,13 @@ def alerts_check(*, now=None) -> dict:
     overdue = _check_overdue(now, cfg.overdue_intervals)
     lost = _check_heartbeat(now, cfg.heartbeat_lost_seconds)
     sent = notifications_send_due()
-    return {"overdue": overdue, "heartbeat_lost": lost, "notifications_queued": sent}
+    folded = metrics_fold()  # keeps the rows /metrics aggregates to the last minute or so
+    return {
+        "overdue": overdue,
+        "heartbeat_lost": lost,
+        "notifications_queued": sent,
+        "rollup_watermarks": folded,
+    }
 
 
 def _check_overdue(now, intervals: int) -> list[str]:
