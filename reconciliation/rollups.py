@@ -31,7 +31,7 @@ BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 TIMED = (ReconciliationRun.Status.COMPLETED, ReconciliationRun.Status.INCOMPLETE)
 FINISHED = tuple(ReconciliationRun.FINISHED_STATUSES)
 UNFINISHED_HORIZON = timedelta(days=1)
-FOLD_CHUNK = 50_000  # ids per transaction
+FOLD_CHUNK = 10_000  # ids per transaction (short: SQLite has one writer)
 
 
 def run_aggregates(qs) -> list[dict]:
