@@ -15,7 +15,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from reconciliation.models import ReconciliationRun, WorkerHeartbeat
@@ -38,12 +38,15 @@ WORKER_LOST = "worker.lost"
 RUNBOOK = "docs/runbooks/desync.md"
 
 
-def _open_keys(event: str, account: ExchangeAccount, state: str) -> list[str]:
-    return list(
-        NotificationState.objects.filter(
-            event=event, key__startswith=f"{account.name}:", state=state
-        ).values_list("key", flat=True)
-    )
+def _alerting_keys(account: ExchangeAccount) -> dict[str, set[str]]:
+    """This account's desyncs notified open and repairs notified failed (one statement)."""
+    out: dict[str, set[str]] = {DESYNC: set(), REPAIR_FAILED: set()}
+    for event, key in NotificationState.objects.filter(
+        Q(event=DESYNC, state="open") | Q(event=REPAIR_FAILED, state="failed"),
+        key__startswith=f"{account.name}:",
+    ).values_list("event", "key"):
+        out[event].add(key)
+    return out
 
 
 def alerts_after_pass(*, account: ExchangeAccount, run: ReconciliationRun, outcome) -> None:
@@ -64,6 +67,7 @@ def alerts_after_pass(*, account: ExchangeAccount, run: ReconciliationRun, outco
         for row in outcome.persistent
     ]
     notifications_emit(event=DESYNC, changes=opened)
+    alerting = _alerting_keys(account)
     if run.status == ReconciliationRun.Status.COMPLETED:
         seen = {f"{prefix}{f.type}:{f.key}" for f in outcome.findings}
         closed = [
@@ -73,7 +77,7 @@ def alerts_after_pass(*, account: ExchangeAccount, run: ReconciliationRun, outco
                 title=f"tradingstate: desync closed on {account.name}: {key[len(prefix) :]}",
                 body=f"{key[len(prefix) :]} was not found in run {run.pk}: the desync is over.",
             )
-            for key in _open_keys(DESYNC, account, "open")
+            for key in sorted(alerting[DESYNC])
             if key not in seen
         ]
         notifications_emit(event=DESYNC, changes=closed)
@@ -104,7 +108,7 @@ def alerts_after_pass(*, account: ExchangeAccount, run: ReconciliationRun, outco
                 title=f"tradingstate: repair applied: {k}",
                 body=f"{k}: the repair that had failed is now applied.",
             )
-            for k in _open_keys(REPAIR_FAILED, account, "failed")
+            for k in sorted(alerting[REPAIR_FAILED])
             if k in applied
         ]
         notifications_emit(event=REPAIR_FAILED, changes=done)

@@ -58,17 +58,22 @@ def notification_emit(
     )
 
 
-@transaction.atomic
 def notifications_emit(
     *, event: str, changes: list[Change], quiet_if_new: bool = False
 ) -> list[Notification]:
-    """Several keys of one event at once (one read of their states).
+    """Several keys of one event at once (one read of their states; no statement at all
+    when there is nothing to emit, so a clean pass pays nothing).
 
     ``quiet_if_new``: a key seen for the first time in this state records it without a
     message (an "ok" or "closed" state nobody was told was wrong).
     """
     if not changes:
         return []
+    return _emit(event, changes, quiet_if_new)
+
+
+@transaction.atomic
+def _emit(event: str, changes: list[Change], quiet_if_new: bool) -> list[Notification]:
     now = timezone.now()
     keys = [c.key[:200] for c in changes]
     current = {
