@@ -10,10 +10,11 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint format bench reliability migrate clean-data
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q ".[test]"
+	$(PY) -m pip install -q -e clients/python
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -30,9 +31,11 @@ run: migrate
 	DEBUG=1 $(PY) manage.py demo
 	DEBUG=1 $(PY) scripts/run_paper.py --config $(CONFIG) --web $(HOST)
 
+## ruff, then the architecture contracts ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -9,19 +9,22 @@ closed; ``order_register_guarded`` runs the guard and the registration in one tr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from killswitch.cancel import CANCEL_MAX_ROUNDS, cancel_open_orders
 from killswitch.locks import killswitch_qs_select_for_update
 from killswitch.models import KillSwitch, KillSwitchEvent
 from tradingstate.actors import Actor
 from tradingstate.errors import TradingHalted
 from tradingstate.models import ExchangeAccount, Order
 from tradingstate.services import order_register, require_reason
-from tradingstate.services.audit import audit_record, audit_snapshot
+from tradingstate.services.audit import audit_snapshot
+from tradingstate.services.events import killswitch_orders_cancelled, killswitch_switched
 from tradingstate.services.notifications import notification_emit
 
 logger = logging.getLogger("killswitch")
@@ -175,13 +178,12 @@ def _change_state(
     )
     action = KillSwitchEvent.Action.ACTIVATE if active else KillSwitchEvent.Action.DEACTIVATE
     event = _event(action=action, actor=actor, account=account, reason=reason, **event_extra)
-    audit_record(
-        actor=actor,
-        action="killswitch.activate" if active else "killswitch.deactivate",
-        target=switch,
+    killswitch_switched(
+        switch=switch,
         account=account,
         before=before,
         after=audit_snapshot(switch, STATE_AUDIT_FIELDS),
+        actor=actor,
         reason=reason,
     )
     _notify(active=active, account=account, actor=actor, reason=reason)
@@ -216,20 +218,36 @@ def killswitch_record_cancel(
         cancel_open_orders=True,
         cancel_summary=summary,
     )
-    audit_record(
-        actor=actor,
-        action="killswitch.cancel_open_orders",
-        target=switch,
-        account=account,
-        after=summary,
-        reason=switch.reason,
+    killswitch_orders_cancelled(
+        switch=switch, account=account, summary=summary, actor=actor, reason=switch.reason
     )
     return event
 
 
-def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account) -> None:
-    from killswitch.cancel import killswitch_cancel_open_orders
+def killswitch_cancel_open_orders(
+    *,
+    actor: Actor,
+    account: ExchangeAccount | None = None,
+    max_rounds: int = CANCEL_MAX_ROUNDS,
+    adapter_factory: Callable | None = None,
+) -> dict:
+    """Cancel open orders for ``account``, or every enabled account when None, and record
+    the summary as a ``cancel_orders`` KillSwitchEvent plus an AuditEntry.
 
+    Never raises (it runs after a committed activation); failures are in the summary:
+    ``{"complete", "cancelled", "remaining", "accounts": {name: {...}}}``.
+    """
+    summary = cancel_open_orders(
+        account=account, max_rounds=max_rounds, adapter_factory=adapter_factory
+    )
+    try:
+        killswitch_record_cancel(actor=actor, account=account, summary=summary)
+    except Exception:
+        logger.exception("Kill switch cancel-all: could not record the summary")
+    return summary
+
+
+def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account) -> None:
     result.cancel_summary = killswitch_cancel_open_orders(actor=actor, account=account)
 
 

@@ -16,22 +16,40 @@ state can be brought to the exchange's truth, a ``RepairPlan``. The rules (DESIG
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from functools import cached_property
 
 from tradingstate import transitions as t
 from tradingstate.amounts import amount_str
 from tradingstate.exchanges import base as ex
+from tradingstate.sync_kinds import RepairKind
 
-MISSING_LOCAL_ORDER = "missing_local_order"
-STALE_LOCAL_ORDER = "stale_local_order"
-ORDER_STATE_MISMATCH = "order_state_mismatch"
-POSITION_MISMATCH = "position_mismatch"
-BALANCE_MISMATCH = "balance_mismatch"
-FETCH_ERROR = "fetch_error"
+
+class DiscrepancyType(StrEnum):
+    """What a pass can find (defined once: ``Discrepancy.Type`` is built from it)."""
+
+    MISSING_LOCAL_ORDER = "missing_local_order"
+    STALE_LOCAL_ORDER = "stale_local_order"
+    ORDER_STATE_MISMATCH = "order_state_mismatch"
+    POSITION_MISMATCH = "position_mismatch"
+    BALANCE_MISMATCH = "balance_mismatch"
+    FETCH_ERROR = "fetch_error"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+MISSING_LOCAL_ORDER = DiscrepancyType.MISSING_LOCAL_ORDER
+STALE_LOCAL_ORDER = DiscrepancyType.STALE_LOCAL_ORDER
+ORDER_STATE_MISMATCH = DiscrepancyType.ORDER_STATE_MISMATCH
+POSITION_MISMATCH = DiscrepancyType.POSITION_MISMATCH
+BALANCE_MISMATCH = DiscrepancyType.BALANCE_MISMATCH
+FETCH_ERROR = DiscrepancyType.FETCH_ERROR
 
 ORDERS, POSITIONS, BALANCES = "orders", "positions", "balances"
 
@@ -120,7 +138,7 @@ class DiffConfig:
 
 @dataclass(frozen=True)
 class RepairPlan:
-    kind: str  # order_create | order_state | position_set | balance_set
+    kind: RepairKind
     target_id: int | None
     expected_version: int | None
     values: dict
@@ -136,7 +154,7 @@ class RepairPlan:
 
 @dataclass(frozen=True)
 class Finding:
-    type: str
+    type: DiscrepancyType
     entity: str
     key: str
     detail: dict
@@ -288,7 +306,7 @@ def _missing(venue: ex.ExchangeOrder) -> Finding:
         },
         exchange=_exchange_order_view(venue),
         repair=RepairPlan(
-            kind="order_create",
+            kind=RepairKind.ORDER_CREATE,
             target_id=None,
             expected_version=None,
             values={
@@ -322,7 +340,7 @@ def _state_mismatch(mine: LocalOrder, venue: ex.ExchangeOrder, cfg: DiffConfig) 
         note = "the exchange reports less filled than local; filled quantity never decreases"
     else:
         repair = RepairPlan(
-            kind="order_state",
+            kind=RepairKind.ORDER_STATE,
             target_id=mine.id,
             expected_version=mine.version,
             values={
@@ -364,17 +382,16 @@ def _stale(order: LocalOrder, result: ex.ExchangeOrder | str) -> Finding:
     else:
         wanted, filled, average, payload = t.CANCELLED, order.filled_qty, order.avg_fill_price, None
         exchange_view = {"status": NOT_FOUND}
-    filled = min(filled, order.quantity)
+    # not clamped to the local quantity: a venue fill above it is refused by the order rules
+    # (tradingstate.rules.orders) and stays open for staff, rather than hidden
     target = reachable_status(order.status, wanted)
-    if target == t.FILLED:
-        filled = order.quantity
     repair = None
     note = ""
     if target is None:
         note = f"no legal move from {order.status} to {wanted}"
     else:
         repair = RepairPlan(
-            kind="order_state",
+            kind=RepairKind.ORDER_STATE,
             target_id=order.id,
             expected_version=order.version,
             values={
@@ -439,7 +456,7 @@ def diff_positions(
                 local={"qty": s(lq), "entry_price": s(lp.entry_price) if lp else None},
                 exchange={"qty": s(xq), "entry_price": s(xp.entry_price) if xp else None},
                 repair=RepairPlan(
-                    kind="position_set",
+                    kind=RepairKind.POSITION_SET,
                     target_id=lp.id if lp else None,
                     expected_version=lp.version if lp else None,
                     values={
@@ -485,7 +502,7 @@ def diff_balances(
                 local={"free": s(lb.free), "used": s(lb.used), "total": s(lt)} if lb else None,
                 exchange={"free": s(xfree), "used": s(xused), "total": s(xt)},
                 repair=RepairPlan(
-                    kind="balance_set",
+                    kind=RepairKind.BALANCE_SET,
                     target_id=lb.id if lb else None,
                     expected_version=lb.version if lb else None,
                     values={
@@ -525,72 +542,3 @@ def diff(
         *diff_positions(local, exchange, cfg),
         *diff_balances(local, exchange, cfg),
     ]
-
-
-# --- applying plans to a snapshot (dry-run previews and the property test) -----------------
-def apply_plans(local: LocalSnapshot, plans: Iterable[RepairPlan], now: datetime) -> LocalSnapshot:
-    """The local snapshot as it would be after every plan: what the services will write."""
-    orders = {o.client_order_id: o for o in local.orders}
-    by_id = {o.id: o.client_order_id for o in local.orders}
-    positions = {p.symbol: p for p in local.positions}
-    balances = {b.currency: b for b in local.balances}
-    next_id = max([0, *by_id]) + 1
-    for plan in plans:
-        v = plan.values
-        if plan.kind == "order_create":
-            orders[v["client_order_id"]] = LocalOrder(
-                id=next_id,
-                client_order_id=v["client_order_id"],
-                exchange_order_id=v["exchange_order_id"],
-                symbol=v["symbol"],
-                side=v["side"],
-                type=v["type"],
-                quantity=Decimal(v["quantity"]),
-                price=_dec(v["price"]),
-                filled_qty=Decimal(v["filled_qty"]),
-                avg_fill_price=_dec(v["avg_fill_price"]),
-                status=v["status"],
-                updated_at=now,
-                version=1,
-            )
-            next_id += 1
-        elif plan.kind == "order_state":
-            coid = by_id[plan.target_id]
-            o = orders[coid]
-            orders[coid] = replace(
-                o,
-                status=v["status"],
-                filled_qty=Decimal(v["filled_qty"]),
-                avg_fill_price=_dec(v["avg_fill_price"]),
-                exchange_order_id=v["exchange_order_id"] or o.exchange_order_id,
-                updated_at=now,
-                version=o.version + 1,
-            )
-        elif plan.kind == "position_set":
-            old = positions.get(v["symbol"])
-            positions[v["symbol"]] = LocalPosition(
-                id=old.id if old else None,
-                symbol=v["symbol"],
-                qty=Decimal(v["qty"]),
-                entry_price=_dec(v["entry_price"]),
-                version=(old.version + 1) if old else 1,
-            )
-        elif plan.kind == "balance_set":
-            old = balances.get(v["currency"])
-            balances[v["currency"]] = LocalBalance(
-                id=old.id if old else None,
-                currency=v["currency"],
-                free=Decimal(v["free"]),
-                used=Decimal(v["used"]),
-                total=Decimal(v["total"]),
-                version=(old.version + 1) if old else 1,
-            )
-    return LocalSnapshot(
-        orders=list(orders.values()),
-        positions=list(positions.values()),
-        balances=list(balances.values()),
-    )
-
-
-def _dec(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)

@@ -1,9 +1,13 @@
-"""One reconciliation pass per account at a time, across processes and hosts.
+"""One reconciliation pass per account at a time, across processes and hosts: the pass's
+lease, held with NO database transaction open, so a slow exchange never holds a transaction
+(or its locks) that bots wait on.
 
-PostgreSQL: ``pg_try_advisory_xact_lock`` inside a transaction that spans the pass, so the
-lock dies with the transaction (a killed worker can never leave it held). SQLite (a single
-host by definition): an exclusive ``flock`` on a file per account, released by the kernel
-when the process exits.
+PostgreSQL: a session advisory lock (``pg_try_advisory_lock``) on the pass's connection,
+released when the pass ends, or by the server when the connection dies (a killed worker can
+never leave it held). The persist transaction confirms it (``account_pass_lease_confirm``).
+Behind a transaction-mode pooler the pass needs a session-mode connection, as the ticker's
+leadership does. SQLite (a single host by definition): an exclusive ``flock`` on a file per
+account, released by the kernel when the process exits.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import os
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection
+
+from reconciliation.models import Discrepancy
 
 LOCK_NAMESPACE = "tradingstate.reconciliation"
 
@@ -26,23 +32,46 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-@contextlib.contextmanager
-def account_pass_lock(account_id: int) -> Iterator[bool]:
-    """Yield True if this process now holds the account's pass lock, False if another does.
+class LeaseLost(Exception):
+    """Another session holds the account's pass lease: this pass must not persist."""
 
-    On PostgreSQL the body runs inside the locking transaction.
+
+@contextlib.contextmanager
+def account_pass_lease(account_id: int) -> Iterator[bool]:
+    """Yield True if this process now holds the account's pass lease, False if another does.
+
+    Opens no transaction: the body fetches from the exchange and persists in its own short
+    transaction.
     """
     if connection.vendor == "postgresql":
-        with transaction.atomic():
-            with connection.cursor() as cur:
-                cur.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s)", [lock_key(f"account:{account_id}")]
-                )
-                acquired = bool(cur.fetchone()[0])
+        key = lock_key(f"account:{account_id}")
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            acquired = bool(cur.fetchone()[0])
+        try:
             yield acquired
+        finally:
+            if acquired:
+                try:
+                    with connection.cursor() as cur:
+                        cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+                except DatabaseError:  # the connection died: the lease died with it
+                    pass
         return
     with file_lock(f"account-{account_id}") as acquired:
         yield acquired
+
+
+def account_pass_lease_confirm(account_id: int) -> None:
+    """Inside the persist transaction: raise LeaseLost unless this session still holds the
+    lease (an advisory lock is re-entrant for its holder; after a lost connection another
+    pass may hold it)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_key(f"account:{account_id}")])
+        if not cur.fetchone()[0]:
+            raise LeaseLost(account_id)
 
 
 @contextlib.contextmanager
@@ -62,3 +91,7 @@ def file_lock(name: str) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def discrepancy_qs_select_for_update():
+    return Discrepancy.objects.select_for_update().order_by("pk")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from reconciliation.diff import DiscrepancyType
 from tradingstate.models import ExchangeAccount
+from tradingstate.sync_kinds import RepairKind
 
 
 class ReconciliationRun(models.Model):
@@ -60,13 +62,8 @@ class ReconciliationRun(models.Model):
 
 
 class Discrepancy(models.Model):
-    class Type(models.TextChoices):
-        MISSING_LOCAL_ORDER = "missing_local_order", "Missing local order"
-        STALE_LOCAL_ORDER = "stale_local_order", "Stale local order"
-        ORDER_STATE_MISMATCH = "order_state_mismatch", "Order state mismatch"
-        POSITION_MISMATCH = "position_mismatch", "Position mismatch"
-        BALANCE_MISMATCH = "balance_mismatch", "Balance mismatch"
-        FETCH_ERROR = "fetch_error", "Fetch error"
+    # the diff's DiscrepancyType, as model choices (one definition)
+    Type = models.TextChoices("Type", [(t.name, (t.value, t.label)) for t in DiscrepancyType])
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -134,7 +131,7 @@ class Repair(models.Model):
         ReconciliationRun, on_delete=models.PROTECT, related_name="repairs", null=True
     )
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="+")
-    action = models.CharField(max_length=32)
+    action = models.CharField(max_length=32, choices=[(k.value, k.value) for k in RepairKind])
     status = models.CharField(max_length=10, choices=Status.choices)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)

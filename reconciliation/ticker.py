@@ -24,6 +24,7 @@ from django.utils import timezone
 from reconciliation.alerts import alerts_check
 from reconciliation.locks import file_lock, lock_key
 from reconciliation.models import ReconciliationRun, WorkerHeartbeat
+from reconciliation.passes.triggers import enqueue_pass
 from reconciliation.schedules import schedules_ensure
 from tradingstate.models import ExchangeAccount
 
@@ -79,8 +80,6 @@ class Ticker:
         clock=time.monotonic,
         accounts: list[str] | None = None,
     ) -> None:
-        from reconciliation.tasks import enqueue_pass
-
         self.enqueue = enqueue or enqueue_pass
         self.interval_override = interval_override
         self.clock = clock

@@ -17,6 +17,7 @@ def assert_audited(
     count: int = 1,
 ) -> AuditEntry:
     """Assert ``target`` has ``count`` entries for ``action`` by ``actor``; return the last."""
+    assert action in AuditEntry.Action.values, f"'{action}' is not an AuditEntry.Action"
     entries = list(
         AuditEntry.objects.filter(
             target_type=target._meta.model_name, target_id=str(target.pk), action=action

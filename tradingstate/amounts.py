@@ -1,11 +1,18 @@
-"""Decimal parsing for money and quantities: never float, never NaN, never out of range."""
+"""Decimal parsing for money and quantities: never float, never NaN, never out of range.
+
+Pure: no ORM (``tradingstate.rules`` and the reconciliation diff use it)."""
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
 from tradingstate.errors import ValidationFailed
-from tradingstate.models import AMOUNT_DIGITS, AMOUNT_PLACES
+
+# 38 digits, 18 places: 20 integer digits and 18 decimals, enough for any crypto quantity.
+# Defined here, not in models, so pure modules (rules, the diff) can parse amounts without
+# importing the ORM.
+AMOUNT_DIGITS = 38
+AMOUNT_PLACES = 18
 
 MAX_INTEGER_DIGITS = AMOUNT_DIGITS - AMOUNT_PLACES
 

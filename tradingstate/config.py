@@ -93,7 +93,7 @@ class LoggingConfig(_Strict):
     console: bool = True
 
 
-# what tradingstate.api.throttling reads: a count, then a period by its first letter
+# what tradingstate.web.throttling reads: a count, then a period by its first letter
 BOT_RATE = re.compile(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 

@@ -13,12 +13,10 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
+from tradingstate import transitions
+from tradingstate.amounts import AMOUNT_DIGITS, AMOUNT_PLACES  # noqa: F401 (re-exported)
 from tradingstate.fields import AmountField
-
-# 38 digits, 18 places: 20 integer digits and 18 decimals, enough for any crypto quantity.
-AMOUNT_DIGITS = 38
-AMOUNT_PLACES = 18
-
+from tradingstate.rules.values import CLIENT_ORDER_ID_MESSAGE, CLIENT_ORDER_ID_PATTERN
 
 slug_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_-]{0,62}$",
@@ -28,10 +26,7 @@ env_name_validator = RegexValidator(
     r"^([A-Z_][A-Z0-9_]*)?$",
     "The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.",
 )
-client_order_id_validator = RegexValidator(
-    r"^[A-Za-z0-9_.:-]{1,64}$",
-    "1-64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'.",
-)
+client_order_id_validator = RegexValidator(CLIENT_ORDER_ID_PATTERN, CLIENT_ORDER_ID_MESSAGE)
 
 
 class MarketType(models.TextChoices):
@@ -171,10 +166,8 @@ class Order(models.Model):
         RECONCILIATION = "reconciliation", "Reconciliation"
         MANUAL = "manual", "Manual"
 
-    ACTIVE_STATUSES = frozenset({Status.PENDING, Status.SUBMITTED, Status.PARTIALLY_FILLED})
-    TERMINAL_STATUSES = frozenset(
-        {Status.FILLED, Status.CANCELLED, Status.REJECTED, Status.EXPIRED}
-    )
+    ACTIVE_STATUSES = transitions.ACTIVE  # the status machine defines them, once
+    TERMINAL_STATUSES = transitions.TERMINAL
 
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="orders")
     client_order_id = models.CharField(max_length=64, validators=[client_order_id_validator])
@@ -328,12 +321,40 @@ class AuditEntry(models.Model):
         BOT = "bot", "Bot"
         SYSTEM = "system", "System"
 
+    class Action(models.TextChoices):
+        """Every action the trail records. Written only through the typed writers in
+        ``tradingstate.services.events`` (one per event family); the values are stable
+        (the runbook, the console's filters and outside tools query them)."""
+
+        ACCOUNT_CREATE = "account.create", "Account created"
+        ACCOUNT_UPDATE = "account.update", "Account updated"
+        ACCOUNT_ENABLE = "account.enable", "Account enabled"
+        ACCOUNT_DISABLE = "account.disable", "Account disabled"
+        ACCOUNT_RECOVERY_BEGIN = "account.recovery_begin", "Account recovery begun"
+        BOT_CREATE = "bot.create", "Bot created"
+        BOT_UPDATE = "bot.update", "Bot updated"
+        ORDER_REGISTER = "order.register", "Order registered"
+        ORDER_TRANSITION = "order.transition", "Order transitioned"
+        FILL_RECORD = "fill.record", "Fill recorded"
+        POSITION_SET = "position.set", "Position set"
+        POSITION_CORRECT = "position.correct", "Position corrected"
+        BALANCE_SET = "balance.set", "Balance set"
+        BALANCE_CORRECT = "balance.correct", "Balance corrected"
+        REPAIR_APPLY = "repair.apply", "Repair applied"
+        DISCREPANCY_ACKNOWLEDGE = "discrepancy.acknowledge", "Discrepancy acknowledged"
+        KILLSWITCH_ACTIVATE = "killswitch.activate", "Kill switch activated"
+        KILLSWITCH_DEACTIVATE = "killswitch.deactivate", "Kill switch deactivated"
+        KILLSWITCH_CANCEL_OPEN_ORDERS = (
+            "killswitch.cancel_open_orders",
+            "Kill switch cancelled open orders",
+        )
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor_type = models.CharField(max_length=8, choices=ActorType.choices)
     actor_name = models.CharField(max_length=150)
     actor_user_id = models.BigIntegerField(null=True, blank=True)
     correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
-    action = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=64, choices=Action.choices, db_index=True)
     account = models.ForeignKey(
         ExchangeAccount,
         on_delete=models.PROTECT,

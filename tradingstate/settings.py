@@ -67,7 +67,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/ from STATIC_ROOT, also DEBUG=0
-    "tradingstate.api.middleware.ApiRequestGuardMiddleware",
+    "tradingstate.web.middleware.ApiRequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -77,7 +77,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # last: answers locked-out logins
 ]
 
-ROOT_URLCONF = "tradingstate.urls"
+ROOT_URLCONF = "tradingstate.web.urls"
 WSGI_APPLICATION = "tradingstate.wsgi.application"
 
 TEMPLATES = [
@@ -205,17 +205,17 @@ else:
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tradingstate.api.auth.BotTokenAuthentication",
+        "tradingstate.web.auth.BotTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "tradingstate.api.schema.ApiAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tradingstate.web.schema.ApiAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["tradingstate.api.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tradingstate.web.parsers.StrictJSONParser"],
     "COERCE_DECIMAL_TO_STRING": True,
-    "DEFAULT_THROTTLE_CLASSES": ["tradingstate.api.throttling.BotRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tradingstate.web.throttling.BotRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"bot": TRADINGSTATE.api.bot_rate},
-    "EXCEPTION_HANDLER": "tradingstate.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "tradingstate.web.errors.exception_handler",
 }
 REST_KNOX = {
     "TOKEN_TTL": None,

@@ -9,6 +9,7 @@ from tradingstate.models import ExchangeAccount
 
 API_KEY_ENV = "TS_FAKE_API_KEY"
 SECRET_ENV = "TS_FAKE_API_SECRET"
+PASSPHRASE_ENV = "TS_FAKE_API_PASSPHRASE"  # OKX signs with a passphrase too
 PLANTED_SECRET = "s3cr3t-VALUE-must-never-leak-0123456789"
 
 
@@ -31,6 +32,8 @@ def fake_account(
     }
     if options:
         ccxt_options["options"] = options
+    if exchange == "okx":
+        fields.setdefault("password_env", PASSPHRASE_ENV)
     account = ExchangeAccount(
         name=name or f"fake-{exchange}-{market_type}",
         exchange=exchange,
@@ -60,7 +63,12 @@ def fake_credentials(monkeypatch, fake_exchange):
     """Set the env vars the fake accounts name; the secret is the planted value."""
     monkeypatch.setenv(API_KEY_ENV, fake_exchange.api_key)
     monkeypatch.setenv(SECRET_ENV, PLANTED_SECRET)
-    return {"api_key": fake_exchange.api_key, "secret": PLANTED_SECRET}
+    monkeypatch.setenv(PASSPHRASE_ENV, fake_exchange.passphrase)
+    return {
+        "api_key": fake_exchange.api_key,
+        "secret": PLANTED_SECRET,
+        "passphrase": fake_exchange.passphrase,
+    }
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
+import ast
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -6,8 +8,10 @@ from django.db import DatabaseError, connection, transaction
 
 from tests.factories import OrderFactory
 from tests.pg import requires_postgres
+from tradingstate.actors import Actor
 from tradingstate.models import AuditEntry, Order
 from tradingstate.services import order_transition, position_set
+from tradingstate.services.audit import audit_build
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +51,90 @@ def test_every_model_is_audited_or_exempt():
     unclassified = ours - set(AUDITED) - set(EXEMPT)
     assert not unclassified, f"classify these models as audited or exempt: {unclassified}"
     assert not (set(AUDITED) & set(EXEMPT))
+
+
+# --- every action is a declared AuditEntry.Action, written by a typed writer ----------------
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ("tradingstate", "killswitch", "reconciliation")
+WRITERS = "tradingstate/services/events.py"  # the typed writers: one per event family
+# the only modules that may construct an AuditEntry or call the low-level builder
+BUILDERS = {"tradingstate/services/audit.py", WRITERS}
+DECLARATION = "tradingstate/models.py"
+
+
+def _sources():
+    for app in APPS:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if "/migrations/" not in rel:
+                yield rel, ast.parse(path.read_text(), filename=rel)
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+
+
+def test_audit_entries_are_built_only_by_the_typed_writers():
+    offenders = []
+    for rel, tree in _sources():
+        if rel in BUILDERS:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _called_name(node) in ("AuditEntry", "audit_build"):
+                offenders.append(f"{rel}:{node.lineno} {_called_name(node)}(...)")
+            if isinstance(node, ast.Attribute) and node.attr in ("audit_build", "audit_record"):
+                offenders.append(f"{rel}:{node.lineno} .{node.attr}")
+    assert not offenders, "write audit entries through tradingstate.services.events: " + str(
+        offenders
+    )
+
+
+def _audit_action_refs(tree: ast.Module):
+    """``AuditEntry.Action.NAME``, and ``Action.NAME`` where the module binds
+    ``Action = AuditEntry.Action`` (other models' Action choices are not the audit's)."""
+    aliased = any(
+        isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["Action"]
+        and ast.unparse(node.value) == "AuditEntry.Action"
+        for node in tree.body
+    )
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.isupper():
+            owner = ast.unparse(node.value)
+            if owner == "AuditEntry.Action" or (aliased and owner == "Action"):
+                yield node
+
+
+def test_every_action_used_is_a_declared_choice_and_every_choice_is_written():
+    declared = {member.name: member.value for member in AuditEntry.Action}
+    used, undeclared, literals = set(), [], []
+    for rel, tree in _sources():
+        for node in _audit_action_refs(tree):
+            if node.attr not in declared:
+                undeclared.append(f"{rel}:{node.lineno} {ast.unparse(node)}")
+            elif rel == WRITERS:
+                used.add(node.attr)
+        for node in ast.walk(tree):
+            # a free-text action: the value of a declared action written as a string
+            if (
+                rel != DECLARATION
+                and isinstance(node, ast.Constant)
+                and node.value in declared.values()
+            ):
+                literals.append(f"{rel}:{node.lineno} {node.value!r}")
+    assert not undeclared, f"not AuditEntry.Action members: {undeclared}"
+    assert not literals, f"use AuditEntry.Action members, not strings: {literals}"
+    assert used == set(declared), f"declared but no writer records: {set(declared) - used}"
+
+
+def test_an_undeclared_action_is_refused_before_it_is_written(account):
+    actor = Actor.system("tests")
+    for action in ("order.register", "order.cancel"):  # a declared value as text; a new one
+        with pytest.raises(TypeError, match=r"not an AuditEntry\.Action member"):
+            audit_build(actor=actor, action=action, target=account)
+    entry = audit_build(actor=actor, action=AuditEntry.Action.ACCOUNT_UPDATE, target=account)
+    assert entry.action == "account.update" and AuditEntry.objects.count() == 0
 
 
 def test_audit_update_refused_by_database(account, bot_actor):

@@ -38,6 +38,16 @@ PATHS = {
         "fetch_balances": "/api/v3/account",
         "load_instruments": "/api/v3/exchangeInfo",
     },
+    ("okx", "swap"): {
+        "fetch_open_orders": "/api/v5/trade/orders-pending",
+        "fetch_positions": "/api/v5/account/positions",
+        "fetch_balances": "/api/v5/account/balance",
+        "load_instruments": "/api/v5/public/instruments",
+    },
+    ("okx", "spot"): {
+        "fetch_open_orders": "/api/v5/trade/orders-pending",
+        "fetch_balances": "/api/v5/account/balance",
+    },
 }
 CASES = [(venue, method, path) for venue, calls in PATHS.items() for method, path in calls.items()]
 CASE_IDS = [f"{v[0]}-{v[1]}-{m}" for v, m, _ in CASES]
@@ -71,7 +81,11 @@ def test_fault_raises_the_mapped_error(
 
 @pytest.mark.parametrize(
     ("venue", "path"),
-    [(("binance", "swap"), "/fapi/v1/openOrders"), (("bybit", "swap"), "/v5/order/realtime")],
+    [
+        (("binance", "swap"), "/fapi/v1/openOrders"),
+        (("bybit", "swap"), "/v5/order/realtime"),
+        (("okx", "swap"), "/api/v5/trade/orders-pending"),
+    ],
 )
 def test_timeout_is_transient(fake_exchange, make_fake_account, venue, path):
     # given: the server answers after the 1 s client timeout
@@ -83,10 +97,13 @@ def test_timeout_is_transient(fake_exchange, make_fake_account, venue, path):
     assert "RequestTimeout" in str(caught.value)
 
 
-def test_rate_limit_carries_retry_after(fake_exchange, make_fake_account):
-    fake_exchange.fail("/v5/position/list", "429", retry_after="12")
+@pytest.mark.parametrize(
+    ("exchange", "path"), [("bybit", "/v5/position/list"), ("okx", "/api/v5/account/positions")]
+)
+def test_rate_limit_carries_retry_after(fake_exchange, make_fake_account, exchange, path):
+    fake_exchange.fail(path, "429", retry_after="12")
     with pytest.raises(RateLimited) as caught:
-        adapter_for(make_fake_account("bybit", "swap")).fetch_positions()
+        adapter_for(make_fake_account(exchange, "swap")).fetch_positions()
     assert caught.value.retry_after == 12.0
 
 
@@ -141,7 +158,7 @@ def test_empty_variable_counts_as_missing(fake_exchange, make_fake_account, monk
         adapter_for(make_fake_account("bybit", "swap"))
 
 
-@pytest.mark.parametrize("venue", [("binance", "swap"), ("bybit", "swap")])
+@pytest.mark.parametrize("venue", [("binance", "swap"), ("bybit", "swap"), ("okx", "swap")])
 def test_planted_secret_never_in_logs_or_errors(
     fake_exchange, make_fake_account, caplog, venue, fake_credentials
 ):
@@ -153,7 +170,7 @@ def test_planted_secret_never_in_logs_or_errors(
     # when: successful calls, then failures
     adapter.fetch_open_orders()
     adapter.fetch_balances()
-    for path in ("/fapi/v3/account", "/v5/account/wallet-balance"):
+    for path in ("/fapi/v3/account", "/v5/account/wallet-balance", "/api/v5/account/balance"):
         fake_exchange.fail(path, "auth")
     for call in (adapter.fetch_balances, adapter.fetch_positions):
         try:
@@ -166,3 +183,25 @@ def test_planted_secret_never_in_logs_or_errors(
     assert caplog.text  # the wire log was captured
     assert PLANTED_SECRET not in everything
     assert fake_credentials["api_key"] not in everything
+    assert fake_credentials["passphrase"] not in everything
+
+
+def test_okx_missing_passphrase_names_the_variable(fake_exchange, make_fake_account, monkeypatch):
+    monkeypatch.delenv("TS_FAKE_API_PASSPHRASE")
+    with pytest.raises(MissingCredentials, match="TS_FAKE_API_PASSPHRASE"):
+        adapter_for(make_fake_account("okx", "swap"))
+    assert fake_exchange.requests == []
+
+
+@pytest.mark.parametrize("fault", ["503_html", "null", "missing_keys", "429"])
+def test_okx_failure_on_a_later_page_is_an_error_not_a_short_list(
+    fake_exchange, make_fake_account, fault
+):
+    # given: 230 orders (3 pages of 100), the second page fails
+    fake_exchange.okx.orders += [
+        FakeOrder(str(5000 + i), "BTCUSDT", "buy", "0.001", "30000") for i in range(230)
+    ]
+    fake_exchange.fail("/api/v5/trade/orders-pending", fault, after=1)
+    # when / then
+    with pytest.raises(TransientExchangeError):
+        adapter_for(make_fake_account("okx", "swap")).fetch_open_orders()

@@ -103,7 +103,7 @@ def test_activation_waits_for_inflight_registration(pg_account, monkeypatch):
 def test_registration_waits_for_uncommitted_activation_then_is_refused(pg_account, monkeypatch):
     # given an activation that has changed the row but not committed yet
     activated, commit = threading.Event(), threading.Event()
-    real_audit = services.audit_record
+    real_audit = services.killswitch_switched
 
     def slow_audit(**kwargs):
         entry = real_audit(**kwargs)
@@ -111,7 +111,7 @@ def test_registration_waits_for_uncommitted_activation_then_is_refused(pg_accoun
         assert commit.wait(10)
         return entry
 
-    monkeypatch.setattr(services, "audit_record", slow_audit)
+    monkeypatch.setattr(services, "killswitch_switched", slow_audit)
     results = {}
     act = in_thread(lambda: killswitch_activate(reason=REASON, actor=ACTOR), results, "act")
     assert activated.wait(10)

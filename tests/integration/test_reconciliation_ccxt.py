@@ -1,4 +1,4 @@
-"""A whole pass through the real ccxt client against the loopback fake Binance/Bybit."""
+"""A whole pass through the real ccxt client against the loopback fake Binance/Bybit/OKX."""
 
 from datetime import timedelta
 from decimal import Decimal as D
@@ -15,7 +15,7 @@ from tradingstate.models import AuditEntry, Order, Position
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
 def test_pass_through_ccxt_repairs_to_the_venue(fake_exchange, make_fake_account, exchange):
     # given: the venue's state, and a local book that drifted from it
     seed_derivatives(getattr(fake_exchange, exchange))
@@ -61,25 +61,56 @@ def test_pass_through_ccxt_repairs_to_the_venue(fake_exchange, make_fake_account
     assert again.status == "completed" and again.discrepancies_found == 0
 
 
-def test_fault_on_one_fetch_repairs_nothing_of_it(fake_exchange, make_fake_account):
-    seed_derivatives(fake_exchange.binance)
-    account = make_fake_account("binance", "swap", name="binance-faulty", save=True)
+@pytest.mark.parametrize(
+    ("exchange", "paths"),
+    [
+        ("binance", ["/fapi/v3/positionRisk", "/fapi/v2/positionRisk"]),
+        ("bybit", ["/v5/position/list"]),
+        ("okx", ["/api/v5/account/positions"]),
+    ],
+)
+def test_fault_on_one_fetch_repairs_nothing_of_it(
+    fake_exchange, make_fake_account, exchange, paths
+):
+    seed_derivatives(getattr(fake_exchange, exchange))
+    account = make_fake_account(exchange, "swap", name=f"{exchange}-faulty", save=True)
     PositionFactory(account=account, symbol="BTC/USDT:USDT", qty=D("0.05"))
-    fake_exchange.fail("/fapi/v3/positionRisk", "429", retry_after=5)
-    fake_exchange.fail("/fapi/v2/positionRisk", "429", retry_after=5)
+    for path in paths:
+        fake_exchange.fail(path, "429", retry_after=5)
     run = run_reconciliation(account, "manual")
     assert run.status == "incomplete" and run.retry_after_seconds == 5
     assert Discrepancy.objects.filter(run=run, type="fetch_error", key="positions").exists()
     assert Position.objects.get(symbol="BTC/USDT:USDT").qty == D("0.05")
 
 
+@pytest.mark.parametrize(
+    ("exchange", "variable"),
+    [("binance", "TS_FAKE_API_SECRET"), ("bybit", "TS_FAKE_API_SECRET"),
+     ("okx", "TS_FAKE_API_PASSPHRASE")],
+)  # fmt: skip
 def test_missing_credentials_stop_the_account_with_an_alert(
-    fake_exchange, make_fake_account, monkeypatch, caplog
+    fake_exchange, make_fake_account, monkeypatch, caplog, exchange, variable
 ):
-    account = make_fake_account("binance", "swap", name="binance-nokey", save=True)
-    monkeypatch.delenv("TS_FAKE_API_SECRET")
+    account = make_fake_account(exchange, "swap", name=f"{exchange}-nokey", save=True)
+    monkeypatch.delenv(variable)
     run = run_reconciliation(account, "schedule")
-    assert run.status == "failed" and "TS_FAKE_API_SECRET" in run.error
+    assert run.status == "failed" and variable in run.error
     account.refresh_from_db()
-    assert not account.enabled and "TS_FAKE_API_SECRET" in account.disabled_reason
-    assert "ALERT reconciliation stopped for account binance-nokey" in caplog.text
+    assert not account.enabled and variable in account.disabled_reason
+    assert f"ALERT reconciliation stopped for account {exchange}-nokey" in caplog.text
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+def test_venue_auth_error_stops_the_account(fake_exchange, make_fake_account, exchange):
+    # given: the venue refuses the key on the open-orders call
+    seed_derivatives(getattr(fake_exchange, exchange))
+    account = make_fake_account(exchange, "swap", name=f"{exchange}-badkey", save=True)
+    path = {"binance": "/fapi/v1/openOrders", "bybit": "/v5/order/realtime",
+            "okx": "/api/v5/trade/orders-pending"}[exchange]  # fmt: skip
+    fake_exchange.fail(path, "auth")
+    # when
+    run = run_reconciliation(account, "schedule")
+    # then: the run fails and the account stops, nothing is repaired
+    assert run.status == "failed"
+    account.refresh_from_db()
+    assert not account.enabled

@@ -122,27 +122,35 @@ def test_step_from_precision(value, mode, expected):
 
 
 @pytest.mark.parametrize(
-    ("order", "expected"),
+    ("venue", "order", "expected"),
     [
-        ({"type": "limit", "info": {"type": "LIMIT_MAKER"}}, "limit"),
-        ({"type": "limit", "info": {"type": "STOP_LOSS_LIMIT"}}, "stop_limit"),
-        ({"type": "market", "info": {"type": "TAKE_PROFIT"}}, "take_profit"),
-        ({"type": "limit", "info": {"type": "STOP", "avgPrice": "0"}}, "stop_limit"),
-        ({"type": "market", "info": {"type": "STOP_MARKET", "avgPrice": "0"}}, "stop"),
-        ({"type": "market", "info": {"type": "TRAILING_STOP_MARKET", "avgPrice": "0"}},
+        ("binance", {"type": "limit", "info": {"type": "LIMIT_MAKER"}}, "limit"),
+        ("binance", {"type": "limit", "info": {"type": "STOP_LOSS_LIMIT"}}, "stop_limit"),
+        ("binance", {"type": "market", "info": {"type": "TAKE_PROFIT"}}, "take_profit"),
+        ("binance", {"type": "limit", "info": {"type": "STOP", "avgPrice": "0"}}, "stop_limit"),
+        ("binance", {"type": "market", "info": {"type": "STOP_MARKET", "avgPrice": "0"}}, "stop"),
+        ("binance", {"type": "market", "info": {"type": "TRAILING_STOP_MARKET", "avgPrice": "0"}},
          "trailing_stop"),
-        ({"type": "limit", "info": {"orderType": "Limit", "stopOrderType": "TakeProfit"}},
+        ("bybit", {"type": "limit", "info": {"orderType": "Limit", "stopOrderType": "TakeProfit"}},
          "take_profit_limit"),
-        ({"type": "market", "info": {"orderType": "Market", "stopOrderType": "StopLoss"}}, "stop"),
-        ({"type": "market", "info": {"orderType": "Market", "stopOrderType": "TrailingStop"}},
-         "trailing_stop"),
-        ({"type": "market", "info": {"orderType": "Market", "stopOrderType": ""}}, "market"),
-        ({"type": "limit", "triggerPrice": 5.0, "info": {}}, "stop_limit"),
-        ({"type": "iceberg", "info": {}}, "other"),
+        ("bybit", {"type": "market", "info": {"orderType": "Market", "stopOrderType": "StopLoss"}},
+         "stop"),
+        ("bybit", {"type": "market", "info": {"orderType": "Market",
+                                              "stopOrderType": "TrailingStop"}}, "trailing_stop"),
+        ("bybit", {"type": "market", "info": {"orderType": "Market", "stopOrderType": ""}},
+         "market"),
+        ("okx", {"type": "limit", "info": {"ordType": "post_only"}}, "limit"),
+        ("okx", {"type": "market", "info": {"ordType": "optimal_limit_ioc"}}, "market"),
+        ("okx", {"type": "limit", "info": {"ordType": "fok"}}, "limit"),
+        ("binance", {"type": "limit", "triggerPrice": 5.0, "info": {}}, "stop_limit"),
+        ("kraken", {"type": "iceberg", "info": {}}, "other"),
+        # a venue's raw encoding is read by that venue's dialect only
+        ("binance", {"type": "limit", "info": {"orderType": "Limit",
+                                               "stopOrderType": "TakeProfit"}}, "limit"),
     ],
 )  # fmt: skip
-def test_local_order_type(order, expected):
-    assert local_order_type(order, "binance") == expected
+def test_local_order_type(venue, order, expected):
+    assert local_order_type(order, venue) == expected
 
 
 def _ccxt_order(**overrides) -> dict:

@@ -1,17 +1,16 @@
-"""``/api/v1/`` (paths are a contract: DESIGN §6)."""
+"""The state of record's ``/api/v1/`` routes: accounts, orders, fills, positions, balances
+(paths are a contract: DESIGN §6). ``tradingstate.web.urls`` mounts them under the ``api``
+namespace beside the other apps' routes."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from tradingstate.api.views import accounts, books, health, orders, reconciliations
-
-app_name = "api"
+from tradingstate.api.views import accounts, books, orders
 
 ACCOUNT = "accounts/<str:account>/"
 
 urlpatterns = [
-    path("health/", health.HealthApi.as_view(), name="health"),
     path("accounts/", accounts.AccountListApi.as_view(), name="account-list"),
     path(f"{ACCOUNT}orders/", orders.OrderListRegisterApi.as_view(), name="order-list"),
     path(
@@ -35,14 +34,4 @@ urlpatterns = [
     path(f"{ACCOUNT}positions/<path:symbol>/", books.PositionSetApi.as_view(), name="position"),
     path(f"{ACCOUNT}balances/", books.BalanceListApi.as_view(), name="balance-list"),
     path(f"{ACCOUNT}balances/<str:currency>/", books.BalanceSetApi.as_view(), name="balance"),
-    path(
-        f"{ACCOUNT}reconciliations/",
-        reconciliations.ReconciliationListTriggerApi.as_view(),
-        name="reconciliation-list",
-    ),
-    path(
-        f"{ACCOUNT}discrepancies/",
-        reconciliations.DiscrepancyListApi.as_view(),
-        name="discrepancy-list",
-    ),
 ]

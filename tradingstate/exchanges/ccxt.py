@@ -1,5 +1,9 @@
 """CcxtExchange: any ccxt (sync) exchange behind the ExchangeAdapter interface.
 
+What differs between venues (market routing, paging, id fields, history windows, retention,
+raw shapes, parsing quirks) lives in the venue's dialect (``tradingstate/exchanges/venues/``);
+this module keeps what every venue shares.
+
 Credentials come from the environment variables the account names; their values are never
 stored, logged or put in exception text (every message is redacted). ccxt errors become the
 adapter's error classes, numbers become ``Decimal`` via ``str()``, and each raw response is
@@ -15,180 +19,75 @@ import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import ccxt
 
 from tradingstate.exchanges.base import (
     CANCELED,
     CLOSED,
-    EXPIRED,
-    OPEN,
-    REJECTED,
+    LAST,
+    MARK,
     AuthenticationFailed,
     BadExchangeResponse,
     ConfigurationError,
     ExchangeAdapter,
     ExchangeBalance,
     ExchangeError,
+    ExchangeMarkPrice,
     ExchangeOrder,
     ExchangePosition,
+    ExchangeTrade,
     ExchangeUnavailable,
     FetchResult,
     InstrumentInfo,
     MissingCredentials,
     OrderNotFound,
+    OrderRetention,
     RateLimited,
+    TradeHistoryPolicy,
     TransientExchangeError,
 )
+from tradingstate.exchanges.ccxt_support import (
+    _STATUS,
+    RedactingLogger,
+    deep_merge,
+    local_order_type,
+    millis,
+    millis_to_datetime,
+    raw_position_side,
+    scaled,
+    step_from_precision,
+    to_decimal,
+)
+from tradingstate.exchanges.venues import dialect_for
+
+__all__ = [
+    "CcxtExchange",
+    "deep_merge",
+    "local_order_type",
+    "step_from_precision",
+    "to_decimal",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_MAX_PAGES = 20
-BYBIT_PAGE_LIMIT = 50
 MAX_MESSAGE = 400
 
 MISSING_VARIABLE = "environment variable {variable} ({field}) is not set for account {account}"
 UNKNOWN_EXCHANGE = "unknown ccxt exchange id {exchange!r} for account {account}"
-PAGE_CAP_HIT = "{what}: stopped after {pages} pages, the exchange still had more"
 UNKNOWN_STATUS = "{exchange}: unknown order status {status!r} for order {order_id}"
+NAIVE_SINCE = "fetch_my_trades: since must be timezone-aware, got {since!r}"
+UNKNOWN_SYMBOL = "{exchange}: {symbol!r} is not a {market_type} market of account {account}"
+SYMBOLS_REQUIRED = "{exchange} lists trades per symbol only: name the symbols to read"
+LOOKBACK_CLAMPED = "{exchange} keeps {days} days of trades: read from {start}"
+NO_PRICE = "no price for {symbols}"
 
 _CREDENTIALS = (("api_key_env", "apiKey"), ("secret_env", "secret"), ("password_env", "password"))
 _BALANCE_META_KEYS = {"info", "timestamp", "datetime", "free", "used", "total", "debt"}
 _SIGNATURE = re.compile(r"(signature|sign)=[^&\s]+", re.IGNORECASE)
-
-_STATUS = {
-    "open": OPEN,
-    "canceling": OPEN,
-    "closed": CLOSED,
-    "canceled": CANCELED,
-    "cancelled": CANCELED,
-    "expired": EXPIRED,
-    "rejected": REJECTED,
-}
-
-# Raw or ccxt order types -> local Order.Type values.
-_TYPES = {
-    "market": "market",
-    "limit": "limit",
-    "limit_maker": "limit",
-    "stop": "stop",
-    "stop_market": "stop",
-    "stop_loss": "stop",
-    "stop_limit": "stop_limit",
-    "stop_loss_limit": "stop_limit",
-    "take_profit": "take_profit",
-    "take_profit_market": "take_profit",
-    "take_profit_limit": "take_profit_limit",
-    "trailing_stop": "trailing_stop",
-    "trailing_stop_market": "trailing_stop",
-}
-# Binance futures name limit variants without the suffix: STOP is a stop-limit order.
-_BINANCE_FUTURES_TYPES = {"stop": "stop_limit", "take_profit": "take_profit_limit"}
-# Bybit v5 stopOrderType -> (local type when the order is market, when limit).
-_BYBIT_STOP_TYPES = {
-    "stoploss": ("stop", "stop_limit"),
-    "partialstoploss": ("stop", "stop_limit"),
-    "stop": ("stop", "stop_limit"),
-    "takeprofit": ("take_profit", "take_profit_limit"),
-    "partialtakeprofit": ("take_profit", "take_profit_limit"),
-    "trailingstop": ("trailing_stop", "trailing_stop"),
-}
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """A new dict: ``override`` merged into ``base``, nested dicts merged key by key."""
-    merged = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def to_decimal(value) -> Decimal | None:
-    """ccxt number (float, int or str) -> Decimal through ``str()``; None stays None."""
-    if value is None or value == "":
-        return None
-    try:
-        result = Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise BadExchangeResponse(f"not a number: {str(value)[:40]!r}") from exc
-    if not result.is_finite():
-        raise BadExchangeResponse(f"not a finite number: {value!r}")
-    return result
-
-
-def step_from_precision(value, precision_mode: int) -> Decimal:
-    """ccxt ``precision`` entry -> a step (0.001). TICK_SIZE gives the step itself."""
-    if value is None:
-        return Decimal(0)
-    if precision_mode == ccxt.DECIMAL_PLACES:
-        return Decimal(1).scaleb(-int(value))
-    if precision_mode == ccxt.TICK_SIZE:
-        return to_decimal(value) or Decimal(0)
-    return Decimal(0)  # SIGNIFICANT_DIGITS: no fixed step
-
-
-def local_order_type(order: dict, exchange_id: str = "") -> str:
-    """The local Order.Type for a ccxt order, using the raw type where ccxt collapses it."""
-    info = order.get("info") or {}
-    ccxt_type = str(order.get("type") or "").lower()
-    if isinstance(info, dict) and "orderType" in info and "stopOrderType" in info:  # Bybit v5
-        base = str(info.get("orderType") or ccxt_type).lower()
-        stop = str(info.get("stopOrderType") or "").lower()
-        if stop in _BYBIT_STOP_TYPES:
-            market_type, limit_type = _BYBIT_STOP_TYPES[stop]
-            return limit_type if base == "limit" else market_type
-        return _TYPES.get(base, "other")
-    raw = info.get("type") if isinstance(info, dict) else None
-    if isinstance(raw, str) and raw:
-        raw = raw.lower()
-        futures = exchange_id.startswith("binance") and "avgPrice" in info
-        if futures and raw in _BINANCE_FUTURES_TYPES:
-            return _BINANCE_FUTURES_TYPES[raw]
-        if raw in _TYPES:
-            return _TYPES[raw]
-    mapped = _TYPES.get(ccxt_type, "other")
-    if order.get("triggerPrice") and mapped in ("market", "limit"):
-        return "stop" if mapped == "market" else "stop_limit"
-    return mapped
-
-
-def _millis_to_datetime(ms) -> datetime | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
-
-
-class _RedactingLogger:
-    """Stands in for ccxt's logger: ccxt logs request headers (the API key) at DEBUG."""
-
-    def __init__(self, target: logging.Logger, redact: Callable[[str], str]):
-        self._target = target
-        self._redact = redact
-
-    def _log(self, level: int, msg, *args, **kwargs) -> None:
-        if self._target.isEnabledFor(level):
-            text = str(msg) % args if args else str(msg)
-            self._target.log(level, "%s", self._redact(text))
-
-    def debug(self, msg, *args, **kwargs):
-        self._log(logging.DEBUG, msg, *args)
-
-    def info(self, msg, *args, **kwargs):
-        self._log(logging.INFO, msg, *args)
-
-    def warning(self, msg, *args, **kwargs):
-        self._log(logging.WARNING, msg, *args)
-
-    def error(self, msg, *args, **kwargs):
-        self._log(logging.ERROR, msg, *args)
-
-    def isEnabledFor(self, level: int) -> bool:
-        return self._target.isEnabledFor(level)
 
 
 class CcxtExchange(ExchangeAdapter):
@@ -202,6 +101,7 @@ class CcxtExchange(ExchangeAdapter):
         if exchange_class is None:
             raise ConfigurationError(UNKNOWN_EXCHANGE.format(exchange=exchange_id, account=account))
         self.exchange_id = exchange_id
+        self.dialect = dialect_for(exchange_id)
         self._secrets: list[str] = []
         credentials = self._read_credentials()
         options = account.ccxt_options or {}
@@ -209,7 +109,7 @@ class CcxtExchange(ExchangeAdapter):
             raise ConfigurationError(f"ccxt_options of account {account} must be an object")
         config = deep_merge(self._default_config(), options)
         config.update(credentials)
-        config["logger"] = _RedactingLogger(logging.getLogger("ccxt.wire"), self.redact)
+        config["logger"] = RedactingLogger(logging.getLogger("ccxt.wire"), self.redact)
         try:
             self._exchange = exchange_class(config)
             if account.sandbox:
@@ -251,17 +151,8 @@ class CcxtExchange(ExchangeAdapter):
             "warnOnFetchOpenOrdersWithoutSymbol": False,
             "fetchCurrencies": False,  # a signed call per load_markets we do not need
             "fetchMargins": False,  # Binance: margin pairs, not needed to read an account
+            **self.dialect.ccxt_options(self.account),
         }
-        # load only the account's kind of markets (Binance and Bybit load every kind)
-        if market_type == "spot":
-            types = ["spot"]
-        elif self.exchange_id == "bybit":
-            types = ["linear", "inverse"]  # the adapter queries both categories
-        else:
-            user_options = (self.account.ccxt_options or {}).get("options") or {}
-            types = [user_options.get("defaultSubType") or "linear"]
-        if self.exchange_id in ("binance", "bybit"):
-            options["fetchMarkets"] = {"types": types}
         return {
             "enableRateLimit": True,
             "timeout": DEFAULT_TIMEOUT_MS,
@@ -317,7 +208,47 @@ class CcxtExchange(ExchangeAdapter):
         # ccxt choked on the body (TypeError, KeyError, ...): an unparseable response
         return BadExchangeResponse(f"unparseable response: {message}")
 
-    def _call(self, method: str, *args, check=None, **kwargs):
+    # --- what dialects use ------------------------------------------------------------------
+    @property
+    def exchange(self):
+        """The ccxt client (dialects parse raw rows with it)."""
+        return self._exchange
+
+    @property
+    def markets(self) -> dict | None:
+        return self._markets
+
+    def last_json(self):
+        """The parsed JSON body of the last call (checked by the call's shape check)."""
+        return self._exchange.last_json_response
+
+    def market(self, symbol: str) -> dict:
+        """The account's market for a unified symbol; an unknown symbol is an ExchangeError."""
+        markets = self._ensure_markets()
+        market = markets.get(symbol)
+        wanted = self.account.market_type or "spot"
+        if market is None or market.get("type") != wanted:
+            raise ExchangeError(
+                UNKNOWN_SYMBOL.format(
+                    exchange=self.exchange_id,
+                    symbol=symbol,
+                    market_type=wanted,
+                    account=self.account.name,
+                )
+            )
+        return market
+
+    def market_by_id(self, market_id: str, *, spot: bool) -> dict | None:
+        """The loaded market with this venue id, spot or not (None when not loaded)."""
+        for market in (self._exchange.markets_by_id or {}).get(market_id) or []:
+            if bool(market.get("spot")) == spot:
+                return market
+        return None
+
+    def log_incomplete(self, note: str) -> None:
+        logger.warning("%s %s: %s", self.exchange_id, self.account.name, note)
+
+    def call(self, method: str, *args, check=None, **kwargs):
         """Call one ccxt method; map its errors; check the raw response's shape."""
         exchange = self._exchange
         exchange.last_json_response = None
@@ -336,9 +267,7 @@ class CcxtExchange(ExchangeAdapter):
         raw = self._exchange.last_json_response
         if raw is None or raw == {}:
             return self._shape_problem(None)
-        if self._is_bybit() and not (isinstance(raw, dict) and "retCode" in raw):
-            return "response lacks Bybit's retCode"
-        return None
+        return self.dialect.envelope_problem(raw)
 
     def _shape_problem(self, check) -> str | None:
         raw = self._exchange.last_json_response
@@ -354,84 +283,16 @@ class CcxtExchange(ExchangeAdapter):
 
     def _ensure_markets(self) -> dict:
         if self._markets is None:
-            markets = self._call("load_markets", check=self._check_markets)
+            markets = self.call("load_markets", check=self.dialect.check_markets)
             if not markets:
                 raise BadExchangeResponse(f"{self.exchange_id}: no markets in the response")
             self._markets = markets
         return self._markets
 
-    # --- shape checks on raw responses ----------------------------------------------------
-    def _is_bybit(self) -> bool:
-        return self.exchange_id == "bybit"
-
-    def _is_binance(self) -> bool:
-        return self.exchange_id.startswith("binance")
-
-    def _check_markets(self, raw) -> str | None:
-        if self._is_bybit():
-            return _bybit_list_problem(raw)
-        if self._is_binance() and not (isinstance(raw, dict) and "symbols" in raw):
-            return "exchangeInfo lacks 'symbols'"
-        return None
-
-    def _check_order_list(self, raw) -> str | None:
-        if self._is_bybit():
-            return _bybit_list_problem(raw)
-        if self._is_binance() and not isinstance(raw, list):
-            return "expected a list of orders"
-        return None
-
-    def _check_order(self, raw) -> str | None:
-        if self._is_bybit():
-            return _bybit_list_problem(raw)
-        if self._is_binance() and not (
-            isinstance(raw, dict) and "orderId" in raw and "status" in raw
-        ):
-            return "expected an order object with orderId and status"
-        return None
-
-    def _check_positions(self, raw) -> str | None:
-        if self._is_bybit():
-            return _bybit_list_problem(raw)
-        if self._is_binance() and not isinstance(raw, list):
-            return "expected a list of positions"
-        return None
-
-    def _check_balances(self, raw) -> str | None:
-        if self._is_bybit():
-            problem = _bybit_list_problem(raw)
-            if problem is None and not all(
-                isinstance(entry, dict) and isinstance(entry.get("coin"), list)
-                for entry in raw["result"]["list"]
-            ):
-                problem = "wallet entries lack 'coin'"
-            return problem
-        if self._is_binance() and not (
-            isinstance(raw, dict)
-            and (isinstance(raw.get("balances"), list) or isinstance(raw.get("assets"), list))
-        ):
-            return "account response lacks 'balances'/'assets'"
-        return None
-
-    def _type_params(self) -> dict:
-        # Binance defaults fetchOpenOrders() without a symbol to spot: say the type
-        return {"type": self.account.market_type or "spot"}
-
     # --- the interface --------------------------------------------------------------------
     def fetch_open_orders(self) -> FetchResult[ExchangeOrder]:
         self._ensure_markets()
-        if self._is_bybit():
-            raw_orders, complete, note = self._bybit_paged("fetch_open_orders", "open orders")
-        else:
-            raw_orders = self._call(
-                "fetch_open_orders",
-                None,
-                None,
-                None,
-                self._type_params(),
-                check=self._check_order_list,
-            )
-            complete, note = True, ""
+        raw_orders, complete, note = self.dialect.fetch_open_orders(self)
         orders = [self._order(o) for o in raw_orders]
         return FetchResult(orders, complete=complete, note=note, fetched_at=_now())
 
@@ -439,13 +300,7 @@ class CcxtExchange(ExchangeAdapter):
         if not self.account.is_derivative:
             return FetchResult([], complete=True, note="spot account", fetched_at=_now())
         self._ensure_markets()
-        if self._is_bybit():
-            raw_positions, complete, note = self._bybit_paged("fetch_positions", "positions")
-        else:
-            raw_positions = self._call(
-                "fetch_positions", None, self._type_params(), check=self._check_positions
-            )
-            complete, note = True, ""
+        raw_positions, complete, note = self.dialect.fetch_positions(self)
         positions = []
         for raw in raw_positions:
             position = self._position(raw)
@@ -455,7 +310,9 @@ class CcxtExchange(ExchangeAdapter):
 
     def fetch_balances(self) -> FetchResult[ExchangeBalance]:
         self._ensure_markets()
-        balance = self._call("fetch_balance", self._type_params(), check=self._check_balances)
+        balance = self.call(
+            "fetch_balance", self.dialect.balance_params(self), check=self.dialect.check_balances
+        )
         if not isinstance(balance, dict):
             raise BadExchangeResponse(f"{self.exchange_id} fetch_balance: not a balance")
         items = []
@@ -471,15 +328,7 @@ class CcxtExchange(ExchangeAdapter):
         self._ensure_markets()
         if not (client_order_id or exchange_order_id):
             raise OrderNotFound("fetch_order needs a client or an exchange order id")
-        if self._is_bybit():
-            raw = self._bybit_fetch_order(client_order_id, exchange_order_id, symbol)
-        else:
-            params = {} if exchange_order_id else {"clientOrderId": client_order_id}
-            if self._is_binance() and not exchange_order_id:
-                params = {"origClientOrderId": client_order_id}
-            raw = self._call(
-                "fetch_order", exchange_order_id or None, symbol, params, check=self._check_order
-            )
+        raw = self.dialect.fetch_order(self, client_order_id, exchange_order_id, symbol)
         return self._order(raw)
 
     def cancel_order(self, client_order_id: str, exchange_order_id: str, symbol: str) -> None:
@@ -488,12 +337,85 @@ class CcxtExchange(ExchangeAdapter):
         if not exchange_order_id:
             if not client_order_id:
                 raise OrderNotFound("cancel_order needs a client or an exchange order id")
-            params = {"clientOrderId": client_order_id}
-            if self._is_binance():
-                params = {"origClientOrderId": client_order_id}
-            elif self._is_bybit():
-                params = {"orderLinkId": client_order_id}
-        self._call("cancel_order", exchange_order_id or None, symbol, params)
+            params = self.dialect.cancel_params(client_order_id)
+        self.call("cancel_order", exchange_order_id or None, symbol, params)
+
+    def trade_history_policy(self) -> TradeHistoryPolicy:
+        return self.dialect.trade_policy(self.account.market_type or "spot")
+
+    def order_retention(self) -> OrderRetention:
+        return self.dialect.order_retention(self.account.market_type or "spot")
+
+    def fetch_my_trades(
+        self, since: datetime, symbols: list[str] | None = None
+    ) -> FetchResult[ExchangeTrade]:
+        if not isinstance(since, datetime) or since.tzinfo is None:
+            raise ValueError(NAIVE_SINCE.format(since=since))
+        self._ensure_markets()
+        policy = self.trade_history_policy()
+        now = _now()
+        start = since
+        notes = []
+        if policy.max_lookback is not None and start < now - policy.max_lookback:
+            start = now - policy.max_lookback
+            notes.append(
+                LOOKBACK_CLAMPED.format(
+                    exchange=self.exchange_id,
+                    days=policy.max_lookback.days,
+                    start=start.isoformat(timespec="seconds"),
+                )
+            )
+        if symbols is not None:
+            symbols = sorted(set(symbols))
+            for symbol in symbols:
+                self.market(symbol)  # an unknown symbol is an error, never "no trades"
+            if not symbols:
+                return FetchResult([], complete=True, fetched_at=now, covered_from=start)
+        elif policy.symbol_required:
+            note = SYMBOLS_REQUIRED.format(exchange=self.exchange_id)
+            return FetchResult([], complete=False, note=note, fetched_at=now, covered_from=start)
+        raw_trades, complete, note = self.dialect.fetch_trades(
+            self, millis(start), millis(now), symbols, policy
+        )
+        if note:
+            notes.append(note)
+            if not complete:
+                self.log_incomplete(note)
+        seen: dict[tuple[str, str], ExchangeTrade] = {}
+        for raw in raw_trades:
+            if not self.dialect.is_fill(raw):
+                continue
+            trade = self._trade(raw)
+            if trade.executed_at >= start:
+                seen[(trade.symbol, trade.trade_id)] = trade
+        trades = sorted(seen.values(), key=lambda t: (t.executed_at, t.symbol, t.trade_id))
+        return FetchResult(
+            trades, complete=complete, note="; ".join(notes), fetched_at=now, covered_from=start
+        )
+
+    def fetch_mark_prices(self, symbols: list[str]) -> FetchResult[ExchangeMarkPrice]:
+        self._ensure_markets()
+        wanted = sorted(set(symbols))
+        now = _now()
+        if not wanted:
+            return FetchResult([], complete=True, fetched_at=now)
+        for symbol in wanted:
+            self.market(symbol)
+        method, source = self.dialect.mark_price_call(self.account.market_type or "spot")
+        tickers = self.call(
+            method, wanted, self.dialect.mark_price_params(self), check=self.dialect.check_tickers
+        )
+        if not isinstance(tickers, dict):
+            raise BadExchangeResponse(f"{self.exchange_id} {method}: not a ticker map")
+        items, missing = [], []
+        for symbol in wanted:
+            price = self._mark_price(symbol, tickers.get(symbol), source, now)
+            if price is None:
+                missing.append(symbol)
+            else:
+                items.append(price)
+        note = NO_PRICE.format(symbols=", ".join(missing)) if missing else ""
+        return FetchResult(items, complete=not missing, note=note, fetched_at=now)
 
     def load_instruments(self) -> list[InstrumentInfo]:
         markets = self._ensure_markets()
@@ -505,6 +427,10 @@ class CcxtExchange(ExchangeAdapter):
             if market.get("type") != wanted:
                 continue
             precision = market.get("precision") or {}
+            amount_step = step_from_precision(precision.get("amount"), mode)
+            size = self._contract_size(symbol)
+            if size is not None:  # the venue's lot is in contracts: the step in base units
+                amount_step = amount_step * size
             instruments.append(
                 InstrumentInfo(
                     symbol=symbol,
@@ -512,7 +438,7 @@ class CcxtExchange(ExchangeAdapter):
                     quote=market.get("quote") or "",
                     settle=market.get("settle") or "",
                     market_type=wanted,
-                    amount_step=step_from_precision(precision.get("amount"), mode),
+                    amount_step=amount_step,
                     price_step=step_from_precision(precision.get("price"), mode),
                     contract_size=to_decimal(market.get("contractSize")) or Decimal(1),
                     active=market.get("active") is not False,
@@ -525,78 +451,13 @@ class CcxtExchange(ExchangeAdapter):
         if session is not None:
             session.close()
 
-    # --- Bybit v5 ---------------------------------------------------------------------------
-    def _bybit_scopes(self) -> list[dict]:
-        """One params dict per (category, settle coin) the account's markets span."""
-        if not self.account.is_derivative:
-            return [{}]
-        markets = self._markets or {}
-        linear_settles = sorted(
-            {
-                m.get("settle")
-                for m in markets.values()
-                if m.get("type") == self.account.market_type and m.get("linear") and m.get("settle")
-            }
-        )
-        has_inverse = any(
-            m.get("type") == self.account.market_type and m.get("inverse") for m in markets.values()
-        )
-        scopes = [{"subType": "linear", "settleCoin": settle} for settle in linear_settles]
-        if has_inverse:
-            scopes.append({"subType": "inverse"})
-        return scopes or [{"subType": "linear"}]
-
-    def _bybit_paged(self, method: str, what: str) -> tuple[list, bool, str]:
-        check = self._check_positions if method == "fetch_positions" else self._check_order_list
-        items: list = []
-        for scope in self._bybit_scopes():
-            cursor = None
-            seen: set[str] = set()
-            for _page in range(self.max_pages):
-                params = dict(scope)
-                params["limit"] = BYBIT_PAGE_LIMIT if method == "fetch_open_orders" else 200
-                if cursor:
-                    params["cursor"] = cursor
-                if method == "fetch_positions":
-                    page = self._call(method, None, params, check=check)
-                else:
-                    page = self._call(method, None, None, None, params, check=check)
-                items.extend(page)
-                cursor = self._exchange.last_json_response["result"].get("nextPageCursor") or None
-                if not cursor:
-                    break
-                if cursor in seen:
-                    note = f"{what}: the exchange repeated page cursor {cursor!r}"
-                    return items, False, note
-                seen.add(cursor)
-            else:
-                note = PAGE_CAP_HIT.format(what=what, pages=self.max_pages)
-                logger.warning("%s %s: %s", self.exchange_id, self.account.name, note)
-                return items, False, note
-        return items, True, ""
-
-    def _bybit_fetch_order(self, client_order_id, exchange_order_id, symbol) -> dict:
-        params = {"orderId": exchange_order_id} if exchange_order_id else {}
-        if not exchange_order_id:
-            params["orderLinkId"] = client_order_id
-        check = self._check_order_list
-        for method in ("fetch_open_orders", "fetch_canceled_and_closed_orders"):
-            found = self._call(method, symbol, None, None, dict(params), check=check)
-            for order in found:
-                if (exchange_order_id and str(order.get("id")) == str(exchange_order_id)) or (
-                    not exchange_order_id and order.get("clientOrderId") == client_order_id
-                ):
-                    return order
-        raise OrderNotFound(
-            f"bybit: order {exchange_order_id or client_order_id} ({symbol}) not found"
-        )
-
     # --- parsing ----------------------------------------------------------------------------
     def _order(self, order: dict) -> ExchangeOrder:
         if not isinstance(order, dict) or order.get("id") is None:
             raise BadExchangeResponse(f"{self.exchange_id}: an order without an id")
-        amount = to_decimal(order.get("amount"))
-        filled = to_decimal(order.get("filled")) or Decimal(0)
+        size = self._contract_size(order.get("symbol"))
+        amount = scaled(to_decimal(order.get("amount")), size)
+        filled = scaled(to_decimal(order.get("filled")), size) or Decimal(0)
         if amount is None:
             raise BadExchangeResponse(f"{self.exchange_id}: order {order['id']} has no amount")
         raw_status = order.get("status")
@@ -609,11 +470,11 @@ class CcxtExchange(ExchangeAdapter):
             )
         if status == CLOSED and filled < amount:
             status = CANCELED  # partially filled, then cancelled
-        remaining = to_decimal(order.get("remaining"))
+        remaining = scaled(to_decimal(order.get("remaining")), size)
         return ExchangeOrder(
             symbol=order.get("symbol") or "",
             side=str(order.get("side") or "").lower(),
-            type=local_order_type(order, self.exchange_id),
+            type=local_order_type(order, dialect=self.dialect),
             amount=amount,
             filled=filled,
             status=status,
@@ -622,7 +483,7 @@ class CcxtExchange(ExchangeAdapter):
             price=to_decimal(order.get("price")),
             average=to_decimal(order.get("average")),
             remaining=remaining,
-            timestamp=_millis_to_datetime(order.get("timestamp")),
+            timestamp=millis_to_datetime(order.get("timestamp")),
             raw=order.get("info") or {},
         )
 
@@ -634,7 +495,7 @@ class CcxtExchange(ExchangeAdapter):
         qty = abs(contracts) * size
         side = str(position.get("side") or "").lower()
         if side not in ("long", "short"):
-            side = _raw_position_side(position.get("info") or {})
+            side = raw_position_side(position.get("info") or {})
         if side == "short" or (side not in ("long", "short") and contracts < 0):
             qty = -qty
         return ExchangePosition(
@@ -656,25 +517,62 @@ class CcxtExchange(ExchangeAdapter):
             used = total - free
         return ExchangeBalance(currency=currency, free=free, used=used, total=total)
 
+    def _contract_size(self, symbol) -> Decimal | None:
+        """The multiplier from ccxt amounts to base units: the contract size where the dialect
+        says ccxt counts contracts (OKX swaps), else None (amounts are base units already)."""
+        if not self.dialect.contract_amounts:
+            return None
+        market = (self._markets or {}).get(symbol) or {}
+        if not market.get("contract"):
+            return None
+        return to_decimal(market.get("contractSize")) or Decimal(1)
 
-def _raw_position_side(info: dict) -> str:
-    """The side from the raw position when ccxt could not tell (e.g. Binance notional 0)."""
-    amount = info.get("positionAmt")
-    if isinstance(amount, str) and amount:
-        return "short" if amount.strip().startswith("-") else "long"
-    side = str(info.get("side") or "").lower()
-    return {"buy": "long", "sell": "short"}.get(side, "")
+    def _trade(self, trade: dict) -> ExchangeTrade:
+        if not isinstance(trade, dict) or trade.get("id") in (None, ""):
+            raise BadExchangeResponse(f"{self.exchange_id}: a trade without an id")
+        trade_id = str(trade["id"])
+        executed_at = millis_to_datetime(trade.get("timestamp"))
+        amount = to_decimal(trade.get("amount"))
+        price = to_decimal(trade.get("price"))
+        side = str(trade.get("side") or "").lower()
+        if executed_at is None or amount is None or price is None or side not in ("buy", "sell"):
+            raise BadExchangeResponse(
+                f"{self.exchange_id}: trade {trade_id} lacks its time, amount, price or side"
+            )
+        fee = trade.get("fee") or {}
+        liquidity = str(trade.get("takerOrMaker") or "").lower()
+        return ExchangeTrade(
+            trade_id=trade_id,
+            exchange_order_id=str(trade.get("order") or ""),
+            symbol=trade.get("symbol") or "",
+            side=side,
+            quantity=scaled(amount, self._contract_size(trade.get("symbol"))),
+            price=price,
+            fee=to_decimal(fee.get("cost")) or Decimal(0),
+            fee_currency=self.dialect.trade_fee_currency(trade),
+            executed_at=executed_at,
+            client_order_id=self.dialect.trade_client_order_id(trade),
+            liquidity=liquidity if liquidity in ("maker", "taker") else "",
+            raw=trade.get("info") or {},
+        )
 
-
-def _bybit_list_problem(raw) -> str | None:
-    if not isinstance(raw, dict):
-        return "expected a Bybit v5 envelope object"
-    if str(raw.get("retCode")) != "0":
-        return f"retCode {raw.get('retCode')!r}"
-    result = raw.get("result")
-    if not isinstance(result, dict) or not isinstance(result.get("list"), list):
-        return "result.list is missing"
-    return None
+    def _mark_price(self, symbol, ticker, source, now) -> ExchangeMarkPrice | None:
+        if not isinstance(ticker, dict):
+            return None
+        price, used = None, source
+        if source == MARK:
+            price = to_decimal(ticker.get("markPrice"))
+        if price is None or price <= 0:
+            price, used = to_decimal(ticker.get("last")), LAST
+        if price is None or price <= 0:
+            return None
+        return ExchangeMarkPrice(
+            symbol=symbol,
+            price=price,
+            time=millis_to_datetime(ticker.get("timestamp")) or now,
+            source=used,
+            raw=ticker.get("info") or {},
+        )
 
 
 def _now() -> datetime:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradingstate.exchanges.base import ExchangeBalance, ExchangeOrder, ExchangePosition
+from tradingstate.transitions import ACTIVE
 
 DIFF = "!="
 SAME = ""
@@ -78,7 +79,7 @@ def compare_orders(exchange: list[ExchangeOrder], local: list[LocalOrder]) -> li
             continue
         matched.add(id(mine))
         notes = []
-        if mine.status not in ("pending", "submitted", "partially_filled"):
+        if mine.status not in ACTIVE:
             notes.append(f"local {mine.status}, exchange open")
         if mine.filled_qty != order.filled:
             notes.append("filled differs")
@@ -91,7 +92,7 @@ def compare_orders(exchange: list[ExchangeOrder], local: list[LocalOrder]) -> li
                      "; ".join(notes))
         )  # fmt: skip
     for mine in sorted(local, key=lambda o: (o.symbol, o.client_order_id)):
-        if id(mine) in matched or mine.status not in ("pending", "submitted", "partially_filled"):
+        if id(mine) in matched or mine.status not in ACTIVE:
             continue
         rows.append(
             OrderRow(mine.client_order_id, mine.exchange_order_id, mine.symbol, mine.side, None,

@@ -5,7 +5,7 @@ from tradingstate.services.accounts import (
     account_sync_from_config,
     account_upsert,
 )
-from tradingstate.services.audit import audit_record, require_reason
+from tradingstate.services.audit import require_reason
 from tradingstate.services.books import (
     Overfill,
     balance_correct,
@@ -29,7 +29,6 @@ __all__ = [
     "account_set_enabled",
     "account_sync_from_config",
     "account_upsert",
-    "audit_record",
     "balance_correct",
     "balance_set",
     "bot_create",

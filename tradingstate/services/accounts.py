@@ -6,27 +6,11 @@ from django.db import transaction
 
 from tradingstate.actors import Actor
 from tradingstate.config import AppConfig, ExchangeConfig
+from tradingstate.locks import account_qs_select_for_update
 from tradingstate.models import ExchangeAccount
-from tradingstate.services.audit import audit_build, audit_snapshot
+from tradingstate.services import events
+from tradingstate.services.events import ACCOUNT_AUDIT_FIELDS  # noqa: F401 (re-exported)
 from tradingstate.services.notifications import notification_emit
-
-ACCOUNT_AUDIT_FIELDS = (
-    "name",
-    "exchange",
-    "market_type",
-    "api_key_env",
-    "secret_env",
-    "password_env",
-    "ccxt_options",
-    "sandbox",
-    "enabled",
-    "auto_repair",
-    "reconciliation_interval_seconds",
-    "balance_tolerance",
-    "balance_tolerances",
-    "stale_order_grace_seconds",
-    "disabled_reason",
-)
 
 
 def account_values_from_config(item: ExchangeConfig, app: AppConfig) -> dict:
@@ -55,26 +39,17 @@ def account_values_from_config(item: ExchangeConfig, app: AppConfig) -> dict:
 @transaction.atomic
 def account_upsert(*, name: str, values: dict, actor: Actor, reason: str = "") -> ExchangeAccount:
     """Create or update an account; audited only when something changed."""
-    account = ExchangeAccount.objects.select_for_update().filter(name=name).first()
-    before = audit_snapshot(account, ACCOUNT_AUDIT_FIELDS) if account else None
+    account = account_qs_select_for_update().filter(name=name).first()
+    before = events.account_snapshot(account) if account else None
     if account is None:
         account = ExchangeAccount(name=name)
     for key, value in values.items():
         setattr(account, key, value)
     account.full_clean()
-    after = audit_snapshot(account, ACCOUNT_AUDIT_FIELDS)
-    if before == after:
+    if before == events.account_snapshot(account):
         return account
     account.save()
-    audit_build(
-        actor=actor,
-        action="account.create" if before is None else "account.update",
-        target=account,
-        account=account,
-        before=before,
-        after=after,
-        reason=reason,
-    ).save(force_insert=True)
+    events.account_saved(account=account, before=before, actor=actor, reason=reason)
     return account
 
 
@@ -94,20 +69,12 @@ def account_sync_from_config(*, app: AppConfig, actor: Actor) -> list[ExchangeAc
 def account_set_enabled(
     *, account: ExchangeAccount, enabled: bool, actor: Actor, reason: str, disabled_reason: str = ""
 ) -> ExchangeAccount:
-    account = ExchangeAccount.objects.select_for_update().get(pk=account.pk)
-    before = audit_snapshot(account, ACCOUNT_AUDIT_FIELDS)
+    account = account_qs_select_for_update().get(pk=account.pk)
+    before = events.account_snapshot(account)
     account.enabled = enabled
     account.disabled_reason = "" if enabled else disabled_reason
     account.save(update_fields=["enabled", "disabled_reason", "updated_at"])
-    audit_build(
-        actor=actor,
-        action="account.enable" if enabled else "account.disable",
-        target=account,
-        account=account,
-        before=before,
-        after=audit_snapshot(account, ACCOUNT_AUDIT_FIELDS),
-        reason=reason,
-    ).save(force_insert=True)
+    events.account_enabled_changed(account=account, before=before, actor=actor, reason=reason)
     if enabled:  # closes an "account.stopped" alert, if one was sent
         notification_emit(
             event="account.stopped", key=account.name, state="running", quiet_if_new=True,
@@ -122,7 +89,7 @@ def account_recovery_begin(*, account: ExchangeAccount, actor: Actor) -> Exchang
     """Close the account's order gate until its next completed reconciliation pass."""
     from django.utils import timezone
 
-    account = ExchangeAccount.objects.select_for_update().get(pk=account.pk)
+    account = account_qs_select_for_update().get(pk=account.pk)
     before = {
         "recovery_started_at": None
         if account.recovery_started_at is None
@@ -130,13 +97,10 @@ def account_recovery_begin(*, account: ExchangeAccount, actor: Actor) -> Exchang
     }
     account.recovery_started_at = timezone.now()
     account.save(update_fields=["recovery_started_at", "updated_at"])
-    audit_build(
-        actor=actor,
-        action="account.recovery_begin",
-        target=account,
+    events.account_recovery_begun(
         account=account,
         before=before,
-        after={"recovery_started_at": account.recovery_started_at.isoformat()},
+        actor=actor,
         reason="restart recovery: orders refused until the first pass completes",
-    ).save(force_insert=True)
+    )
     return account

@@ -1,5 +1,9 @@
-"""Explicit audit writes: every write service records who, what, before, after and why
-in the same transaction (Saleor's events.py idea). Never a signal."""
+"""The audit trail's low level: snapshots, the one AuditEntry constructor, the bulk insert.
+
+Services do not call these to write: they call the typed writers in
+``tradingstate.services.events`` (one per event family), which are the only callers of
+``audit_build``. Every write records who, what, before, after and why in the same
+transaction. Never a signal."""
 
 from __future__ import annotations
 
@@ -32,10 +36,13 @@ def _jsonable(value: object) -> object:
     return value
 
 
+UNDECLARED_ACTION = "audit action {action!r} is not an AuditEntry.Action member"
+
+
 def audit_build(
     *,
     actor: Actor,
-    action: str,
+    action: AuditEntry.Action,
     target: models.Model | None = None,
     target_type: str = "",
     target_id: object = "",
@@ -46,7 +53,11 @@ def audit_build(
     run_id: int | None = None,
     discrepancy_id: int | None = None,
 ) -> AuditEntry:
-    """An unsaved AuditEntry (for bulk_create on bulk paths)."""
+    """An unsaved AuditEntry (for bulk_create on bulk paths).
+
+    ``action`` must be an ``AuditEntry.Action`` member: a free-text action is a bug."""
+    if not isinstance(action, AuditEntry.Action):
+        raise TypeError(UNDECLARED_ACTION.format(action=action))
     if target is not None:
         target_type = target_type or target._meta.model_name
         target_id = target.pk
@@ -68,12 +79,6 @@ def audit_build(
         run_id=run_id,
         discrepancy_id=discrepancy_id,
     )
-
-
-def audit_record(**kwargs) -> AuditEntry:
-    entry = audit_build(**kwargs)
-    entry.save(force_insert=True)
-    return entry
 
 
 def audit_bulk_record(entries: list[AuditEntry]) -> list[AuditEntry]:

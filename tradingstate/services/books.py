@@ -1,4 +1,8 @@
-"""Fills, positions and balances: the account's book."""
+"""Fills, positions and balances: the account's book.
+
+Setting a position or a balance follows ``tradingstate.rules.positions`` /
+``tradingstate.rules.balances``, the same rules the reconciler's bulk sync uses.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +17,19 @@ from tradingstate.actors import Actor
 from tradingstate.amounts import amount_str, parse_amount, quantize_amount
 from tradingstate.errors import ApplicationError, Conflict, ValidationFailed, VersionConflict
 from tradingstate.locks import balance_qs_select_for_update, position_qs_select_for_update
-from tradingstate.models import Balance, ExchangeAccount, Fill, Order, Position
-from tradingstate.services.audit import audit_build, audit_snapshot, require_reason
-from tradingstate.services.orders import (
-    ORDER_AUDIT_FIELDS,
-    order_get_for_update,
-    validate_client_order_id,
+from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Fill, Order, Position
+from tradingstate.rules import balances as balance_rules
+from tradingstate.rules import positions as position_rules
+from tradingstate.services import events
+from tradingstate.services.audit import require_reason
+from tradingstate.services.events import (  # noqa: F401 (re-exported)
+    BALANCE_AUDIT_FIELDS,
+    FILL_AUDIT_FIELDS,
+    POSITION_AUDIT_FIELDS,
 )
+from tradingstate.services.orders import order_get_for_update, validate_client_order_id
 
-POSITION_AUDIT_FIELDS = ("symbol", "qty", "entry_price", "version")
-BALANCE_AUDIT_FIELDS = ("currency", "free", "used", "total", "version")
-FILL_AUDIT_FIELDS = ("trade_id", "quantity", "price", "fee", "fee_currency", "executed_at")
+Action = AuditEntry.Action
 
 OVERFILL = (
     "Fill {trade_id} of {qty} would overfill order '{client_order_id}' "
@@ -110,7 +116,7 @@ def fill_record(
         )
         raise Overfill(msg, fields={"quantity": [msg]})
 
-    order_before = audit_snapshot(order, ORDER_AUDIT_FIELDS)
+    order_before = events.order_snapshot(order)
     new_filled = order.filled_qty + qty
     old_value = (order.avg_fill_price or Decimal(0)) * order.filled_qty
     order.avg_fill_price = quantize_amount((old_value + px * qty) / new_filled)
@@ -151,19 +157,15 @@ def fill_record(
     _apply_position_delta(position, delta, px)
     position.save()
 
-    audit_build(
+    events.fill_recorded(
+        fill=fill,
+        order=order,
+        position=position,
+        order_before=order_before,
+        position_before=position_before,
         actor=actor,
-        action="fill.record",
-        target=fill,
-        account=account,
-        before={"order": order_before, "position": position_before},
-        after={
-            "fill": audit_snapshot(fill, FILL_AUDIT_FIELDS),
-            "order": audit_snapshot(order, ORDER_AUDIT_FIELDS),
-            "position": audit_snapshot(position, POSITION_AUDIT_FIELDS),
-        },
         reason=reason,
-    ).save(force_insert=True)
+    )
     return fill, True
 
 
@@ -183,14 +185,14 @@ def _check_same_fill(existing: Fill, order: Order, qty: Decimal, px: Decimal) ->
 def _position_for_update(account: ExchangeAccount, symbol: str) -> tuple[Position, dict | None]:
     position = position_qs_select_for_update().filter(account=account, symbol=symbol).first()
     if position is not None:
-        return position, audit_snapshot(position, POSITION_AUDIT_FIELDS)
+        return position, events.position_snapshot(position)
     try:
         with transaction.atomic():
             position = Position.objects.create(account=account, symbol=symbol, qty=Decimal(0))
         return position, None
     except IntegrityError:
         position = position_qs_select_for_update().get(account=account, symbol=symbol)
-        return position, audit_snapshot(position, POSITION_AUDIT_FIELDS)
+        return position, events.position_snapshot(position)
 
 
 def _apply_position_delta(position: Position, delta: Decimal, price: Decimal) -> None:
@@ -213,24 +215,21 @@ def _check_version(what: str, actual: int, expected: int | None) -> None:
         raise VersionConflict(msg, fields={"version": [msg]})
 
 
-def _symbol(value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64 or value.strip() != value:
-        msg = "must be a ccxt unified symbol such as 'BTC/USDT' (1-64 characters)"
-        raise ValidationFailed(f"symbol: {msg}", fields={"symbol": [msg]})
-    return value
+def position_state(position: Position | None) -> position_rules.PositionState | None:
+    if position is None:
+        return None
+    return position_rules.PositionState(
+        symbol=position.symbol,
+        qty=position.qty,
+        entry_price=position.entry_price,
+        version=position.version,
+    )
 
 
-def _currency(value: object) -> str:
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > 32
-        or not value.replace("-", "").replace("_", "").replace(".", "").isalnum()
-        or not value.isascii()
-    ):
-        msg = "must be a currency code such as 'USDT' (1-32 letters or digits)"
-        raise ValidationFailed(f"currency: {msg}", fields={"currency": [msg]})
-    return value
+def position_apply(position: Position, new: position_rules.PositionState) -> None:
+    position.qty = new.qty
+    position.entry_price = new.entry_price
+    position.version = new.version
 
 
 @transaction.atomic
@@ -243,39 +242,54 @@ def position_set(
     entry_price: object = None,
     reason: str = "",
     expected_version: int | None = None,
-    action: str = "position.set",
+    action: AuditEntry.Action = Action.POSITION_SET,
     run_id: int | None = None,
     discrepancy_id: int | None = None,
 ) -> Position:
     """Set the local position (the bot's book, a staff correction, or a repair)."""
-    symbol = _symbol(symbol)
-    new_qty = parse_amount(qty, "qty")
-    new_entry = (
-        None if entry_price is None else parse_amount(entry_price, "entry_price", non_negative=True)
-    )
+    # checked before any row is touched (the rule runs again on the locked row)
+    position_rules.position_set(None, symbol=symbol, qty=qty, entry_price=entry_price)
     position, before = _position_for_update(account, symbol)
     _check_version(f"Position {symbol}", position.version if before else 0, expected_version)
-    position.qty = new_qty
-    position.entry_price = new_entry if new_qty != 0 else None
-    position.version += 1 if before else 0
+    current = position_state(position) if before else None
+    position_apply(
+        position,
+        position_rules.position_set(current, symbol=symbol, qty=qty, entry_price=entry_price),
+    )
     position.save()
-    audit_build(
-        actor=actor,
-        action=action,
-        target=position,
+    events.position_changed(
+        position=position,
         account=account,
         before=before,
-        after=audit_snapshot(position, POSITION_AUDIT_FIELDS),
+        action=action,
+        actor=actor,
         reason=reason,
         run_id=run_id,
         discrepancy_id=discrepancy_id,
-    ).save(force_insert=True)
+    )
     return position
 
 
 def position_correct(*, reason: str, **kwargs) -> Position:
     """A staff correction: like ``position_set`` but a non-empty reason is required."""
-    return position_set(reason=require_reason(reason), action="position.correct", **kwargs)
+    return position_set(reason=require_reason(reason), action=Action.POSITION_CORRECT, **kwargs)
+
+
+def balance_state(balance: Balance | None) -> balance_rules.BalanceState | None:
+    if balance is None:
+        return None
+    return balance_rules.BalanceState(
+        currency=balance.currency,
+        free=balance.free,
+        used=balance.used,
+        total=balance.total,
+        version=balance.version,
+    )
+
+
+def balance_apply(balance: Balance, new: balance_rules.BalanceState) -> None:
+    balance.free, balance.used, balance.total = new.free, new.used, new.total
+    balance.version = new.version
 
 
 @transaction.atomic
@@ -289,30 +303,20 @@ def balance_set(
     used: object = None,
     reason: str = "",
     expected_version: int | None = None,
-    action: str = "balance.set",
+    action: AuditEntry.Action = Action.BALANCE_SET,
     run_id: int | None = None,
     discrepancy_id: int | None = None,
 ) -> Balance:
     """Set the local balance. ``total`` defaults to free + used; free to total - used."""
-    currency = _currency(currency)
-    used_amount = parse_amount("0" if used is None else used, "used", non_negative=True)
-    if free is None and total is None:
-        msg = "give total, free, or both"
-        raise ValidationFailed(msg, fields={"total": [msg]})
-    free_amount = None if free is None else parse_amount(free, "free")
-    total_amount = None if total is None else parse_amount(total, "total")
-    if total_amount is None:
-        total_amount = free_amount + used_amount
-    if free_amount is None:
-        free_amount = total_amount - used_amount
-
+    amounts = {"currency": currency, "total": total, "free": free, "used": used}
+    balance_rules.balance_set(None, **amounts)  # checked before any row is locked
     balance = balance_qs_select_for_update().filter(account=account, currency=currency).first()
-    before = audit_snapshot(balance, BALANCE_AUDIT_FIELDS) if balance else None
+    before = events.balance_snapshot(balance) if balance else None
+    _check_version(f"Balance {currency}", balance.version if balance else 0, expected_version)
+    new = balance_rules.balance_set(balance_state(balance), **amounts)
     if balance is None:
-        balance = Balance(account=account, currency=currency, version=0)
-    _check_version(f"Balance {currency}", balance.version, expected_version)
-    balance.free, balance.used, balance.total = free_amount, used_amount, total_amount
-    balance.version += 1
+        balance = Balance(account=account, currency=currency)
+    balance_apply(balance, new)
     try:
         with transaction.atomic():
             balance.save()
@@ -321,20 +325,19 @@ def balance_set(
             f"Balance {currency} was created concurrently; retry.",
             fields={"currency": ["created concurrently; retry"]},
         ) from None
-    audit_build(
-        actor=actor,
-        action=action,
-        target=balance,
+    events.balance_changed(
+        balance=balance,
         account=account,
         before=before,
-        after=audit_snapshot(balance, BALANCE_AUDIT_FIELDS),
+        action=action,
+        actor=actor,
         reason=reason,
         run_id=run_id,
         discrepancy_id=discrepancy_id,
-    ).save(force_insert=True)
+    )
     return balance
 
 
 def balance_correct(*, reason: str, **kwargs) -> Balance:
     """A staff correction: like ``balance_set`` but a non-empty reason is required."""
-    return balance_set(reason=require_reason(reason), action="balance.correct", **kwargs)
+    return balance_set(reason=require_reason(reason), action=Action.BALANCE_CORRECT, **kwargs)

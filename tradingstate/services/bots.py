@@ -12,8 +12,9 @@ from knox.models import AuthToken
 
 from tradingstate.actors import Actor
 from tradingstate.errors import Conflict, ValidationFailed
+from tradingstate.locks import user_qs_select_for_update
 from tradingstate.models import BotProfile, ExchangeAccount
-from tradingstate.services.audit import audit_build
+from tradingstate.services import events
 
 BOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 BOT_NAME_INVALID = "A bot name is 1-63 characters of A-Z, a-z, 0-9, '_', '.' or '-'."
@@ -63,7 +64,7 @@ def bot_create(
         raise ValidationFailed(msg, fields={"accounts": [msg]})
 
     users = get_user_model().objects
-    user = users.select_for_update().filter(username=name).first()
+    user = user_qs_select_for_update().filter(username=name).first()
     if user is not None and not BotProfile.objects.filter(user=user).exists():
         raise Conflict(NOT_A_BOT.format(name=name), fields={"name": [NOT_A_BOT.format(name=name)]})
     created = user is None
@@ -77,14 +78,9 @@ def bot_create(
     profile.accounts.set(accounts)
     instance, token = AuthToken.objects.create(user=user, expiry=None)
     after = {**_snapshot(profile), "new_token_key": instance.token_key}
-    audit_build(
-        actor=actor,
-        action="bot.create" if created else "bot.update",
-        target=profile,
-        before=before,
-        after=after,
-        reason=reason,
-    ).save(force_insert=True)
+    events.bot_saved(
+        profile=profile, created=created, before=before, after=after, actor=actor, reason=reason
+    )
     return BotCredentials(
         profile=profile, token=token, token_key=instance.token_key, created=created
     )

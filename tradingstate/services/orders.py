@@ -1,90 +1,54 @@
-"""Order writes: registration (idempotent on client_order_id) and status transitions."""
+"""Order writes: registration (idempotent on client_order_id) and status transitions.
+
+The rules (what a new order may be, which moves are legal, the quantity rules) are
+``tradingstate.rules.orders``; the reconciler's bulk writes (``services.sync``) use the
+same rules with ``source=Source.VENUE``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tradingstate import transitions
 from tradingstate.actors import Actor
-from tradingstate.amounts import amount_str, parse_amount
-from tradingstate.errors import (
-    ApplicationError,
-    Conflict,
-    NotFound,
-    TransitionNotAllowed,
-    ValidationFailed,
-    VersionConflict,
-)
+from tradingstate.errors import ApplicationError, Conflict, NotFound, VersionConflict
 from tradingstate.locks import order_qs_select_for_update
-from tradingstate.models import ExchangeAccount, Instrument, Order, client_order_id_validator
-from tradingstate.services.audit import audit_build, audit_bulk_record, audit_snapshot
-from tradingstate.services.bulk import rows_bulk_update
-
-ORDER_AUDIT_FIELDS = (
-    "client_order_id",
-    "exchange_order_id",
-    "symbol",
-    "side",
-    "type",
-    "quantity",
-    "price",
-    "status",
-    "filled_qty",
-    "remaining_qty",
-    "avg_fill_price",
-    "strategy_id",
-    "origin",
-    "version",
+from tradingstate.models import ExchangeAccount, Instrument, Order
+from tradingstate.rules import Source, values
+from tradingstate.rules import orders as rules
+from tradingstate.rules.orders import (  # noqa: F401 (the error texts callers assert on)
+    EXCHANGE_ID_CONFLICT,
+    FILLED_NEEDS_FULL,
+    FILLED_QTY_DECREASE,
+    FILLED_QTY_OVER,
+    LIMIT_NEEDS_PRICE,
+    PARTIAL_NEEDS_RANGE,
+    REGISTER_IDENTITY_FIELDS,
+    UNKNOWN_SYMBOL,
 )
-# What "the same content" means for an idempotent re-registration.
-REGISTER_IDENTITY_FIELDS = ("symbol", "side", "type", "quantity", "price", "strategy_id")
+from tradingstate.services import events
+from tradingstate.services.bulk import rows_bulk_update
+from tradingstate.services.events import ORDER_AUDIT_FIELDS  # noqa: F401 (re-exported)
 
 ORDER_NOT_FOUND = "Order '{client_order_id}' not found on account '{account}'."
 REGISTER_CONFLICT = (
     "Order '{client_order_id}' is already registered with different content: {fields}."
 )
-UNKNOWN_SYMBOL = "Unknown symbol '{symbol}' for account '{account}'."
-LIMIT_NEEDS_PRICE = "A limit order needs a price greater than zero."
-FILLED_QTY_DECREASE = "filled_qty cannot decrease (from {old} to {new})."
-FILLED_QTY_OVER = "filled_qty {new} exceeds the order quantity {qty}."
-FILLED_NEEDS_FULL = "Status 'filled' needs filled_qty equal to the quantity {qty} (got {new})."
-PARTIAL_NEEDS_RANGE = "Status 'partially_filled' needs 0 < filled_qty < quantity {qty} (got {new})."
-EXCHANGE_ID_CONFLICT = "exchange_order_id is already '{old}' and cannot change to '{new}'."
 VERSION_MISMATCH = "Order '{client_order_id}' changed (version {actual}, expected {expected})."
+# the columns a transition writes (the bulk paths update exactly these)
+TRANSITION_FIELDS = (
+    "status",
+    "filled_qty",
+    "remaining_qty",
+    "avg_fill_price",
+    "exchange_order_id",
+    "version",
+    "updated_at",
+)
 
-
-def _fail(field: str, message: str, cls=ValidationFailed):
-    raise cls(message, fields={field: [message]})
-
-
-def validate_client_order_id(value: object) -> str:
-    if not isinstance(value, str):
-        _fail("client_order_id", "must be a string")
-    try:
-        client_order_id_validator(value)
-    except Exception:  # django ValidationError
-        _fail("client_order_id", client_order_id_validator.message)
-    return value
-
-
-def _validate_choice(field: str, value: object, choices) -> str:
-    allowed = [c.value for c in choices]
-    if value not in allowed:
-        _fail(field, f"must be one of {', '.join(allowed)} (got {value!r})")
-    return str(value)
-
-
-def _validate_symbol(account: ExchangeAccount, symbol: object) -> str:
-    if not isinstance(symbol, str) or not symbol or len(symbol) > 64 or symbol.strip() != symbol:
-        _fail("symbol", "must be a ccxt unified symbol such as 'BTC/USDT' (1-64 characters)")
-    known = Instrument.objects.filter(account=account)
-    if known.exists() and not known.filter(symbol=symbol).exists():
-        _fail("symbol", UNKNOWN_SYMBOL.format(symbol=symbol, account=account.name))
-    return symbol
+validate_client_order_id = values.client_order_id
 
 
 def order_get_for_update(*, account: ExchangeAccount, client_order_id: str) -> Order:
@@ -94,6 +58,26 @@ def order_get_for_update(*, account: ExchangeAccount, client_order_id: str) -> O
         raise NotFound(
             ORDER_NOT_FOUND.format(client_order_id=client_order_id, account=account.name)
         ) from None
+
+
+def order_from_rule(account: ExchangeAccount, new: rules.NewOrder, *, origin: str) -> Order:
+    """An unsaved Order holding exactly the row the creation rule produced."""
+    return Order(
+        account=account,
+        client_order_id=new.client_order_id,
+        exchange_order_id=new.exchange_order_id,
+        symbol=new.symbol,
+        side=new.side,
+        type=new.type,
+        quantity=new.quantity,
+        price=new.price,
+        filled_qty=new.filled_qty,
+        remaining_qty=new.remaining_qty,
+        avg_fill_price=new.avg_fill_price,
+        status=new.status,
+        strategy_id=new.strategy_id,
+        origin=origin,
+    )
 
 
 @transaction.atomic
@@ -116,55 +100,50 @@ def order_register(
     content raises ``Conflict`` naming the differing fields. Callers check the kill switch
     (``killswitch.services.trading_allowed``) before calling this.
     """
-    client_order_id = validate_client_order_id(client_order_id)
-    wanted = {
-        "symbol": _validate_symbol(account, symbol),
-        "side": _validate_choice("side", side, Order.Side),
-        "type": _validate_choice("type", type, Order.Type),
-        "quantity": parse_amount(quantity, "quantity", positive=True),
-        "price": None if price is None else parse_amount(price, "price", non_negative=True),
-        "strategy_id": _validate_strategy(strategy_id),
-    }
-    if wanted["type"] == Order.Type.LIMIT and not wanted["price"]:
-        _fail("price", LIMIT_NEEDS_PRICE)
-
-    existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
+    new = rules.order_new(
+        source=Source.BOT,
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side=side,
+        type=type,
+        quantity=quantity,
+        price=price,
+        strategy_id=strategy_id,
+        known_symbol=_LazyKnownSymbol(account),
+        account_name=account.name,
+    )
+    existing = Order.objects.filter(account=account, client_order_id=new.client_order_id).first()
     if existing is None:
-        order = Order(
-            account=account,
-            client_order_id=client_order_id,
-            remaining_qty=wanted["quantity"],
-            origin=Order.Origin.BOT if actor.type == "bot" else Order.Origin.MANUAL,
-            **wanted,
-        )
+        origin = Order.Origin.BOT if actor.type == "bot" else Order.Origin.MANUAL
+        order = order_from_rule(account, new, origin=origin)
         try:
             with transaction.atomic():
                 order.save(force_insert=True)
         except IntegrityError:
             # a concurrent registration of the same client_order_id won the race
-            existing = Order.objects.get(account=account, client_order_id=client_order_id)
+            existing = Order.objects.get(account=account, client_order_id=new.client_order_id)
         else:
-            audit_build(
-                actor=actor,
-                action="order.register",
-                target=order,
-                account=account,
-                after=audit_snapshot(order, ORDER_AUDIT_FIELDS),
-                reason=reason,
-            ).save(force_insert=True)
+            events.order_registered(order=order, actor=actor, reason=reason)
             return order, True
-    _check_same_content(existing, wanted)
+    _check_same_content(existing, new)
     return existing, False
 
 
-def _validate_strategy(value: object) -> str:
-    if not isinstance(value, str) or len(value) > 64:
-        _fail("strategy_id", "must be a string of at most 64 characters")
-    return value
+class _LazyKnownSymbol:
+    """``known_symbol`` for the rule: two indexed reads, only once the symbol is well formed
+    (an account with no instruments listed accepts any well-formed symbol)."""
+
+    def __init__(self, account: ExchangeAccount):
+        self.account = account
+
+    def __call__(self, symbol: str) -> bool:
+        known = Instrument.objects.filter(account=self.account)
+        return not known.exists() or known.filter(symbol=symbol).exists()
 
 
-def _check_same_content(order: Order, wanted: dict) -> None:
-    differing = [name for name in REGISTER_IDENTITY_FIELDS if getattr(order, name) != wanted[name]]
+def _check_same_content(order: Order, wanted: rules.NewOrder) -> None:
+    existing = {name: getattr(order, name) for name in REGISTER_IDENTITY_FIELDS}
+    differing = rules.registration_differences(existing, wanted)
     if differing:
         message = REGISTER_CONFLICT.format(
             client_order_id=order.client_order_id, fields=", ".join(differing)
@@ -172,14 +151,13 @@ def _check_same_content(order: Order, wanted: dict) -> None:
         raise Conflict(
             message,
             fields={
-                name: [f"registered as {_show(getattr(order, name))}, got {_show(wanted[name])}"]
+                name: [
+                    f"registered as {rules.show(existing[name])}, "
+                    f"got {rules.show(getattr(wanted, name))}"
+                ]
                 for name in differing
             },
         )
-
-
-def _show(value: object) -> str:
-    return repr(amount_str(value)) if isinstance(value, Decimal) else repr(value)
 
 
 @dataclass
@@ -193,16 +171,36 @@ class TransitionRequest:
     reason: str = ""
 
 
-def apply_transition(order: Order, req: TransitionRequest) -> None:
-    """Move ``order`` (in memory) to ``req.status`` or raise, leaving ``order`` untouched.
+def order_state(order: Order) -> rules.OrderState:
+    return rules.OrderState(
+        status=order.status,
+        quantity=order.quantity,
+        filled_qty=order.filled_qty,
+        avg_fill_price=order.avg_fill_price,
+        exchange_order_id=order.exchange_order_id,
+        version=order.version,
+    )
 
-    Shared by the single and the bulk path so both enforce exactly the same rules.
+
+def order_apply_change(order: Order, change: rules.OrderChange, *, source: Source) -> None:
+    """Move ``order`` (in memory) as the transition rule says, or raise leaving it untouched.
+
+    The one place an order row takes a transition's result: the bots' single and bulk
+    paths and the reconciler's bulk sync all call it.
     """
-    to = req.status
-    if to not in transitions.STATUSES:
-        _fail("status", transitions.UNKNOWN_STATUS.format(status=to))
+    new = rules.order_transition(order_state(order), change, source=source)
+    order.status = new.status
+    order.filled_qty = new.filled_qty
+    order.remaining_qty = new.remaining_qty
+    order.avg_fill_price = new.avg_fill_price
+    order.exchange_order_id = new.exchange_order_id
+    order.version = new.version
+
+
+def apply_transition(order: Order, req: TransitionRequest, *, source: Source = Source.BOT) -> None:
+    """Check the caller's expected version, then apply ``req`` (see ``order_apply_change``)."""
     if req.expected_version is not None and req.expected_version != order.version:
-        _fail(
+        values.fail(
             "version",
             VERSION_MISMATCH.format(
                 client_order_id=order.client_order_id,
@@ -211,46 +209,16 @@ def apply_transition(order: Order, req: TransitionRequest) -> None:
             ),
             VersionConflict,
         )
-    if not transitions.can_transition(order.status, to):
-        _fail(
-            "status",
-            transitions.TRANSITION_NOT_ALLOWED.format(frm=order.status, to=to),
-            TransitionNotAllowed,
-        )
-    filled = order.filled_qty
-    if req.filled_qty is not None:
-        filled = parse_amount(req.filled_qty, "filled_qty", non_negative=True)
-    elif to == transitions.FILLED:
-        filled = order.quantity
-    if filled < order.filled_qty:
-        _fail("filled_qty", FILLED_QTY_DECREASE.format(old=order.filled_qty, new=filled))
-    if filled > order.quantity:
-        _fail("filled_qty", FILLED_QTY_OVER.format(new=filled, qty=order.quantity))
-    if to == transitions.FILLED and filled != order.quantity:
-        _fail("filled_qty", FILLED_NEEDS_FULL.format(qty=order.quantity, new=filled))
-    if to == transitions.PARTIALLY_FILLED and not (0 < filled < order.quantity):
-        _fail("filled_qty", PARTIAL_NEEDS_RANGE.format(qty=order.quantity, new=filled))
-    avg = order.avg_fill_price
-    if req.avg_fill_price is not None:
-        avg = parse_amount(req.avg_fill_price, "avg_fill_price", non_negative=True)
-    exchange_order_id = order.exchange_order_id
-    if req.exchange_order_id:
-        new_id = str(req.exchange_order_id)
-        if len(new_id) > 128:
-            _fail("exchange_order_id", "must be at most 128 characters")
-        if exchange_order_id and exchange_order_id != new_id:
-            _fail(
-                "exchange_order_id",
-                EXCHANGE_ID_CONFLICT.format(old=exchange_order_id, new=new_id),
-                Conflict,
-            )
-        exchange_order_id = new_id
-    order.status = to
-    order.filled_qty = filled
-    order.remaining_qty = order.quantity - filled
-    order.avg_fill_price = avg
-    order.exchange_order_id = exchange_order_id
-    order.version += 1
+    order_apply_change(
+        order,
+        rules.OrderChange(
+            status=req.status,
+            filled_qty=req.filled_qty,
+            avg_fill_price=req.avg_fill_price,
+            exchange_order_id=req.exchange_order_id,
+        ),
+        source=source,
+    )
 
 
 @transaction.atomic
@@ -265,10 +233,15 @@ def order_transition(
     exchange_order_id: str | None = None,
     expected_version: int | None = None,
     reason: str = "",
+    source: Source = Source.BOT,
 ) -> Order:
-    """Move an order along the status machine; an illegal move changes nothing."""
+    """Move an order along the status machine; an illegal move changes nothing.
+
+    ``source=Source.VENUE`` applies the exchange's report (several legal steps at once);
+    the API always uses the default, ``Source.BOT`` (one legal step).
+    """
     order = order_get_for_update(account=account, client_order_id=client_order_id)
-    before = audit_snapshot(order, ORDER_AUDIT_FIELDS)
+    before = events.order_snapshot(order)
     apply_transition(
         order,
         TransitionRequest(
@@ -280,17 +253,12 @@ def order_transition(
             expected_version=expected_version,
             reason=reason,
         ),
+        source=source,
     )
     order.save()
-    audit_build(
-        actor=actor,
-        action="order.transition",
-        target=order,
-        account=account,
-        before=before,
-        after=audit_snapshot(order, ORDER_AUDIT_FIELDS),
-        reason=reason,
-    ).save(force_insert=True)
+    events.order_transitioned(
+        order=order, account=account, before=before, actor=actor, reason=reason
+    )
     return order
 
 
@@ -327,27 +295,16 @@ def order_bulk_transition(
             )
             results.append(TransitionResult(str(req.client_order_id), False, error=err))
             continue
-        before = audit_snapshot(order, ORDER_AUDIT_FIELDS)
-        snapshot = {f: getattr(order, f) for f in ORDER_AUDIT_FIELDS}
+        before = events.order_snapshot(order)
         try:
-            apply_transition(order, req)
-        except Exception as exc:
-            for f, v in snapshot.items():  # leave the in-memory order as it was
-                setattr(order, f, v)
-            if not isinstance(exc, ApplicationError):
-                raise
+            apply_transition(order, req)  # leaves the order untouched when it raises
+        except ApplicationError as exc:
             results.append(TransitionResult(req.client_order_id, False, error=exc))
             continue
         changed[order.pk] = order
         audits.append(
-            audit_build(
-                actor=actor,
-                action="order.transition",
-                target=order,
-                account=account,
-                before=before,
-                after=audit_snapshot(order, ORDER_AUDIT_FIELDS),
-                reason=req.reason,
+            events.order_transition_entry(
+                order=order, account=account, before=before, actor=actor, reason=req.reason
             )
         )
         results.append(TransitionResult(req.client_order_id, True, order=order))
@@ -355,18 +312,6 @@ def order_bulk_transition(
         now = timezone.now()
         for order in changed.values():
             order.updated_at = now
-        rows_bulk_update(
-            Order,
-            list(changed.values()),
-            [
-                "status",
-                "filled_qty",
-                "remaining_qty",
-                "avg_fill_price",
-                "exchange_order_id",
-                "version",
-                "updated_at",
-            ],
-        )
-        audit_bulk_record(audits)
+        rows_bulk_update(Order, list(changed.values()), TRANSITION_FIELDS)
+        events.entries_record(audits)
     return results

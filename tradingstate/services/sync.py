@@ -3,33 +3,52 @@
 Bulk by design: a pass repairing thousands of rows costs a handful of statements (one
 locking read, one bulk write, one bulk insert of audit rows per kind). Each item names the
 row ``version`` seen in the snapshot; a row changed since (a bot wrote meanwhile) is left
-alone and reported as deferred, so a concurrent update is never overwritten. The order
-status machine still holds: a repair walks only legal moves.
+alone and reported as deferred, so a concurrent update is never overwritten.
+
+Every new row comes from the same pure rules as the single-row services
+(``tradingstate.rules``), with ``source=Source.VENUE`` for orders: a repair may walk
+several legal moves at once, and nothing else differs. A venue report a rule refuses
+(a fill above the order quantity, say) is not clamped: the item is deferred with the
+rule's error and the discrepancy stays open (see ``tradingstate.rules.orders``).
+
+``SYNC_BY_KIND`` maps each repair kind of a ``RepairPlan`` to its bulk function; every
+function takes ``(account=, items=, actor=, run_id=, action=)`` and returns one
+``SyncOutcome`` per item, in order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tradingstate import transitions
 from tradingstate.actors import Actor
-from tradingstate.amounts import parse_amount
 from tradingstate.errors import ApplicationError
-from tradingstate.models import Balance, ExchangeAccount, Order, Position
-from tradingstate.services.audit import audit_build, audit_bulk_record, audit_snapshot
-from tradingstate.services.books import BALANCE_AUDIT_FIELDS, POSITION_AUDIT_FIELDS
+from tradingstate.locks import order_qs_select_for_update, rows_qs_select_for_update
+from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Order, Position
+from tradingstate.rules import Source
+from tradingstate.rules import balances as balance_rules
+from tradingstate.rules import orders as order_rules
+from tradingstate.rules import positions as position_rules
+from tradingstate.services import events
+from tradingstate.services.audit import audit_snapshot
+from tradingstate.services.books import (
+    balance_apply,
+    balance_state,
+    position_apply,
+    position_state,
+)
 from tradingstate.services.bulk import rows_bulk_create, rows_bulk_update
-from tradingstate.services.orders import ORDER_AUDIT_FIELDS, validate_client_order_id
+from tradingstate.services.events import BALANCE_AUDIT_FIELDS, POSITION_AUDIT_FIELDS
+from tradingstate.services.orders import TRANSITION_FIELDS, order_apply_change, order_from_rule
+from tradingstate.sync_kinds import RepairKind
+
+Action = AuditEntry.Action
 
 ROW_CHANGED = "the local row changed since the snapshot (version {actual}, expected {expected})"
 ROW_APPEARED = "a local row appeared since the snapshot"
 ROW_GONE = "the local row no longer exists"
-NO_LEGAL_MOVE = "no legal status move from {frm} to {to}"
-FILLED_DECREASE = "filled quantity would decrease from {old} to {new}"
 
 
 @dataclass
@@ -54,27 +73,18 @@ class SyncOutcome:
     extra: dict = field(default_factory=dict)
 
 
-def _amount(values: dict, name: str, **rules) -> Decimal | None:
-    raw = values.get(name)
-    return None if raw is None else parse_amount(raw, name, **rules)
-
-
 def _audits(*, actor, action, account, run_id, pairs) -> None:
-    audit_bulk_record(
-        [
-            audit_build(
-                actor=actor,
-                action=action,
-                target=obj,
-                account=account,
-                before=outcome.before,
-                after=outcome.after,
-                reason=item.reason,
-                run_id=run_id,
-                discrepancy_id=item.discrepancy_id,
-            )
-            for item, obj, outcome in pairs
-        ]
+    events.entries_record(
+        events.sync_entries(
+            action=action,
+            actor=actor,
+            account=account,
+            run_id=run_id,
+            changes=[
+                (obj, outcome.before, outcome.after, item.reason, item.discrepancy_id)
+                for item, obj, outcome in pairs
+            ],
+        )
     )
 
 
@@ -85,7 +95,7 @@ def orders_create_from_exchange(
     items: list[SyncItem],
     actor: Actor,
     run_id: int | None = None,
-    action: str = "repair.apply",
+    action: AuditEntry.Action = Action.REPAIR_APPLY,
 ) -> list[SyncOutcome]:
     """Create local orders for orders open on the exchange that we did not know."""
     outcomes: dict[str, SyncOutcome] = {}
@@ -104,31 +114,13 @@ def orders_create_from_exchange(
             outcomes[item.key] = SyncOutcome(item.key, False, error=ROW_APPEARED)
             continue
         try:
-            validate_client_order_id(coid)
-            quantity = _amount(v, "quantity", positive=True)
-            filled = _amount(v, "filled_qty", non_negative=True) or Decimal(0)
-            if filled > quantity:
-                raise ApplicationError(f"filled {filled} exceeds quantity {quantity}")
-            order = Order(
-                account=account,
-                client_order_id=coid,
-                exchange_order_id=v.get("exchange_order_id") or "",
-                symbol=v["symbol"],
-                side=v["side"],
-                type=v.get("type") or Order.Type.OTHER,
-                quantity=quantity,
-                price=_amount(v, "price", non_negative=True),
-                filled_qty=filled,
-                remaining_qty=quantity - filled,
-                avg_fill_price=_amount(v, "avg_fill_price", non_negative=True),
-                status=v["status"],
-                origin=Order.Origin.RECONCILIATION,
-                created_at=now,
-                updated_at=now,
+            order = order_from_rule(
+                account, _new_order_from_venue(v), origin=Order.Origin.RECONCILIATION
             )
         except ApplicationError as exc:
             outcomes[item.key] = SyncOutcome(item.key, False, error=exc.message)
             continue
+        order.created_at = order.updated_at = now
         taken.add(coid)
         new.append((item, order))
     if new:
@@ -147,13 +139,29 @@ def orders_create_from_exchange(
             item.key,
             True,
             target_id=order.pk,
-            after=audit_snapshot(order, ORDER_AUDIT_FIELDS),
+            after=events.order_snapshot(order),
             discrepancy_id=item.discrepancy_id,
         )
         outcomes[item.key] = outcome
         pairs.append((item, order, outcome))
     _audits(actor=actor, action=action, account=account, run_id=run_id, pairs=pairs)
     return [outcomes[item.key] for item in items]
+
+
+def _new_order_from_venue(v: dict) -> order_rules.NewOrder:
+    return order_rules.order_new(
+        source=Source.VENUE,
+        client_order_id=v.get("client_order_id"),
+        symbol=v.get("symbol"),
+        side=v.get("side"),
+        type=v.get("type"),
+        quantity=v.get("quantity"),
+        price=v.get("price"),
+        status=v.get("status"),
+        filled_qty=v.get("filled_qty"),
+        avg_fill_price=v.get("avg_fill_price"),
+        exchange_order_id=v.get("exchange_order_id") or "",
+    )
 
 
 def _create_one_by_one(new, outcomes):
@@ -175,14 +183,15 @@ def orders_sync_state(
     items: list[SyncItem],
     actor: Actor,
     run_id: int | None = None,
-    action: str = "repair.apply",
+    action: AuditEntry.Action = Action.REPAIR_APPLY,
 ) -> list[SyncOutcome]:
-    """Advance local orders to the exchange's status and filled quantity (legal moves only)."""
+    """Advance local orders to the exchange's status and filled quantity: the order rules
+    with ``source=Source.VENUE`` (any state reachable by legal moves)."""
     locked = {
         o.pk: o
-        for o in Order.objects.select_for_update()
-        .filter(account=account, pk__any=[i.target_id for i in items])
-        .order_by("pk")
+        for o in order_qs_select_for_update().filter(
+            account=account, pk__any=[i.target_id for i in items]
+        )
     }
     outcomes = []
     pairs = []
@@ -195,19 +204,7 @@ def orders_sync_state(
             changed.append(order)
             pairs.append((item, order, outcome))
     if changed:
-        rows_bulk_update(
-            Order,
-            changed,
-            [
-                "status",
-                "filled_qty",
-                "remaining_qty",
-                "avg_fill_price",
-                "exchange_order_id",
-                "version",
-                "updated_at",
-            ],
-        )
+        rows_bulk_update(Order, changed, TRANSITION_FIELDS)
     _audits(actor=actor, action=action, account=account, run_id=run_id, pairs=pairs)
     return outcomes
 
@@ -221,41 +218,27 @@ def _sync_order(order: Order | None, item: SyncItem) -> SyncOutcome:
         fail.error = ROW_CHANGED.format(actual=order.version, expected=item.expected_version)
         return fail
     v = item.values
-    to = v["status"]
-    if transitions.transition_path(order.status, to) is None:
-        fail.error = NO_LEGAL_MOVE.format(frm=order.status, to=to)
-        return fail
+    before = events.order_snapshot(order)
+    change = order_rules.OrderChange(
+        status=v.get("status"),
+        filled_qty=v.get("filled_qty"),
+        avg_fill_price=v.get("avg_fill_price"),
+        exchange_order_id=v.get("exchange_order_id"),
+    )
     try:
-        filled = _amount(v, "filled_qty", non_negative=True)
-        avg = _amount(v, "avg_fill_price", non_negative=True)
+        order_apply_change(order, change, source=Source.VENUE)
     except ApplicationError as exc:
         fail.error = exc.message
         return fail
-    filled = order.filled_qty if filled is None else filled
-    if filled < order.filled_qty:
-        fail.error = FILLED_DECREASE.format(old=order.filled_qty, new=filled)
-        return fail
-    filled = min(filled, order.quantity)
-    if to == transitions.FILLED:
-        filled = order.quantity
-    before = audit_snapshot(order, ORDER_AUDIT_FIELDS)
-    order.status = to
-    order.filled_qty = filled
-    order.remaining_qty = order.quantity - filled
-    if avg is not None:
-        order.avg_fill_price = avg
-    if v.get("exchange_order_id") and not order.exchange_order_id:
-        order.exchange_order_id = v["exchange_order_id"]
-    order.version += 1
     order.updated_at = timezone.now()
     return SyncOutcome(
         item.key,
         True,
         target_id=order.pk,
         before=before,
-        after=audit_snapshot(order, ORDER_AUDIT_FIELDS),
+        after=events.order_snapshot(order),
         discrepancy_id=item.discrepancy_id,
-        extra={"from": before["status"], "to": to},
+        extra={"from": before["status"], "to": order.status},
     )
 
 
@@ -266,25 +249,27 @@ def _sync_rows(
     items: list[SyncItem],
     key_field: str,
     audit_fields: tuple[str, ...],
-    apply,
+    state_of,
+    rule,
+    write,
     actor: Actor,
     run_id: int | None,
-    action: str,
+    action: AuditEntry.Action,
 ) -> list[SyncOutcome]:
-    """Shared by positions and balances: lock, version-check, update or create, audit."""
+    """Shared by positions and balances: lock, version-check, apply the row's rule
+    (``rule(current_state_or_None, values) -> new state``), update or create, audit."""
     existing = {
         getattr(row, key_field): row
-        for row in model.objects.select_for_update()
-        .filter(account=account, **{f"{key_field}__in": [i.values[key_field] for i in items]})
-        .order_by("pk")
+        for row in rows_qs_select_for_update(model).filter(
+            account=account, **{f"{key_field}__in": [i.values.get(key_field) for i in items]}
+        )
     }
     for row in existing.values():
         row.account = account  # the audit's target_repr names it: no query per row
     outcomes, pairs, to_update, to_create = [], [], [], []
     now = timezone.now()
     for item in items:
-        key = item.values[key_field]
-        row = existing.get(key)
+        row = existing.get(item.values.get(key_field))
         fail = SyncOutcome(item.key, False, target_id=item.target_id)
         if item.target_id is None and row is not None:
             fail.error = ROW_APPEARED
@@ -295,20 +280,20 @@ def _sync_rows(
         if fail.error:
             outcomes.append(fail)
             continue
-        before = audit_snapshot(row, audit_fields) if row else None
-        if row is None:
-            row = model(account=account, **{key_field: key}, version=0)
-            to_create.append(row)
-        else:
-            to_update.append(row)
         try:
-            apply(row, item.values)
+            new = rule(state_of(row), item.values)
         except ApplicationError as exc:
-            (to_create if before is None else to_update).remove(row)
             fail.error = exc.message
             outcomes.append(fail)
             continue
-        row.version += 1
+        before = audit_snapshot(row, audit_fields) if row else None
+        if row is None:
+            row = model(account=account, **{key_field: getattr(new, key_field)})
+            existing[getattr(new, key_field)] = row  # a second item for it: ROW_APPEARED
+            to_create.append(row)
+        else:
+            to_update.append(row)
+        write(row, new)
         row.updated_at = now
         outcome = SyncOutcome(item.key, True, before=before, discrepancy_id=item.discrepancy_id)
         outcomes.append(outcome)
@@ -325,20 +310,20 @@ def _sync_rows(
     return outcomes
 
 
-def _apply_position(row: Position, v: dict) -> None:
-    row.qty = parse_amount(v["qty"], "qty")
-    entry = v.get("entry_price")
-    row.entry_price = (
-        parse_amount(entry, "entry_price", non_negative=True)
-        if entry is not None and row.qty != 0
-        else None
+def _position_rule(current, v: dict) -> position_rules.PositionState:
+    return position_rules.position_set(
+        current, symbol=v.get("symbol"), qty=v.get("qty"), entry_price=v.get("entry_price")
     )
 
 
-def _apply_balance(row: Balance, v: dict) -> None:
-    row.free = parse_amount(v["free"], "free")
-    row.used = parse_amount(v["used"], "used", non_negative=True)
-    row.total = parse_amount(v["total"], "total")
+def _balance_rule(current, v: dict) -> balance_rules.BalanceState:
+    return balance_rules.balance_set(
+        current,
+        currency=v.get("currency"),
+        free=v.get("free"),
+        used=v.get("used"),
+        total=v.get("total"),
+    )
 
 
 @transaction.atomic(savepoint=False)
@@ -348,7 +333,7 @@ def positions_sync(
     items: list[SyncItem],
     actor: Actor,
     run_id: int | None = None,
-    action: str = "repair.apply",
+    action: AuditEntry.Action = Action.REPAIR_APPLY,
 ) -> list[SyncOutcome]:
     """Set local positions to the exchange's quantities."""
     return _sync_rows(
@@ -357,7 +342,9 @@ def positions_sync(
         items=items,
         key_field="symbol",
         audit_fields=POSITION_AUDIT_FIELDS,
-        apply=_apply_position,
+        state_of=position_state,
+        rule=_position_rule,
+        write=position_apply,
         actor=actor,
         run_id=run_id,
         action=action,
@@ -371,7 +358,7 @@ def balances_sync(
     items: list[SyncItem],
     actor: Actor,
     run_id: int | None = None,
-    action: str = "repair.apply",
+    action: AuditEntry.Action = Action.REPAIR_APPLY,
 ) -> list[SyncOutcome]:
     """Set local balances (free/used/total) to the exchange's."""
     return _sync_rows(
@@ -380,7 +367,9 @@ def balances_sync(
         items=items,
         key_field="currency",
         audit_fields=BALANCE_AUDIT_FIELDS,
-        apply=_apply_balance,
+        state_of=balance_state,
+        rule=_balance_rule,
+        write=balance_apply,
         actor=actor,
         run_id=run_id,
         action=action,
@@ -388,8 +377,8 @@ def balances_sync(
 
 
 SYNC_BY_KIND = {
-    "order_create": orders_create_from_exchange,
-    "order_state": orders_sync_state,
-    "position_set": positions_sync,
-    "balance_set": balances_sync,
+    RepairKind.ORDER_CREATE: orders_create_from_exchange,
+    RepairKind.ORDER_STATE: orders_sync_state,
+    RepairKind.POSITION_SET: positions_sync,
+    RepairKind.BALANCE_SET: balances_sync,
 }

@@ -1,0 +1,468 @@
+"""The synchronous client. Request building, parsing and retries live in ``_core`` (shared
+with :class:`~tradingstate_client.AsyncClient`); this class only performs the I/O."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from tradingstate_client import _core as core
+from tradingstate_client import models as m
+from tradingstate_client.retry import RetryPolicy
+
+T = TypeVar("T")
+Amount = core.Amount
+
+
+class Client:
+    """A bot's connection to tradingstate: one ``httpx.Client`` (connection pool) per instance.
+
+    Use it as a context manager, or call :meth:`close`::
+
+        with Client("http://127.0.0.1:8000", token="...") as ts:
+            if ts.trading_allowed("paper-demo"):
+                order = ts.register_order("paper-demo", symbol="BTC/USDT", side="buy",
+                                          type="limit", quantity=Decimal("0.01"), price=60000)
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        client_order_id_prefix: str = core.CLIENT_ORDER_ID_PREFIX,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.config = core.ClientConfig(
+            base_url=base_url,
+            token=token,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            client_order_id_prefix=client_order_id_prefix,
+            headers=dict(headers or {}),
+        )
+        self._http = httpx.Client(transport=transport, **self.config.http_kwargs())
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _run(self, program: core.Program[T]) -> T:
+        try:
+            action = next(program)
+            while True:
+                if isinstance(action, core.Send):
+                    try:
+                        result: Any = self._http.send(core.build_request(self._http, action.call))
+                    except httpx.TransportError as exc:
+                        result = exc
+                else:
+                    time.sleep(action.seconds)
+                    result = None
+                action = program.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    def _call(self, call: core.Call[T]) -> T:
+        return self._run(core.execute(call, self.config.retry))
+
+    def _iter(self, call: core.Call[m.Page[T]]) -> Iterator[T]:
+        while True:
+            page = self._call(call)
+            yield from page.results
+            if not page.next_cursor:
+                return
+            call = core.with_cursor(call, page.next_cursor)
+
+    # --- health and accounts -----------------------------------------------------------
+
+    def health(self) -> m.Health:
+        """Liveness: database, worker, and (authenticated) the caller's accounts."""
+        return self._call(core.health_call())
+
+    def accounts(self) -> list[m.Account]:
+        """Every account this token may see (all pages)."""
+        return list(self._iter(core.accounts_call()))
+
+    # --- orders ------------------------------------------------------------------------
+
+    def register_order(
+        self,
+        account: str,
+        *,
+        symbol: str,
+        side: str,
+        quantity: Amount,
+        type: str | None = None,
+        price: Amount | None = None,
+        client_order_id: str | None = None,
+        strategy_id: str | None = None,
+        reason: str | None = None,
+    ) -> m.Order:
+        """Register a new order (status ``pending``). Without ``client_order_id`` one is
+        generated. Safe to retry: resends carry the same id, and 200 (already registered
+        with the same content) counts as success like 201; a different content is
+        :class:`~tradingstate_client.Conflict`."""
+        call = core.register_order_call(
+            account,
+            client_order_id=client_order_id
+            or core.new_client_order_id(self.config.client_order_id_prefix),
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            type=type,
+            price=price,
+            strategy_id=strategy_id,
+            reason=reason,
+        )
+        return self._call(call)
+
+    def transition(
+        self,
+        account: str,
+        client_order_id: str,
+        status: str,
+        *,
+        filled_qty: Amount | None = None,
+        avg_fill_price: Amount | None = None,
+        exchange_order_id: str | None = None,
+        expected_version: int | None = None,
+        reason: str | None = None,
+    ) -> m.Order:
+        """Move an order along the status machine (not retried: a repeat may be illegal)."""
+        call = core.transition_call(
+            account,
+            client_order_id,
+            status,
+            filled_qty=filled_qty,
+            avg_fill_price=avg_fill_price,
+            exchange_order_id=exchange_order_id,
+            expected_version=expected_version,
+            reason=reason,
+        )
+        return self._call(call)
+
+    def bulk_transition(
+        self, account: str, updates: Iterable[m.TransitionUpdate | Mapping[str, Any]]
+    ) -> m.BulkTransitionResult:
+        """Many transitions in one request; each item's result is reported (not retried)."""
+        return self._call(core.bulk_transition_call(account, updates))
+
+    def order(self, account: str, client_order_id: str) -> m.Order:
+        return self._call(core.order_call(account, client_order_id))
+
+    def orders(
+        self,
+        account: str,
+        *,
+        status: str | None = None,
+        symbol: str | None = None,
+        active: bool | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> m.Page[m.Order]:
+        """One page of the account's orders, newest first."""
+        return self._call(
+            core.orders_call(
+                account,
+                status=status,
+                symbol=symbol,
+                active=active,
+                page_size=page_size,
+                cursor=cursor,
+            )
+        )
+
+    def iter_orders(
+        self,
+        account: str,
+        *,
+        status: str | None = None,
+        symbol: str | None = None,
+        active: bool | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[m.Order]:
+        """Every matching order, page after page."""
+        return self._iter(
+            core.orders_call(
+                account, status=status, symbol=symbol, active=active, page_size=page_size
+            )
+        )
+
+    # --- fills -------------------------------------------------------------------------
+
+    def post_fill(
+        self,
+        account: str,
+        *,
+        client_order_id: str,
+        trade_id: str,
+        quantity: Amount,
+        price: Amount,
+        fee: Amount | None = None,
+        fee_currency: str | None = None,
+        executed_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> m.Fill:
+        """Record a fill. Safe to retry: idempotent on ``trade_id`` (200 = already recorded,
+        no second effect; other content for the same id is a Conflict)."""
+        call = core.post_fill_call(
+            account,
+            client_order_id=client_order_id,
+            trade_id=trade_id,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            fee_currency=fee_currency,
+            executed_at=executed_at,
+            reason=reason,
+        )
+        return self._call(call)
+
+    def fills(
+        self,
+        account: str,
+        *,
+        symbol: str | None = None,
+        order: str | None = None,
+        origin: str | None = None,
+        inferred: bool | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> m.Page[m.Fill]:
+        """One page of the account's fills (``order`` is a client_order_id; ``params``: any
+        further filter the server offers)."""
+        return self._call(
+            core.fills_call(
+                account,
+                symbol=symbol,
+                order=order,
+                origin=origin,
+                inferred=inferred,
+                since=since,
+                until=until,
+                page_size=page_size,
+                cursor=cursor,
+                extra=params,
+            )
+        )
+
+    def iter_fills(
+        self,
+        account: str,
+        *,
+        symbol: str | None = None,
+        order: str | None = None,
+        origin: str | None = None,
+        inferred: bool | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Iterator[m.Fill]:
+        return self._iter(
+            core.fills_call(
+                account,
+                symbol=symbol,
+                order=order,
+                origin=origin,
+                inferred=inferred,
+                since=since,
+                until=until,
+                page_size=page_size,
+                extra=params,
+            )
+        )
+
+    # --- positions and balances --------------------------------------------------------
+
+    def positions(self, account: str) -> list[m.Position]:
+        """Every position of the account (all pages)."""
+        return list(self._iter(core.positions_call(account)))
+
+    def set_position(
+        self,
+        account: str,
+        symbol: str,
+        qty: Amount,
+        *,
+        entry_price: Amount | None = None,
+        expected_version: int | None = None,
+        reason: str | None = None,
+    ) -> m.Position:
+        return self._call(
+            core.set_position_call(
+                account,
+                symbol,
+                qty=qty,
+                entry_price=entry_price,
+                expected_version=expected_version,
+                reason=reason,
+            )
+        )
+
+    def balances(self, account: str) -> list[m.Balance]:
+        """Every balance of the account (all pages)."""
+        return list(self._iter(core.balances_call(account)))
+
+    def set_balance(
+        self,
+        account: str,
+        currency: str,
+        *,
+        total: Amount | None = None,
+        free: Amount | None = None,
+        used: Amount | None = None,
+        expected_version: int | None = None,
+        reason: str | None = None,
+    ) -> m.Balance:
+        return self._call(
+            core.set_balance_call(
+                account,
+                currency,
+                total=total,
+                free=free,
+                used=used,
+                expected_version=expected_version,
+                reason=reason,
+            )
+        )
+
+    # --- kill switch -------------------------------------------------------------------
+
+    def killswitch(self) -> m.KillSwitchStatus:
+        return self._call(core.killswitch_call())
+
+    def trading_allowed(self, account: str) -> bool:
+        """False while the global or ``account``'s kill switch is active. Fails closed: when
+        the state cannot be read, this raises rather than answering True."""
+        return self.killswitch().allows(account)
+
+    def killswitch_activate(
+        self, reason: str, *, account: str | None = None, cancel_open_orders: bool = False
+    ) -> m.KillSwitchChange:
+        return self._call(
+            core.killswitch_activate_call(
+                reason, account=account, cancel_open_orders=cancel_open_orders
+            )
+        )
+
+    def killswitch_deactivate(
+        self, reason: str = "", *, account: str | None = None
+    ) -> m.KillSwitchChange:
+        """Staff only (a bot's token gets PermissionDenied)."""
+        return self._call(core.killswitch_deactivate_call(reason, account=account))
+
+    # --- reconciliation ----------------------------------------------------------------
+
+    def reconcile(
+        self,
+        account: str,
+        *,
+        wait: bool = True,
+        dry_run: bool = False,
+        timeout: float = 60.0,
+        poll_interval: float = 1.0,
+    ) -> m.ReconciliationRun:
+        """Request a pass. With ``wait`` (default) return it finished, or as it stands after
+        ``timeout`` seconds (check ``run.finished``); without, return the queued run."""
+        return self._run(
+            core.reconcile_program(
+                account,
+                wait=wait,
+                dry_run=dry_run,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                policy=self.config.retry,
+            )
+        )
+
+    def reconciliations(
+        self, account: str, *, page_size: int | None = None, cursor: str | None = None
+    ) -> m.Page[m.ReconciliationRun]:
+        return self._call(core.reconciliations_call(account, page_size=page_size, cursor=cursor))
+
+    def iter_reconciliations(
+        self, account: str, *, page_size: int | None = None
+    ) -> Iterator[m.ReconciliationRun]:
+        return self._iter(core.reconciliations_call(account, page_size=page_size))
+
+    def discrepancies(
+        self,
+        account: str,
+        *,
+        type: str | None = None,
+        status: str | None = None,
+        persistent: bool | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> m.Page[m.Discrepancy]:
+        return self._call(
+            core.discrepancies_call(
+                account,
+                type=type,
+                status=status,
+                persistent=persistent,
+                page_size=page_size,
+                cursor=cursor,
+            )
+        )
+
+    def iter_discrepancies(
+        self,
+        account: str,
+        *,
+        type: str | None = None,
+        status: str | None = None,
+        persistent: bool | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[m.Discrepancy]:
+        return self._iter(
+            core.discrepancies_call(
+                account, type=type, status=status, persistent=persistent, page_size=page_size
+            )
+        )
+
+    def discrepancy_stats(self) -> m.DiscrepancyStats:
+        return self._call(core.discrepancy_stats_call())
+
+    # --- P&L, exposure, state as of a moment -------------------------------------------
+
+    def pnl(self, account: str, since: datetime | None = None) -> m.Pnl:
+        """Per-position and total P&L; ``since`` restricts realized figures to later fills."""
+        return self._call(core.pnl_call(account, since=since))
+
+    def pnl_history(
+        self, account: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[m.PnlPoint]:
+        """The recorded P&L snapshots between ``start`` and ``end`` (``?from=&to=``)."""
+        return list(self._iter(core.pnl_history_call(account, start=start, end=end)))
+
+    def exposure(self) -> m.Exposure:
+        """Per asset net/gross notional across the accounts this token may see."""
+        return self._call(core.exposure_call())
+
+    def state(self, account: str, at: datetime) -> m.AccountState:
+        """The account's state as tradingstate held it at ``at`` (aware datetime)."""
+        return self._call(core.state_call(account, at))
+
+    def schema(self) -> dict[str, Any]:
+        """The server's OpenAPI schema."""
+        return self._call(core.schema_call())

@@ -1,0 +1,103 @@
+"""The retry policy: when a failed call is tried again, and how long to wait first.
+
+Pure code, shared by the sync and async clients.
+
+- Only **idempotent** calls are retried: reads, and the writes the API makes idempotent
+  (order registration on ``client_order_id``, fills on ``trade_id``, the kill switch's
+  activate/deactivate, which set a state, and ``PUT`` of a position or balance without
+  ``expected_version``). A transition, a bulk transition or a reconcile request is sent once.
+- Retried outcomes: HTTP 429 and 503 (waiting for ``Retry-After`` when the server gives it,
+  else an exponential backoff with jitter), and transport failures (connect/read errors,
+  timeouts), where the request may or may not have reached the server; since the call is
+  idempotent, sending it again is safe either way.
+- The budget is bounded twice: at most ``max_attempts`` sends, and at most ``max_wait``
+  seconds slept in total. A ``Retry-After`` longer than what is left of the budget ends the
+  retries at once (the error carries ``retry_after``); it is never shortened.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+RETRY_STATUSES = frozenset({429, 503})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times, and how long in total, idempotent calls are retried.
+
+    ``RetryPolicy(max_attempts=1)`` turns retries off.
+    """
+
+    max_attempts: int = 5
+    max_wait: float = 30.0
+    backoff_base: float = 0.25
+    backoff_max: float = 8.0
+    jitter: float = 0.25
+    statuses: frozenset[int] = field(default=RETRY_STATUSES)
+    retry_transport_errors: bool = True
+
+    def __post_init__(self):
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.max_wait < 0 or self.backoff_base < 0 or self.backoff_max < 0:
+            raise ValueError("max_wait, backoff_base and backoff_max must not be negative")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("jitter must be between 0 and 1")
+
+    def backoff(self, attempt: int) -> float:
+        """The wait after the ``attempt``-th failed send when the server named no time."""
+        delay = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        return delay * (1 - self.jitter * random.random())
+
+    def next_delay(
+        self,
+        *,
+        attempt: int,
+        waited: float,
+        idempotent: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        transport_error: bool = False,
+    ) -> float | None:
+        """Seconds to sleep before the next send, or None to stop and raise.
+
+        ``attempt`` is the number of sends made so far, ``waited`` the seconds already slept.
+        """
+        if not idempotent or attempt >= self.max_attempts:
+            return None
+        if transport_error:
+            if not self.retry_transport_errors:
+                return None
+        elif status not in self.statuses:
+            return None
+        delay = retry_after if retry_after is not None else self.backoff(attempt)
+        if waited + delay > self.max_wait:
+            return None
+        return delay
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent/invalid."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(int(value))
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())

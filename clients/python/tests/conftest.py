@@ -1,0 +1,279 @@
+"""A live tradingstate for the client's tests: gunicorn serving the app from the project root
+on a loopback port, with a database of its own (PostgreSQL when DATABASE_URL points at
+PostgreSQL, else a throwaway SQLite file). Real HTTP; nothing of the server is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+ACCOUNT = "paper-demo"
+
+SETUP_SCRIPT = """
+import json
+from django.contrib.auth import get_user_model
+from knox.models import AuthToken
+from tradingstate.actors import Actor
+from tradingstate.models import ExchangeAccount
+from tradingstate.services import bot_create
+
+ExchangeAccount.objects.get_or_create(name="other", defaults={"exchange": "paper"})
+ExchangeAccount.objects.get_or_create(name="client-spare", defaults={"exchange": "paper"})
+actor = Actor.system("client-tests")
+tokens = {}
+for name, accounts in [("alpha", ["paper-demo", "client-spare"]), ("throttled", ["paper-demo"]),
+                       ("paperbot", ["paper-demo"])]:
+    tokens[name] = bot_create(name=name, account_names=accounts, actor=actor, reason="").token
+staff = get_user_model().objects.create_superuser("client-staff", "staff@example.com", "x" * 20)
+tokens["staff"] = AuthToken.objects.create(user=staff)[1]
+print("TOKENS=" + json.dumps(tokens))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("DATABASE_URL") or ""
+    return url if url.startswith(("postgres://", "postgresql://")) else None
+
+
+@dataclass
+class Database:
+    url: str
+    drop: object = None  # callable, or None for SQLite
+
+
+def make_database(tmp: Path) -> Database:
+    base = _postgres_url()
+    if base is None:
+        return Database(url=f"sqlite:///{tmp / 'client.sqlite3'}")
+    import psycopg  # the project's driver
+
+    parts = urlsplit(base)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{parts.path.lstrip('/') or 'tradingstate'}_client_{worker}"[:63]
+    admin = urlunsplit(parts._replace(path="/postgres"))
+
+    def run(sql: str) -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql)
+
+    run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    run(f'CREATE DATABASE "{name}"')
+    return Database(
+        url=urlunsplit(parts._replace(path=f"/{name}")),
+        drop=lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'),
+    )
+
+
+@dataclass
+class Server:
+    base_url: str
+    env: dict
+    tokens: dict
+    process: subprocess.Popen
+    log: Path
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        return self.tokens["alpha"]
+
+    def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return manage(self.env, *args, timeout=timeout)
+
+    def shell(self, code: str) -> str:
+        return self.manage("shell", "-c", code).stdout
+
+
+def manage(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def start_gunicorn(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    logfile = log.open("w")
+    process = subprocess.Popen(
+        [str(GUNICORN), "tradingstate.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}",
+         "--timeout", "120", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            urllib.request.urlopen(base + "/api/v1/health/", timeout=2)
+            return process, base
+        except urllib.error.HTTPError:  # 503 (worker stale is 200 "degraded"): it answers
+            return process, base
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"gunicorn did not answer within 60 s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def write_config(path: Path, api: dict) -> Path:
+    lines = [(ROOT / "configs" / "paper.toml").read_text(), "", "[api]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in api.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory) -> Server:
+    """The app under gunicorn with the runbook's demo account, reconciled once, and tokens
+    for the bots ``alpha`` (paper-demo, client-spare), ``throttled`` and ``paperbot``
+    (paper-demo) and a staff user."""
+    if not GUNICORN.exists():
+        pytest.skip("gunicorn not installed (make install)")
+    tmp = tmp_path_factory.mktemp("client-live")
+    db = make_database(tmp)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "TRADINGSTATE_CONFIG")},
+        "DATABASE_URL": db.url,
+        "TRADINGSTATE_LOG_DIR": str(tmp / "logs"),
+        "TRADINGSTATE_CONFIG": str(write_config(tmp / "live.toml", {"page_size": 100})),
+        "DEBUG": "0",
+        "SECRET_KEY": "client-tests-" + "x" * 60,
+        "SECURE_SSL_REDIRECT": "0",
+    }
+    manage(env, "migrate", "--noinput", "-v", "0", timeout=300)
+    manage(env, "createcachetable")
+    manage(env, "demo")
+    manage(env, "reconcile", "--account", ACCOUNT)  # converge first: trading is normal
+    out = manage(env, "shell", "-c", SETUP_SCRIPT).stdout
+    tokens = json.loads(next(li for li in out.splitlines() if li.startswith("TOKENS="))[7:])
+    process, base = start_gunicorn(env, tmp / "gunicorn.log")
+    server = Server(
+        base_url=base, env=env, tokens=tokens, process=process, log=tmp / "gunicorn.log"
+    )
+    try:
+        yield server
+    finally:
+        stop(process)
+        extra = server.extra.get("throttled")
+        if extra is not None:
+            stop(extra)
+        if db.drop is not None:
+            db.drop()
+
+
+@pytest.fixture(scope="session")
+def throttled(live, tmp_path_factory) -> Server:
+    """A second gunicorn on the same database with a bot rate of 4 requests a second."""
+    tmp = tmp_path_factory.mktemp("client-throttled")
+    env = {
+        **live.env,
+        "TRADINGSTATE_CONFIG": str(write_config(tmp / "t.toml", {"bot_rate": "4/s"})),
+    }
+    process, base = start_gunicorn(env, tmp / "gunicorn.log")
+    live.extra["throttled"] = process
+    return Server(
+        base_url=base, env=env, tokens=live.tokens, process=process, log=tmp / "gunicorn.log"
+    )
+
+
+class StallingProxy:
+    """A TCP proxy on loopback in front of the server. The first ``stall`` connections pass
+    the request through but hold back the answer: the server does the work, the client
+    times out. Later connections pass both ways. This fakes only the network."""
+
+    def __init__(self, upstream: str, stall: int = 1):
+        import threading
+
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.stall = stall
+        self.connections = 0
+        self.stalled = 0
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                hold = self.stall > 0
+                if hold:
+                    self.stall -= 1
+                    self.stalled += 1
+            up = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pipe, args=(conn, up, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(up, conn, hold), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, discard: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if not discard:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+@pytest.fixture
+def stalling_proxy(live):
+    proxy = StallingProxy(live.base_url, stall=1)
+    yield proxy
+    proxy.close()

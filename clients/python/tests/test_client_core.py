@@ -1,0 +1,257 @@
+"""The shared core without a server: decoding the API's documented shapes (including the
+P&L and exposure contract of issue 15, whose endpoints are not served yet), the retry
+policy's arithmetic, Retry-After, and request encoding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from tradingstate_client import _core as core
+from tradingstate_client import models as m
+from tradingstate_client.errors import (
+    ClientError,
+    Conflict,
+    KillSwitchActive,
+    RateLimited,
+    RecoveryInProgress,
+    ResponseFormatError,
+    ServerError,
+    ServiceUnavailable,
+    TransitionNotAllowed,
+    VersionConflict,
+    error_class,
+)
+from tradingstate_client.retry import RetryPolicy, parse_retry_after
+
+PNL = {
+    "account": "paper-demo",
+    "valuation_currency": "USDT",
+    "as_of": "2026-03-01T12:00:00Z",
+    "positions": [
+        {
+            "symbol": "BTC/USDT:USDT",
+            "qty": "0.08",
+            "avg_entry_price": "60000",
+            "mark_price": "61000.5",
+            "mark_time": "2026-03-01T11:59:58+00:00",
+            "mark_stale": False,
+            "realized_pnl": "12.5",
+            "unrealized_pnl": "80.04",
+            "fees": "1.25",
+            "net_pnl": "91.29",
+        }
+    ],
+    "totals": {
+        "realized_pnl": "12.5",
+        "unrealized_pnl": "80.04",
+        "fees": "1.25",
+        "net_pnl": "91.29",
+    },
+}
+
+EXPOSURE = {
+    "as_of": "2026-03-01T12:00:00Z",
+    "valuation_currency": "USDT",
+    "assets": [
+        {
+            "asset": "BTC",
+            "net_qty": "0.5",
+            "net_notional": "30500.25",
+            "gross_notional": "42700.35",
+            "by_account": {"paper-demo": {"net_qty": "0.7", "net_notional": "42700.35"}},
+        }
+    ],
+    "totals": {"net_notional": "30500.25", "gross_notional": "42700.35"},
+}
+
+
+def test_pnl_contract_decodes_to_decimals_and_aware_times():
+    pnl = m.decode(m.Pnl, PNL)
+    (btc,) = pnl.positions
+    assert btc.mark_price == Decimal("61000.5") and isinstance(btc.net_pnl, Decimal)
+    assert btc.mark_time == datetime(2026, 3, 1, 11, 59, 58, tzinfo=UTC)
+    assert pnl.totals.net_pnl == btc.realized_pnl + btc.unrealized_pnl - btc.fees
+    assert pnl.as_of.tzinfo is not None and pnl.raw == PNL
+
+
+def test_exposure_contract_decodes():
+    exposure = m.decode(m.Exposure, EXPOSURE)
+    assert exposure.assets[0].gross_notional == Decimal("42700.35")
+    assert exposure.assets[0].by_account["paper-demo"]["net_qty"] == "0.7"
+    assert exposure.totals.net_notional == Decimal("30500.25")
+
+
+def test_json_numbers_never_become_floats():
+    data = core.json.loads(b'{"a": 0.1, "b": 3}', parse_float=Decimal)
+    assert data == {"a": Decimal("0.1"), "b": 3}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("qty", "abc", "decimal"),
+        ("qty", None, "null"),
+        ("as_of", "2026-03-01T12:00:00", "zone"),  # naive: refused, never guessed
+        ("as_of", 5, "ISO 8601"),
+    ],
+)
+def test_a_wrong_shape_is_a_response_format_error_naming_the_field(field, value, message):
+    bad = {**PNL, "positions": [{**PNL["positions"][0]}]}
+    if field == "qty":
+        bad["positions"][0]["qty"] = value
+    else:
+        bad[field] = value
+    with pytest.raises(ResponseFormatError, match=message) as err:
+        m.decode(m.Pnl, bad)
+    assert field in str(err.value)
+
+
+def test_missing_required_field_is_named_and_unknown_fields_are_kept():
+    with pytest.raises(ResponseFormatError, match="missing field 'totals'"):
+        m.decode(m.Pnl, {k: v for k, v in PNL.items() if k != "totals"})
+    pnl = m.decode(m.Pnl, {**PNL, "new_figure": "1"})
+    assert pnl.raw["new_figure"] == "1"
+
+
+def test_page_reads_the_cursor_not_the_host():
+    page = core.page_of(m.HaltedAccount)(
+        {
+            "next": "http://internal-host:9999/api/v1/x/?cursor=cD0xMjM%3D&page_size=2",
+            "previous": None,
+            "results": [],
+        }
+    )
+    assert page.next_cursor == "cD0xMjM=" and page.previous_cursor is None
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("1E-7"), "0.0000001"),
+        (Decimal("60000.10"), "60000.10"),
+        (Decimal("-0"), "0"),
+        (5, "5"),
+        ("0.5", "0.5"),
+    ],
+)
+def test_amounts_are_sent_as_plain_decimal_strings(value, text):
+    assert core.amount(value, "q") == text
+
+
+@pytest.mark.parametrize("value", [0.1, True, Decimal("NaN"), Decimal("Infinity"), None])
+def test_floats_and_non_amounts_are_refused(value):
+    with pytest.raises((TypeError, ValueError), match="q"):
+        core.amount(value, "q")
+
+
+def test_paths_are_percent_encoded():
+    call = core.set_position_call(
+        "acct one", "BTC/USDT:USDT", qty="1", entry_price=None, expected_version=None, reason=None
+    )
+    assert call.path == "/api/v1/accounts/acct%20one/positions/BTC%2FUSDT%3AUSDT/"
+
+
+def test_times_must_be_aware():
+    assert core.aware(datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2))), "at") == (
+        "2026-01-01T00:00:00+02:00"
+    )
+    with pytest.raises(ValueError, match="at"):
+        core.state_call("a", datetime(2026, 1, 1))
+
+
+def test_idempotency_of_each_write():
+    reg = core.register_order_call(
+        "a", client_order_id="x", symbol="S", side="buy", quantity="1",
+        type=None, price=None, strategy_id=None, reason=None,
+    )  # fmt: skip
+    assert reg.idempotent and reg.success == {200, 201}
+    fill = core.post_fill_call(
+        "a", client_order_id="x", trade_id="t", quantity="1", price="1",
+        fee=None, fee_currency=None, executed_at=None, reason=None,
+    )  # fmt: skip
+    assert fill.idempotent and fill.success == {200, 201}
+    assert not core.transition_call("a", "x", "submitted").idempotent
+    assert not core.bulk_transition_call("a", []).idempotent
+    assert not core.reconcile_call("a", wait=True, dry_run=False, timeout=None).idempotent
+    put = dict(entry_price=None, reason=None)
+    assert core.set_position_call("a", "S", qty="1", expected_version=None, **put).idempotent
+    assert not core.set_position_call("a", "S", qty="1", expected_version=3, **put).idempotent
+
+
+def test_generated_client_order_ids_are_unique_and_valid():
+    ids = {core.new_client_order_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) <= 64 and i.replace("-", "").isalnum() for i in ids)
+
+
+# --- retry policy ------------------------------------------------------------------------
+
+
+def test_retry_after_is_honoured_and_the_budget_bounds_it():
+    policy = RetryPolicy(max_attempts=4, max_wait=10)
+    kw = dict(idempotent=True, status=429)
+    assert policy.next_delay(attempt=1, waited=0, retry_after=3, **kw) == 3
+    assert policy.next_delay(attempt=2, waited=3, retry_after=7, **kw) == 7  # exactly 10
+    assert policy.next_delay(attempt=2, waited=3, retry_after=8, **kw) is None  # over budget
+    assert policy.next_delay(attempt=4, waited=0, retry_after=1, **kw) is None  # attempts
+
+
+def test_backoff_without_retry_after_grows_and_is_capped():
+    policy = RetryPolicy(max_attempts=20, max_wait=1000, backoff_base=0.5, backoff_max=4)
+    delays = [
+        policy.next_delay(attempt=a, waited=0, idempotent=True, status=503) for a in range(1, 8)
+    ]
+    assert all(d is not None for d in delays)
+    assert 0.375 <= delays[0] <= 0.5 and 3 <= delays[-1] <= 4
+    assert delays[3] > delays[0]
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 423, 500, 502])
+def test_other_statuses_are_not_retried(status):
+    assert RetryPolicy().next_delay(attempt=1, waited=0, idempotent=True, status=status) is None
+
+
+def test_non_idempotent_calls_are_never_retried():
+    policy = RetryPolicy()
+    assert policy.next_delay(attempt=1, waited=0, idempotent=False, status=429) is None
+    assert policy.next_delay(attempt=1, waited=0, idempotent=False, transport_error=True) is None
+    assert policy.next_delay(attempt=1, waited=0, idempotent=True, transport_error=True)
+
+
+def test_retry_after_header_forms():
+    now = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("5") == 5
+    assert parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now=now) == 30
+    assert parse_retry_after("Wed, 31 Dec 2025 23:00:00 GMT", now=now) == 0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+
+
+def test_policy_rejects_nonsense():
+    with pytest.raises(ValueError):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError):
+        RetryPolicy(max_wait=-1)
+
+
+# --- error classes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (409, "conflict", Conflict),
+        (409, "transition_not_allowed", TransitionNotAllowed),
+        (409, "version_conflict", VersionConflict),
+        (423, "kill_switch_active", KillSwitchActive),
+        (429, "throttled", RateLimited),
+        (503, "service_unavailable", ServiceUnavailable),
+        (503, "reconciliation_in_progress", RecoveryInProgress),
+        (413, "request_too_large", ClientError),
+        (502, "http_502", ServerError),
+        (400, "kill_switch_active", error_class(400, "validation_error")),  # status decides
+    ],
+)
+def test_error_class_by_status_and_code(status, code, cls):
+    assert error_class(status, code) is cls
