@@ -22,6 +22,7 @@ install: $(STAMP)
 migrate: install
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py createcachetable
+	$(PY) manage.py collectstatic --noinput -v 0
 
 ## Install, migrate, create a development superuser, load the demo desync and run the
 ## console (http://127.0.0.1:8000/admin/) with its reconciliation worker.

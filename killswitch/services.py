@@ -25,6 +25,7 @@ from tradingstate.models import ExchangeAccount, Order
 from tradingstate.services import order_register, require_reason
 from tradingstate.services.audit import audit_snapshot
 from tradingstate.services.events import killswitch_orders_cancelled, killswitch_switched
+from tradingstate.services.notifications import notification_emit
 
 logger = logging.getLogger("killswitch")
 
@@ -185,7 +186,22 @@ def _change_state(
         actor=actor,
         reason=reason,
     )
+    _notify(active=active, account=account, actor=actor, reason=reason)
     return event
+
+
+def _notify(*, active: bool, account, actor: Actor, reason: str) -> None:
+    """One message per change, sent after this transaction commits (tradingstate core)."""
+    what = "ACTIVATED" if active else "deactivated"
+    scope = f"account {account.name}" if account else "global"
+    notification_emit(
+        event="killswitch",
+        key=f"account:{account.name}" if account else "global",
+        state="active" if active else "inactive",
+        title=f"tradingstate: kill switch {what} ({scope})",
+        body=f"Kill switch {what} ({scope}) by {actor.name}: {reason or '(no reason)'}"
+        + ("\nNew orders are refused (HTTP 423)." if active else "\nTrading may resume."),
+    )
 
 
 @transaction.atomic

@@ -27,3 +27,17 @@ def reconcile_account_task(account_id: int, trigger: str, run_id: int | None = N
         dry_run = bool(run and run.dry_run)
     run = run_reconciliation(account, trigger, dry_run, run_id=run_id)
     return f"run {run.pk} {run.status}"
+
+
+def alerts_check_task() -> str:
+    """Every minute (django-q2 schedule): overdue passes, lost heartbeat, due notifications."""
+    from reconciliation.alerts import alerts_check
+
+    return str(alerts_check())
+
+
+def prune_task(**_schedule_marker) -> str:
+    """Daily (django-q2 schedule): ``manage.py prune`` with the configured retention."""
+    from reconciliation.retention import prune
+
+    return prune().summary()

@@ -21,9 +21,11 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from reconciliation.alerts import alerts_check
 from reconciliation.locks import file_lock, lock_key
 from reconciliation.models import ReconciliationRun, WorkerHeartbeat
 from reconciliation.passes.triggers import enqueue_pass
+from reconciliation.schedules import schedules_ensure
 from tradingstate.models import ExchangeAccount
 
 log = logging.getLogger("reconciliation")
@@ -31,6 +33,7 @@ log = logging.getLogger("reconciliation")
 LEADER_LOCK = "ticker-leader"
 TICK_SECONDS = 0.25
 HEARTBEAT_SECONDS = 5
+ALERTS_CHECK_SECONDS = 30
 MAX_BACKOFF_FACTOR = 8
 
 
@@ -85,6 +88,7 @@ class Ticker:
         self.backed_off: dict[int, int | None] = {}
         self.leadership = Leadership()
         self._last_beat = 0.0
+        self._last_check = clock()  # the first check one period after taking the lead
         self.enqueued: list[tuple[int, str, float]] = []
 
     def banner(self) -> None:
@@ -102,6 +106,7 @@ class Ticker:
 
     def run(self, stop: threading.Event) -> None:
         self.banner()
+        schedules_ensure()  # the daily prune and the minute checks (idempotent)
         announced = False
         try:
             while not stop.is_set():
@@ -152,6 +157,12 @@ class Ticker:
                 self._enqueue(account_id, ReconciliationRun.Trigger.SCHEDULE, now)
                 # keep the cadence: the next slot follows the planned one, not the late one
                 self.next_due[account_id] = max(due + interval, now + interval / 2)
+        if now - self._last_check >= ALERTS_CHECK_SECONDS:
+            self._last_check = now
+            try:  # overdue passes and due notifications; never stops the ticker
+                alerts_check()
+            except Exception:
+                log.exception("Alert check failed; the next one is in %ss", ALERTS_CHECK_SECONDS)
         if now - self._last_beat >= HEARTBEAT_SECONDS:
             WorkerHeartbeat.objects.update_or_create(
                 role="ticker", defaults={"holder": holder_name(), "beat_at": timezone.now()}

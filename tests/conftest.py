@@ -1,4 +1,5 @@
 import pytest
+from django.test import override_settings
 
 from tests.factories import AccountFactory, BotFactory, StaffFactory
 from tests.fakes.fixtures import fake_credentials, fake_exchange, make_fake_account  # noqa: F401
@@ -41,3 +42,16 @@ def system_actor():
 def _plain_http_in_tests(settings):
     # production settings redirect to HTTPS; the test client speaks plain HTTP
     settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_without_manifest():
+    # Production serves hashed names from a collected manifest (whitenoise); in-process tests
+    # render `{% static %}` without running collectstatic. The manifest storage itself is
+    # exercised against a real server in tests/e2e/test_static_files.py.
+    storages = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages):
+        yield

@@ -20,6 +20,7 @@ from tradingstate.models import (
     ExchangeAccount,
     Fill,
     Instrument,
+    Notification,
     Order,
     PaperBalance,
     PaperOrder,
@@ -295,3 +296,14 @@ class PaperPositionAdmin(PaperAdmin):
 @admin.register(PaperBalance)
 class PaperBalanceAdmin(PaperAdmin):
     list_display = ("currency", "account", "free", "used", "total")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Every message sent (or tried) to a notification channel: read-only."""
+
+    list_display = ("created_at", "event", "key", "state", "channel", "outcome", "attempts",
+                    "sent_at", "last_error")  # fmt: skip
+    list_filter = ("outcome", "event", "channel", "state")
+    search_fields = ("key", "title")
+    date_hierarchy = "created_at"

@@ -467,3 +467,58 @@ class PaperBalance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.currency} {self.total}"
+
+
+class NotificationState(models.Model):
+    """The last state notified for one alert (``event`` + ``key``): messages go out only when
+    it changes (one per state change, not one per pass). Kept through pruning."""
+
+    event = models.CharField(max_length=32)
+    key = models.CharField(max_length=200)
+    state = models.CharField(max_length=16)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "key"], name="notification_state_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.key}: {self.state}"
+
+
+class Notification(models.Model):
+    """One message to one channel, and what became of it (every send is recorded)."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        RETRYING = "retrying", "Failed, will retry"
+        FAILED = "failed", "Failed (gave up)"
+
+    OPEN_OUTCOMES = (Outcome.PENDING, Outcome.RETRYING, Outcome.SENDING)
+
+    event = models.CharField(max_length=32)
+    key = models.CharField(max_length=200)
+    state = models.CharField(max_length=16)
+    channel = models.CharField(max_length=64)
+    title = models.CharField(max_length=250)
+    body = models.TextField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["outcome", "next_attempt_at"], name="notification_due"),
+            models.Index(fields=["channel", "last_attempt_at"], name="notification_channel_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.key} {self.state} -> {self.channel} [{self.outcome}]"

@@ -119,11 +119,13 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
         return
     context = {"account": account.name, "run_id": run.pk}
     if not outcome.findings:
+        # no `repairs_applied` key: the runbook's `grep "Auto-repair\|repairs_applied" | tail`
+        # must keep showing the last real repairs, not the latest clean passes
         out.info(
             "Reconciliation clean (account=%s run=%s)",
             account.name,
             run.pk,
-            extra={"structured": {**context, "repairs_applied": 0}, "with_message": True},
+            extra={"structured": context, "with_message": True},
         )
         return
     summary = (
@@ -131,13 +133,8 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
         f"(orders={run.order_discrepancies} positions={run.position_discrepancies} "
         f"balances={run.balance_discrepancies} repairs={run.repairs_applied})"
     )
-    out.warning(
-        summary,
-        extra={
-            "structured": {**context, "repairs_applied": run.repairs_applied},
-            "with_message": True,
-        },
-    )
+    repaired = {"repairs_applied": run.repairs_applied} if run.repairs_applied else {}
+    out.warning(summary, extra={"structured": {**context, **repaired}, "with_message": True})
     for f in outcome.findings:
         out.warning(json.dumps(f.detail), extra={"structured": {**f.detail, **context}})
     for f, result in outcome.applied:

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reconciliation import diff as d
+from reconciliation.alerts import alerts_account_stopped, alerts_after_pass
 from reconciliation.locks import LeaseLost, account_pass_lease_confirm
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.passes.context import PassContext, PassOutcome, reconciliation_actor
@@ -118,6 +119,7 @@ def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:
     ):
         updates["recovery_started_at"] = None
     ExchangeAccount.objects.filter(pk=account.pk).update(**updates)
+    alerts_after_pass(account=account, run=run, outcome=outcome)  # sent after commit
     return outcome
 
 
@@ -260,6 +262,7 @@ def record_auth_failure(ctx: PassContext, exc: Exception) -> PassOutcome:
             disabled_reason=reason,
         )
         run = record_run_end(ctx, ReconciliationRun.Status.FAILED, reason)
+        alerts_account_stopped(account=ctx.account, reason=reason)
     return PassOutcome(run=run)
 
 

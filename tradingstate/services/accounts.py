@@ -10,6 +10,7 @@ from tradingstate.locks import account_qs_select_for_update
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import events
 from tradingstate.services.events import ACCOUNT_AUDIT_FIELDS  # noqa: F401 (re-exported)
+from tradingstate.services.notifications import notification_emit
 
 
 def account_values_from_config(item: ExchangeConfig, app: AppConfig) -> dict:
@@ -74,6 +75,12 @@ def account_set_enabled(
     account.disabled_reason = "" if enabled else disabled_reason
     account.save(update_fields=["enabled", "disabled_reason", "updated_at"])
     events.account_enabled_changed(account=account, before=before, actor=actor, reason=reason)
+    if enabled:  # closes an "account.stopped" alert, if one was sent
+        notification_emit(
+            event="account.stopped", key=account.name, state="running", quiet_if_new=True,
+            title=f"tradingstate: reconciliation resumed for {account.name}",
+            body=f"Account {account.name} re-enabled by {actor.name}: {reason}",
+        )  # fmt: skip
     return account
 
 
