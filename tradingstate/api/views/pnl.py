@@ -19,6 +19,7 @@ from tradingstate.api.views.books import AwareDateTimeField
 from tradingstate.models import PnlSnapshot
 from tradingstate.selectors.pnl import exposure_report, pnl_history, pnl_report
 from tradingstate.web.base import AccountApi, AccountListApi, BaseApi
+from tradingstate.web.pagination import ApiCursorPagination
 
 FROM_AFTER_TO = "must not be after 'to'"
 
@@ -104,11 +105,16 @@ class PnlPointSerializer(_Strict):
         ref_name = "PnlPoint"
 
 
+class HistoryPagination(ApiCursorPagination):
+    ordering = "-taken_at"  # unique per account
+
+
 class PnlHistoryApi(AccountListApi):
     """The account's hourly P&L and exposure snapshots (newest first), recorded by the
     worker; ``?from=`` and ``?to=`` bound their time (inclusive)."""
 
     model = PnlSnapshot
+    pagination_class = HistoryPagination
     serializer_class = PnlPointSerializer
 
     class QuerySerializer(InputSerializer):
