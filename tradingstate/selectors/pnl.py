@@ -142,6 +142,7 @@ class _Prices:
 
     instrument: dict[tuple[int, str], MarkView] = field(default_factory=dict)
     asset: dict[str, MarkView] = field(default_factory=dict)
+    _asset_marks: dict[str, Mark] | None = None  # built once, when every mark is read
 
     def for_position(self, account_id: int, symbol: str, quote: str, base: str, currency: str):
         view = self.instrument.get((account_id, symbol))
@@ -150,7 +151,9 @@ class _Prices:
         return view
 
     def asset_marks(self) -> dict[str, Mark]:
-        return {asset: view.mark for asset, view in self.asset.items()}
+        if self._asset_marks is None:
+            self._asset_marks = {asset: view.mark for asset, view in self.asset.items()}
+        return self._asset_marks
 
 
 def _settings():
