@@ -201,7 +201,7 @@ def _console_cells(html: str, row_attr: str) -> dict[str, str]:
 
 def test_api_console_and_cli_show_the_same_figures(desk, client):
     # given: one state, read through the three doors
-    perp, spot = desk
+    perp, _ = desk
     staff = StaffFactory()
     api = APIClient()
     api.force_login(staff)
@@ -283,7 +283,7 @@ def test_statement_counts_exposure_100_accounts():
 
 
 def test_hourly_snapshots_history_and_retention(desk, settings):
-    perp, spot = desk
+    perp, _ = desk
     now = timezone.now()
     # when: the worker records twice in one hour (django-q2 may deliver twice)
     first = pnl_snapshot_record(now=now)
@@ -302,8 +302,10 @@ def test_hourly_snapshots_history_and_retention(desk, settings):
     keep = settings.TRADINGSTATE.pnl_history_retention_days
     PnlSnapshot.objects.create(account=perp, taken_at=now - timedelta(days=keep + 1),
                                recorded_at=now, valuation_currency="USDT")  # fmt: skip
-    PnlSnapshot.objects.create(account=perp, taken_at=now - timedelta(days=2),
-                               recorded_at=now, valuation_currency="USDT", net_pnl=D("7"))  # fmt: skip
+    PnlSnapshot.objects.create(
+        account=perp, taken_at=now - timedelta(days=2), recorded_at=now,
+        valuation_currency="USDT", net_pnl=D("7"),
+    )  # fmt: skip
     assert pnl_snapshot_record(now=now + timedelta(hours=1)).deleted == 1
     # the API lists them newest first, bounded by from/to
     client, _ = make_bot("hist-bot", perp)
@@ -313,8 +315,10 @@ def test_hourly_snapshots_history_and_retention(desk, settings):
     to = (now - timedelta(days=1)).isoformat()
     only = client.get(url(perp, "pnl", "history"), {"from": frm, "to": to}).json()["results"]
     assert [p["net_pnl"] for p in only] == ["7"]
-    assert set(only[0]) == {"as_of", "valuation_currency", "realized_pnl", "unrealized_pnl",
-                            "fees", "net_pnl", "net_notional", "gross_notional", "stale"}  # fmt: skip
+    assert set(only[0]) == {
+        "as_of", "valuation_currency", "realized_pnl", "unrealized_pnl", "fees", "net_pnl",
+        "net_notional", "gross_notional", "stale",
+    }  # fmt: skip
     assert_error(client.get(url(perp, "pnl", "history"), {"from": to, "to": frm}), 400,
                  "validation_error", {"from"})  # fmt: skip
     assert_error(client.get(url(perp, "pnl", "history"), {"to": "soon"}), 400,
