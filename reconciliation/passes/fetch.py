@@ -99,7 +99,8 @@ def fetch_marks(adapter, symbols: list[str]) -> MarksFetch:
     except ex.ExchangeError as exc:
         out.error = f"{type(exc).__name__}: {exc}"
         return out
-    out.prices = [p for p in result.items if p.symbol in set(symbols)]
+    wanted = set(symbols)
+    out.prices = [p for p in result.items if p.symbol in wanted]
     if not result.complete:
         out.error = f"incomplete: {result.note or 'prices missing'}"
     return out
