@@ -10,6 +10,9 @@ state can be brought to the exchange's truth, a ``RepairPlan``. The rules (DESIG
 - ``order_state_mismatch``: known on both sides, status or filled quantity differ.
 - ``position_mismatch``: signed quantities differ by more than the amount step (both ways).
 - ``balance_mismatch``: totals differ by more than the tolerance (both ways).
+- ``entry_price_mismatch`` (derivatives): quantities agree but the venue's entry price differs
+  from ours by more than ``entry_price_tolerance`` (relative to the venue's) -> adopt it
+  (an accounting adjustment: realized P&L is not rewritten).
 - ``fetch_error``: an entity whose fetch failed or was incomplete; nothing of it is repaired.
 """
 
@@ -26,6 +29,7 @@ from functools import cached_property
 from tradingstate import transitions as t
 from tradingstate.amounts import amount_str
 from tradingstate.exchanges import base as ex
+from tradingstate.rules.accounting import DEFAULT_ENTRY_PRICE_TOLERANCE, entry_price_mismatch
 from tradingstate.sync_kinds import RepairKind
 
 
@@ -38,6 +42,7 @@ class DiscrepancyType(StrEnum):
     POSITION_MISMATCH = "position_mismatch"
     BALANCE_MISMATCH = "balance_mismatch"
     FETCH_ERROR = "fetch_error"
+    ENTRY_PRICE_MISMATCH = "entry_price_mismatch"
 
     @property
     def label(self) -> str:
@@ -50,6 +55,7 @@ ORDER_STATE_MISMATCH = DiscrepancyType.ORDER_STATE_MISMATCH
 POSITION_MISMATCH = DiscrepancyType.POSITION_MISMATCH
 BALANCE_MISMATCH = DiscrepancyType.BALANCE_MISMATCH
 FETCH_ERROR = DiscrepancyType.FETCH_ERROR
+ENTRY_PRICE_MISMATCH = DiscrepancyType.ENTRY_PRICE_MISMATCH
 
 ORDERS, POSITIONS, BALANCES = "orders", "positions", "balances"
 
@@ -124,6 +130,7 @@ class DiffConfig:
     balance_tolerances: Mapping[str, Decimal] = field(default_factory=dict)
     amount_steps: Mapping[str, Decimal] = field(default_factory=dict)
     check_positions: bool = True
+    entry_price_tolerance: Decimal = DEFAULT_ENTRY_PRICE_TOLERANCE
 
     def tolerance(self, currency: str) -> Decimal:
         return self.balance_tolerances.get(currency, self.balance_tolerance)
@@ -429,8 +436,8 @@ def diff_positions(
     theirs: dict[str, ex.ExchangePosition] = {}
     for p in exchange.positions:
         if p.symbol in theirs:  # hedge mode: both legs of one symbol net out
-            prev = theirs[p.symbol]
-            theirs[p.symbol] = replace(prev, qty=prev.qty + p.qty)
+            prev = theirs[p.symbol]  # (and the net has no one entry price)
+            theirs[p.symbol] = replace(prev, qty=prev.qty + p.qty, entry_price=None)
         else:
             theirs[p.symbol] = p
     findings = []
@@ -440,6 +447,9 @@ def diff_positions(
         xq = xp.qty if xp else Decimal(0)
         step = cfg.amount_steps.get(symbol, Decimal(0))
         if abs(lq - xq) <= step:
+            finding = _entry_price(lp, xp, cfg)
+            if finding is not None:
+                findings.append(finding)
             continue
         findings.append(
             Finding(
@@ -469,6 +479,37 @@ def diff_positions(
             )
         )
     return findings
+
+
+def _entry_price(
+    lp: LocalPosition | None, xp: ex.ExchangePosition | None, cfg: DiffConfig
+) -> Finding | None:
+    """Quantities agree; does the venue's average entry price differ beyond the tolerance?"""
+    if lp is None or xp is None or lp.id is None or lp.qty == 0 or xp.qty == 0:
+        return None
+    if not entry_price_mismatch(lp.entry_price, xp.entry_price, cfg.entry_price_tolerance):
+        return None
+    return Finding(
+        type=ENTRY_PRICE_MISMATCH,
+        entity=POSITIONS,
+        key=lp.symbol,
+        detail={
+            "type": ENTRY_PRICE_MISMATCH,
+            "symbol": lp.symbol,
+            "local_entry_price": s(lp.entry_price),
+            "exchange_entry_price": s(xp.entry_price),
+            "detail": "Entry price mismatch",
+        },
+        local={"qty": s(lp.qty), "entry_price": s(lp.entry_price)},
+        exchange={"qty": s(xp.qty), "entry_price": s(xp.entry_price)},
+        repair=RepairPlan(
+            kind=RepairKind.POSITION_ENTRY_PRICE,
+            target_id=lp.id,
+            expected_version=lp.version,
+            values={"symbol": lp.symbol, "entry_price": s(xp.entry_price)},
+        ),
+        payload=xp.raw or None,
+    )
 
 
 def diff_balances(

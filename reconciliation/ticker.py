@@ -27,6 +27,7 @@ from reconciliation.models import ReconciliationRun, WorkerHeartbeat
 from reconciliation.passes.triggers import enqueue_pass
 from reconciliation.schedules import schedules_ensure
 from tradingstate.models import ExchangeAccount
+from tradingstate.services.pnl import pnl_snapshot_schedule_ensure
 
 log = logging.getLogger("reconciliation")
 
@@ -121,6 +122,7 @@ class Ticker:
                 if announced or not self.next_due:
                     log.info("Ticker leading on %s", holder_name())
                     announced = False
+                    pnl_snapshot_schedule_ensure()  # the hourly P&L snapshot (issue 15)
                 self.tick()
                 stop.wait(TICK_SECONDS)
         finally:

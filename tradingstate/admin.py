@@ -20,11 +20,13 @@ from tradingstate.models import (
     ExchangeAccount,
     Fill,
     Instrument,
+    MarkPrice,
     Notification,
     Order,
     PaperBalance,
     PaperOrder,
     PaperPosition,
+    PnlSnapshot,
     Position,
 )
 from tradingstate.services import (
@@ -41,6 +43,10 @@ from tradingstate.web.console.mixins import (
     NoDeleteMixin,
     ReadOnlyMixin,
 )
+from tradingstate.web.console.pnl import register_pnl_console
+
+# /admin/console/pnl/: P&L and exposure (issue 15)
+register_pnl_console(admin.site)
 
 
 @admin.register(ExchangeAccount)
@@ -120,6 +126,36 @@ class InstrumentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ("symbol", "base", "quote")
 
 
+@admin.register(MarkPrice)
+class MarkPriceAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The prices positions and balances are valued at (refreshed by each pass)."""
+
+    list_display = ("symbol", "account", "price", "source", "time", "stale", "fetched_at")
+    list_filter = ("account", "source", "stale")
+    search_fields = ("symbol",)
+    list_select_related = ("account",)
+
+
+@admin.register(PnlSnapshot)
+class PnlSnapshotAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The hourly P&L and exposure snapshots (account empty: the desk)."""
+
+    list_display = (
+        "taken_at",
+        "account",
+        "realized_pnl",
+        "unrealized_pnl",
+        "fees",
+        "net_pnl",
+        "net_notional",
+        "gross_notional",
+        "stale",
+    )
+    list_filter = ("account", "stale")
+    date_hierarchy = "taken_at"
+    list_select_related = ("account",)
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
     list_display = (
@@ -152,7 +188,17 @@ class FillAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
 
 @admin.register(Position)
 class PositionAdmin(ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
-    list_display = ("symbol", "account", "qty", "entry_price", "version", "updated_at", "audit")
+    list_display = (
+        "symbol",
+        "account",
+        "qty",
+        "entry_price",
+        "realized_pnl",
+        "fees",
+        "version",
+        "updated_at",
+        "audit",
+    )
     list_filter = ("account",)
     search_fields = ("symbol",)
     list_select_related = ("account",)

@@ -29,6 +29,7 @@ DEFAULT_SELECTED_CONFIG = BASE_DIR / "configs" / "paper.toml"
 
 ACCOUNT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,32}$")
 
 PositiveInterval = Annotated[int, Field(ge=1, le=86400)]
 NonNegativeDecimal = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
@@ -207,6 +208,11 @@ class AppConfig(_Strict):
     balance_tolerances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)
     stale_order_grace_seconds: Annotated[int, Field(ge=0, le=86400)] = 10
     persistent_desync_runs: Annotated[int, Field(ge=2, le=100)] = 3
+    # P&L and exposure (issue 15)
+    mark_price_max_age_seconds: Annotated[int, Field(ge=1, le=86400)] = 300
+    entry_price_tolerance: NonNegativeDecimal = Decimal("0.0001")
+    valuation_currency: str = "USDT"
+    pnl_history_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
     database_url: str = "sqlite:///data/tradingstate.sqlite3"
     database_prepared_statements: bool = True
     time_zone: str = "UTC"
@@ -232,6 +238,13 @@ class AppConfig(_Strict):
             if channel.name in seen:
                 raise ValueError(f"duplicate notification channel name {channel.name!r}")
             seen.add(channel.name)
+        return value
+
+    @field_validator("valuation_currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not CURRENCY_RE.match(value):
+            raise ValueError("must be a currency code in capitals, e.g. 'USDT'")
         return value
 
     @field_validator("exchanges")

@@ -238,6 +238,9 @@ class Fill(models.Model):
     fee_currency = models.CharField(max_length=32, blank=True)
     executed_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # accounting (issue 15): this fill's own share, from ``rules.accounting.step``
+    realized_pnl = AmountField(default=Decimal("0"))
+    fee_quote = AmountField(default=Decimal("0"))
 
     class Meta:
         ordering = ["-executed_at", "-id"]
@@ -255,7 +258,14 @@ class Position(models.Model):
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="positions")
     symbol = models.CharField(max_length=64)
     qty = AmountField(default=Decimal("0"), help_text="Signed: long > 0, short < 0.")
-    entry_price = AmountField(null=True, blank=True)
+    entry_price = AmountField(null=True, blank=True)  # the average entry price
+    # accounting (issue 15), written only by services.accounting.position_accounting_apply:
+    # gross realized P&L and fees in the quote currency, other-currency fees unconverted
+    realized_pnl = AmountField(default=Decimal("0"))
+    fees = AmountField(default=Decimal("0"))
+    fees_other = models.JSONField(default=dict, blank=True)
+    fill_count = models.PositiveIntegerField(default=0)
+    inferred_fills = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
     version = models.PositiveBigIntegerField(default=1)
 
@@ -293,6 +303,89 @@ class Balance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account.name}:{self.currency} {self.total}"
+
+
+class MarkPrice(models.Model):
+    """The price an account's instrument is valued at: the venue's mark (else last trade).
+
+    One row per instrument (account + unified symbol, the Instrument's key), refreshed by
+    each reconciliation pass. A failed fetch keeps the previous price with ``stale`` set,
+    never zero; a price older than ``mark_price_max_age_seconds`` is stale as well
+    (``tradingstate.selectors.pnl.mark_is_stale``).
+    """
+
+    class Source(models.TextChoices):
+        MARK = "mark", "Mark price"
+        LAST = "last", "Last trade"
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="mark_prices"
+    )
+    symbol = models.CharField(max_length=64)
+    price = AmountField()
+    time = models.DateTimeField(help_text="The venue's time of the price (else when fetched).")
+    source = models.CharField(max_length=4, choices=Source.choices)
+    stale = models.BooleanField(default=False, help_text="The last refresh failed.")
+    fetched_at = models.DateTimeField(help_text="The last refresh attempt.")
+    error = models.TextField(blank=True, help_text="Why the last refresh failed.")
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="markprice_unique_symbol"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="markprice_price_gt_0"),
+            models.CheckConstraint(
+                condition=Q(source__in=["mark", "last"]), name="markprice_source_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["symbol"], name="markprice_symbol")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.price} ({self.source})"
+
+
+class PnlSnapshot(models.Model):
+    """An hourly record of an account's (or, with no account, the desk's) P&L and exposure
+    totals, so curves are drawn without replaying fills. A figure that could not be valued
+    (no mark) is NULL, never zero."""
+
+    account = models.ForeignKey(
+        ExchangeAccount,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="pnl_snapshots",
+    )
+    taken_at = models.DateTimeField(help_text="The start of the hour it records.")
+    recorded_at = models.DateTimeField()
+    valuation_currency = models.CharField(max_length=32)
+    realized_pnl = AmountField(null=True, blank=True)
+    unrealized_pnl = AmountField(null=True, blank=True)
+    fees = AmountField(null=True, blank=True)
+    net_pnl = AmountField(null=True, blank=True)
+    net_notional = AmountField(null=True, blank=True)
+    gross_notional = AmountField(null=True, blank=True)
+    stale = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-taken_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "taken_at"],
+                condition=Q(account__isnull=False),
+                name="pnlsnapshot_unique_account_hour",
+            ),
+            models.UniqueConstraint(
+                fields=["taken_at"],
+                condition=Q(account__isnull=True),
+                name="pnlsnapshot_unique_desk_hour",
+            ),
+        ]
+        indexes = [models.Index(fields=["taken_at"], name="pnlsnapshot_taken_at")]
+
+    def __str__(self) -> str:
+        who = self.account.name if self.account_id else "desk"
+        return f"{who} {self.taken_at:%Y-%m-%d %H:%M} net={self.net_pnl}"
 
 
 class BotProfile(models.Model):

@@ -16,6 +16,7 @@ class RepairKind(StrEnum):
     ORDER_STATE = "order_state"
     POSITION_SET = "position_set"
     BALANCE_SET = "balance_set"
+    POSITION_ENTRY_PRICE = "position_entry_price"  # issue 15: adopt the venue's entry price
 
 
 # the order a pass applies them in: creations before state moves, orders before books
@@ -23,5 +24,6 @@ REPAIR_ORDER = (
     RepairKind.ORDER_CREATE,
     RepairKind.ORDER_STATE,
     RepairKind.POSITION_SET,
+    RepairKind.POSITION_ENTRY_PRICE,
     RepairKind.BALANCE_SET,
 )

@@ -37,6 +37,7 @@ class PassOutcome:
     findings: list[d.Finding] = field(default_factory=list)
     applied: list[tuple[d.Finding, SyncOutcome]] = field(default_factory=list)
     persistent: list[Discrepancy] = field(default_factory=list)
+    marks_error: str = ""  # why some mark prices were not refreshed (kept, marked stale)
 
 
 def reconciliation_actor(run_id: object) -> Actor:

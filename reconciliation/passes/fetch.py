@@ -3,8 +3,11 @@ candidates. Runs with no database transaction open (only the account's lease is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from reconciliation import diff as d
 from tradingstate.exchanges import base as ex
+from tradingstate.rules.marks import mark_symbols
 
 DEFAULT_LOOKUP_BUDGET = 100
 
@@ -55,3 +58,49 @@ def fetch_lookups(
         except ex.ExchangeError as exc:
             lookups[order.client_order_id] = f"{type(exc).__name__}: {exc}"
     return lookups, None
+
+
+@dataclass
+class MarksFetch:
+    """The prices one pass asked for and got. ``error`` says why some or all are missing
+    (their previous prices are kept, marked stale); ``supported`` is False for a venue
+    adapter that gives no prices at all (nothing is asked, nothing marked)."""
+
+    asked: list[str] = field(default_factory=list)
+    prices: list[ex.ExchangeMarkPrice] = field(default_factory=list)
+    error: str = ""
+    supported: bool = True
+
+
+def marks_wanted(account, local: d.LocalSnapshot, snapshot: d.ExchangeSnapshot, valuation: str):
+    """Symbols with a position (either side) or, on spot, a non-quote balance (either side)."""
+    positions = [(p.symbol, p.qty) for p in local.positions]
+    positions += [(p.symbol, p.qty) for p in snapshot.positions or []]
+    balances = [(b.currency, b.total) for b in local.balances]
+    balances += [(b.currency, b.total) for b in snapshot.balances or []]
+    return mark_symbols(
+        market_type=account.market_type,
+        position_qtys=positions,
+        balance_totals=balances,
+        valuation_currency=valuation,
+    )
+
+
+def fetch_marks(adapter, symbols: list[str]) -> MarksFetch:
+    """Every price in one call (``fetch_mark_prices``). A failed or partial fetch is never
+    read as a price of zero: the symbols it lacks keep their previous price, stale."""
+    out = MarksFetch(asked=list(symbols))
+    if not symbols:
+        return out
+    try:
+        result = adapter.fetch_mark_prices(symbols)
+    except NotImplementedError:
+        return MarksFetch(supported=False)
+    except ex.ExchangeError as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+        return out
+    wanted = set(symbols)
+    out.prices = [p for p in result.items if p.symbol in wanted]
+    if not result.complete:
+        out.error = f"incomplete: {result.note or 'prices missing'}"
+    return out

@@ -118,6 +118,16 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
     if run.status == ReconciliationRun.Status.FAILED:
         return
     context = {"account": account.name, "run_id": run.pk}
+    if outcome.marks_error:
+        out.warning(
+            "Mark prices not refreshed (account=%s): %s; previous prices kept, marked stale",
+            account.name,
+            outcome.marks_error,
+            extra={
+                "structured": {**context, "marks_error": outcome.marks_error},
+                "with_message": True,
+            },
+        )
     if not outcome.findings:
         # no `repairs_applied` key: the runbook's `grep "Auto-repair\|repairs_applied" | tail`
         # must keep showing the last real repairs, not the latest clean passes
@@ -176,6 +186,8 @@ def change_text(entity: str, result: SyncOutcome) -> str:
     if entity == d.ORDERS:
         return f"{before.get('status', 'none')} -> {after.get('status')}"
     if entity == d.POSITIONS:
+        if "adjustment" in after:  # entry_price_mismatch: the quantity did not move
+            return f"entry {before.get('entry_price')} -> {after.get('entry_price')}"
         return f"{before.get('qty', '0')} -> {after.get('qty')}"
     return f"{before.get('total', '0')} -> {after.get('total')}"
 

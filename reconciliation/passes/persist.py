@@ -17,12 +17,14 @@ from reconciliation.alerts import alerts_account_stopped, alerts_after_pass
 from reconciliation.locks import LeaseLost, account_pass_lease_confirm
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.passes.context import PassContext, PassOutcome, reconciliation_actor
+from reconciliation.passes.fetch import MarksFetch
 from reconciliation.selectors import discrepancy_counts_previous_run
 from tradingstate import transitions
 from tradingstate.actors import Actor
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import account_set_enabled
 from tradingstate.services.bulk import rows_bulk_create, rows_bulk_insert
+from tradingstate.services.marks import mark_prices_record
 from tradingstate.services.sync import SYNC_BY_KIND, SyncItem, SyncOutcome
 from tradingstate.sync_kinds import REPAIR_ORDER, RepairKind
 
@@ -36,12 +38,23 @@ def persist_pass(
     local: d.LocalSnapshot,
     findings: list[d.Finding],
     retry_after: float | None,
+    marks: MarksFetch | None = None,
 ) -> PassOutcome:
     with transaction.atomic():
         account_pass_lease_confirm(ctx.account.pk)  # raises LeaseLost
-        return _persist(
+        outcome = _persist(
             ctx, snapshot=snapshot, local=local, findings=findings, retry_after=retry_after
         )
+        if marks is not None and marks.supported and marks.asked:
+            mark_prices_record(
+                account=ctx.account,
+                asked=marks.asked,
+                prices=marks.prices,
+                now=timezone.now(),
+                error=marks.error,
+            )
+            outcome.marks_error = marks.error
+        return outcome
 
 
 def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from reconciliation import diff as d
 from reconciliation.locks import LeaseLost, account_pass_lease
 from reconciliation.models import ReconciliationRun
 from reconciliation.passes.context import PassContext, PassOutcome
-from reconciliation.passes.fetch import fetch_lookups, fetch_snapshot
+from reconciliation.passes.fetch import fetch_lookups, fetch_marks, fetch_snapshot, marks_wanted
 from reconciliation.passes.log import emit_pass_logs
 from reconciliation.passes.persist import persist_pass, record_auth_failure, record_run_end
 from reconciliation.selectors import amount_steps, local_books, local_snapshot
@@ -95,12 +96,21 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
         )
         if lookup_auth_error is not None:
             return _auth_failed(ctx, lookup_auth_error)
+        marks = fetch_marks(
+            adapter,
+            marks_wanted(account, local, snapshot, settings.TRADINGSTATE.valuation_currency),
+        )
     finally:
         if own_adapter:
             adapter.close()
     findings = d.diff(local, snapshot, cfg, lookups)
     return persist_pass(
-        ctx, snapshot=snapshot, local=local, findings=findings, retry_after=retry_after
+        ctx,
+        snapshot=snapshot,
+        local=local,
+        findings=findings,
+        retry_after=retry_after,
+        marks=marks,
     )
 
 
@@ -114,6 +124,7 @@ def diff_config(account: ExchangeAccount) -> d.DiffConfig:
         },
         amount_steps=amount_steps(account=account),
         check_positions=account.is_derivative,
+        entry_price_tolerance=settings.TRADINGSTATE.entry_price_tolerance,
     )
 
 

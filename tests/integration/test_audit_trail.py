@@ -40,6 +40,8 @@ EXEMPT = {
     "tradingstate.paperorder": "the simulated exchange's side, not our state of record",
     "tradingstate.paperposition": "the simulated exchange's side, not our state of record",
     "tradingstate.paperbalance": "the simulated exchange's side, not our state of record",
+    "tradingstate.markprice": "market data (the venue's prices), refreshed by every pass",
+    "tradingstate.pnlsnapshot": "derived figures recorded hourly from the audited rows",
     "killswitch.killswitchevent": "the kill switch's own append-only history, written beside "
     "the killswitch.* AuditEntry in the same transaction",
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tradingstate.api.views import accounts, books, orders
+from tradingstate.api.views import accounts, books, orders, pnl
 
 ACCOUNT = "accounts/<str:account>/"
 
@@ -34,4 +34,7 @@ urlpatterns = [
     path(f"{ACCOUNT}positions/<path:symbol>/", books.PositionSetApi.as_view(), name="position"),
     path(f"{ACCOUNT}balances/", books.BalanceListApi.as_view(), name="balance-list"),
     path(f"{ACCOUNT}balances/<str:currency>/", books.BalanceSetApi.as_view(), name="balance"),
+    path(f"{ACCOUNT}pnl/", pnl.PnlApi.as_view(), name="pnl"),
+    path(f"{ACCOUNT}pnl/history/", pnl.PnlHistoryApi.as_view(), name="pnl-history"),
+    path("exposure/", pnl.ExposureApi.as_view(), name="exposure"),
 ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradingstate.exchanges.base import ExchangeBalance, ExchangeOrder, ExchangePosition
+from tradingstate.rules import accounting, valuation
 from tradingstate.transitions import ACTIVE
 
 DIFF = "!="
@@ -148,3 +149,12 @@ def compare_balances(
             )
         )
     return rows
+
+
+def unrealized_pnl(qty: Decimal | None, entry: Decimal | None, mark: Decimal | None):
+    """``(mark - entry) * qty`` (quantities in base units) by the valuation rule; None when
+    a part is missing (never 0 for an unknown)."""
+    if qty is None or mark is None or (qty != 0 and entry is None):
+        return None
+    state = accounting.PositionState(qty=qty, avg_entry_price=entry if qty else None)
+    return valuation.valuation(state, accounting.Mark(mark), Decimal(1)).unrealized_pnl
