@@ -22,6 +22,7 @@ install: $(STAMP)
 migrate: install
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py createcachetable
+	$(PY) manage.py collectstatic --noinput -v 0
 
 ## Install, migrate, create a development superuser, load the demo desync and run the
 ## console (http://127.0.0.1:8000/admin/) with its reconciliation worker.
@@ -30,9 +31,11 @@ run: migrate
 	DEBUG=1 $(PY) manage.py demo
 	DEBUG=1 $(PY) scripts/run_paper.py --config $(CONFIG) --web $(HOST)
 
+## ruff, then the architecture contracts ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -40,7 +43,7 @@ format: install
 
 ## Lint, then the whole suite (SQLite unless DATABASE_URL is set).
 test: lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 bench: migrate
 	$(PY) bench/run_all.py

@@ -29,6 +29,8 @@ SCRIPTS = [
         {},
     ),
     ("reconciliation pass", "reconcile.py", [], {}),
+    ("retention: prune 1,000,000 runs while passes run", "prune.py", [], {}),
+    ("P&L and exposure reads (statements: target <= 5 each)", "pnl.py", [], {}),
     ("API, cache (throttle counts) in the database: the zero-setup default", "api.py", [], {}),
 ]
 
@@ -68,7 +70,7 @@ def main() -> int:
         for line in proc.stdout:
             line = line.rstrip("\n")
             print(line, flush=True)
-            if line.startswith(("floor ", "reconcile ", "api ")):
+            if line.startswith(("floor ", "reconcile ", "api ", "prune ", "pnl ")):
                 lines.append(line)
         if proc.wait(TIMEOUT) != 0:
             failed.append(f"{script} exited {proc.returncode}")

@@ -4,8 +4,8 @@ process, through the same middleware, as the ceiling for the kill-switch read.""
 from django.http import JsonResponse
 from django.urls import path
 
-from tradingstate.urls import handler400, handler403, handler404, handler500  # noqa: F401
-from tradingstate.urls import urlpatterns as product_urlpatterns
+from tradingstate.web.urls import handler400, handler403, handler404, handler500  # noqa: F401
+from tradingstate.web.urls import urlpatterns as product_urlpatterns
 
 
 def bare(request):

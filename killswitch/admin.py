@@ -1,5 +1,6 @@
 """Kill switch admin: a control page (activate/deactivate with a required reason, global or
-per account), the state rows and the event history read-only. Writes call the services."""
+per account), the state rows and the event history read-only; "Halt trading…" and "Resume
+trading…" on the accounts list. Writes call the services."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tradingstate.actors import Actor
 from tradingstate.errors import ApplicationError
 from tradingstate.models import ExchangeAccount
 from tradingstate.services.audit import REASON_REQUIRED
+from tradingstate.web.console.actions import reason_action
+from tradingstate.web.console.mixins import model_admin_add_actions
 
 ACTIVATE_PERM = "killswitch.activate_killswitch"
 DEACTIVATE_PERM = "killswitch.deactivate_killswitch"
@@ -159,3 +162,45 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("account")
+
+
+# --- on the accounts list (tradingstate's admin) ---------------------------------------------
+@admin.action(description="Halt trading…", permissions=["halt_account"])
+def halt_trading(modeladmin, request, queryset):
+    def perform(*, obj, actor, reason):
+        result = killswitch_activate(reason=reason, actor=actor, account=obj)
+        return result.message, messages.SUCCESS if result.changed else messages.WARNING
+
+    return reason_action(
+        modeladmin,
+        request,
+        queryset,
+        action="halt_trading",
+        title="Halt trading",
+        intro="New orders for the selected accounts are refused until trading resumes. "
+        "Status updates, fills and reconciliation go on.",
+        button="Halt trading",
+        perform=perform,
+    )
+
+
+@admin.action(description="Resume trading…", permissions=["resume_account"])
+def resume_trading(modeladmin, request, queryset):
+    def perform(*, obj, actor, reason):
+        result = killswitch_deactivate(actor=actor, reason=reason, account=obj)
+        return result.message, messages.SUCCESS if result.changed else messages.WARNING
+
+    return reason_action(
+        modeladmin,
+        request,
+        queryset,
+        action="resume_trading",
+        title="Resume trading",
+        intro="The selected accounts' halts are lifted (the global kill switch, if active, "
+        "still refuses orders).",
+        button="Resume trading",
+        perform=perform,
+    )
+
+
+model_admin_add_actions(admin.site, ExchangeAccount, halt_trading, resume_trading)

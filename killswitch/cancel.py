@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from django.db.models import Q
 
-from tradingstate.actors import Actor
+from tradingstate.exchanges import adapter_for
+from tradingstate.exchanges.base import OrderNotFound
 from tradingstate.models import ExchangeAccount, Order
 
 logger = logging.getLogger("killswitch")
@@ -22,21 +23,18 @@ CANCEL_MAX_ROUNDS = 3
 ADAPTERS_UNAVAILABLE = "exchange adapters unavailable: {error}"
 
 
-def killswitch_cancel_open_orders(
+def cancel_open_orders(
     *,
-    actor: Actor,
     account: ExchangeAccount | None = None,
     max_rounds: int = CANCEL_MAX_ROUNDS,
     adapter_factory: Callable | None = None,
 ) -> dict:
     """Cancel open orders for ``account``, or every enabled account when None.
 
-    Never raises (it runs after a committed activation); failures are in the summary,
-    which is recorded as a ``cancel_orders`` KillSwitchEvent plus an AuditEntry and returned:
-    ``{"complete", "cancelled", "remaining", "accounts": {name: {...}}}``.
+    Never raises (it runs after a committed activation); failures are in the summary:
+    ``{"complete", "cancelled", "remaining", "accounts": {name: {...}}}``. Exchange I/O and
+    reads only: ``killswitch.services.killswitch_cancel_open_orders`` records the summary.
     """
-    from killswitch.services import killswitch_record_cancel
-
     accounts = (
         [account]
         if account is not None
@@ -63,10 +61,6 @@ def killswitch_cancel_open_orders(
         ",".join(per_account) or "-",
         extra={"structured": {"type": "killswitch_cancel_all", **summary}},
     )
-    try:
-        killswitch_record_cancel(actor=actor, account=account, summary=summary)
-    except Exception:
-        logger.exception("Kill switch cancel-all: could not record the summary")
     return summary
 
 
@@ -110,8 +104,6 @@ def _cancel_account(account: ExchangeAccount, *, adapter_factory, max_rounds: in
 
 
 def _default_factory():
-    from tradingstate.exchanges import adapter_for  # written alongside; imported lazily
-
     return adapter_for
 
 
@@ -128,8 +120,6 @@ class IncompleteFetch(Exception):
 
 
 def _cancel_one(adapter, order, out: dict, cancelled: dict) -> None:
-    from tradingstate.exchanges.base import OrderNotFound
-
     key = order.exchange_order_id or order.client_order_id
     try:
         adapter.cancel_order(order.client_order_id, order.exchange_order_id, order.symbol)

@@ -9,12 +9,14 @@ closed; ``order_register_guarded`` runs the guard and the registration in one tr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from killswitch.cancel import CANCEL_MAX_ROUNDS, cancel_open_orders
 from killswitch.locks import killswitch_qs_select_for_update
 from killswitch.models import KillSwitch, KillSwitchEvent
 from tradingstate.actors import Actor
@@ -23,6 +25,7 @@ from tradingstate.models import ExchangeAccount, Order
 from tradingstate.services import order_register, require_reason
 from tradingstate.services.audit import audit_snapshot
 from tradingstate.services.events import killswitch_orders_cancelled, killswitch_switched
+from tradingstate.services.notifications import notification_emit
 
 logger = logging.getLogger("killswitch")
 
@@ -183,7 +186,22 @@ def _change_state(
         actor=actor,
         reason=reason,
     )
+    _notify(active=active, account=account, actor=actor, reason=reason)
     return event
+
+
+def _notify(*, active: bool, account, actor: Actor, reason: str) -> None:
+    """One message per change, sent after this transaction commits (tradingstate core)."""
+    what = "ACTIVATED" if active else "deactivated"
+    scope = f"account {account.name}" if account else "global"
+    notification_emit(
+        event="killswitch",
+        key=f"account:{account.name}" if account else "global",
+        state="active" if active else "inactive",
+        title=f"tradingstate: kill switch {what} ({scope})",
+        body=f"Kill switch {what} ({scope}) by {actor.name}: {reason or '(no reason)'}"
+        + ("\nNew orders are refused (HTTP 423)." if active else "\nTrading may resume."),
+    )
 
 
 @transaction.atomic
@@ -206,9 +224,30 @@ def killswitch_record_cancel(
     return event
 
 
-def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account) -> None:
-    from killswitch.cancel import killswitch_cancel_open_orders
+def killswitch_cancel_open_orders(
+    *,
+    actor: Actor,
+    account: ExchangeAccount | None = None,
+    max_rounds: int = CANCEL_MAX_ROUNDS,
+    adapter_factory: Callable | None = None,
+) -> dict:
+    """Cancel open orders for ``account``, or every enabled account when None, and record
+    the summary as a ``cancel_orders`` KillSwitchEvent plus an AuditEntry.
 
+    Never raises (it runs after a committed activation); failures are in the summary:
+    ``{"complete", "cancelled", "remaining", "accounts": {name: {...}}}``.
+    """
+    summary = cancel_open_orders(
+        account=account, max_rounds=max_rounds, adapter_factory=adapter_factory
+    )
+    try:
+        killswitch_record_cancel(actor=actor, account=account, summary=summary)
+    except Exception:
+        logger.exception("Kill switch cancel-all: could not record the summary")
+    return summary
+
+
+def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account) -> None:
     result.cancel_summary = killswitch_cancel_open_orders(actor=actor, account=account)
 
 

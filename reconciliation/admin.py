@@ -1,23 +1,28 @@
 """Admin for reconciliation history: runs, discrepancies and repairs are read-only records.
 
 The only writes are the discrepancy actions "Apply repair" and "Acknowledge", each behind its
-own permission, asking for a reason on an intermediate page and calling the service per row.
-Also mounts the console dashboard at ``/admin/console/`` (``reconciliation.console``).
+own permission, asking for a reason on an intermediate page and calling the service per row;
+and "Reconcile now" on the accounts list. Also mounts the console dashboard at
+``/admin/console/`` (``reconciliation.console``).
 """
 
 from __future__ import annotations
 
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from reconciliation.console import console_view
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair, WorkerHeartbeat
-from reconciliation.services import discrepancy_acknowledge, repair_apply
-from tradingstate.admin import AuditLinkMixin, ReadOnlyMixin
-from tradingstate.console.actions import object_action_view, reason_action
+from reconciliation.selectors import discrepancy_list_by_run
+from reconciliation.services import discrepancy_acknowledge, repair_apply, run_reconciliation
+from tradingstate.actors import Actor
+from tradingstate.models import ExchangeAccount
+from tradingstate.web.console.actions import object_action_view, reason_action
+from tradingstate.web.console.mixins import AuditLinkMixin, ReadOnlyMixin, model_admin_add_actions
 
 
 # --- /admin/console/ ---------------------------------------------------------------------
@@ -353,3 +358,44 @@ class RepairAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("role", "holder", "beat_at")
+
+
+# --- on the accounts list (tradingstate's admin) ---------------------------------------------
+RUN_LEVEL = {
+    ReconciliationRun.Status.COMPLETED: messages.SUCCESS,
+    ReconciliationRun.Status.INCOMPLETE: messages.WARNING,
+    ReconciliationRun.Status.SKIPPED: messages.WARNING,
+    ReconciliationRun.Status.FAILED: messages.ERROR,
+}
+
+
+@admin.action(description="Reconcile now", permissions=["reconcile_account"])
+def reconcile_now(modeladmin, request, queryset):
+    """One pass per selected account, synchronously; then show what each pass found."""
+    actor = Actor.from_request(request)
+    runs = []
+    for account in queryset.order_by("name"):
+        run = run_reconciliation(account, ReconciliationRun.Trigger.MANUAL, requested_by=actor.name)
+        runs.append(run)
+        modeladmin.message_user(
+            request,
+            f"{account.name}: pass {run.pk} {run.get_status_display().lower()}, "
+            f"{run.discrepancies_found} discrepancies, {run.repairs_applied} repairs applied"
+            + (f" ({run.error})" if run.error else "."),
+            RUN_LEVEL.get(run.status, messages.INFO),
+        )
+    found = discrepancy_list_by_run(run_ids=[r.pk for r in runs])
+    for rows in found.values():
+        for d in rows:
+            d.detail_text = json.dumps(d.detail, default=str)  # the runbook's log line
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Reconciliation result",
+        "opts": modeladmin.model._meta,
+        "results": [(run, found.get(run.pk, [])) for run in runs],
+        "discrepancy_changelist": reverse("admin:reconciliation_discrepancy_changelist"),
+    }
+    return TemplateResponse(request, "admin/tradingstate/reconcile_result.html", context)
+
+
+model_admin_add_actions(admin.site, ExchangeAccount, reconcile_now)

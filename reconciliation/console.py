@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from html import escape
 from urllib.parse import urlencode
 
-from django.db.models import Count, OuterRef, Q, Subquery
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +22,11 @@ from django.utils.safestring import mark_safe
 
 from killswitch.selectors import KillSwitchStatus, killswitch_state
 from reconciliation.models import Discrepancy, ReconciliationRun
+from reconciliation.selectors import (
+    account_list_with_last_pass,
+    discrepancy_open_counts,
+    run_points_since,
+)
 from tradingstate.models import ExchangeAccount
 
 CHART_HOURS = 24
@@ -201,34 +205,11 @@ def _changelist(model: str, **params) -> str:
 def console_rows(*, now: datetime | None = None) -> Console:
     """Everything the dashboard shows, in five queries whatever the number of accounts."""
     now = now or timezone.now()
-    last = ReconciliationRun.objects.filter(
-        account=OuterRef("pk"), status__in=ReconciliationRun.FINISHED_STATUSES
-    ).order_by("-id")
-    accounts = list(
-        ExchangeAccount.objects.annotate(
-            last_run_id=Subquery(last.values("id")[:1]),
-            last_run_status=Subquery(last.values("status")[:1]),
-            last_run_at=Subquery(last.values("finished_at")[:1]),
-        ).order_by("name")
-    )
-    counts: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
-    for account_id, typ, n, persistent in (
-        Discrepancy.objects.filter(status=Discrepancy.Status.OPEN)
-        .values("account_id", "type")
-        .annotate(n=Count("id"), p=Count("id", filter=Q(persistent=True)))
-        .values_list("account_id", "type", "n", "p")
-        .order_by()
-    ):
-        counts[account_id][typ] = (n, persistent)
+    accounts = list(account_list_with_last_pass())
+    counts = discrepancy_open_counts()
     points: dict[int, list[RunPoint]] = defaultdict(list)
-    for account_id, at, found, status in (
-        ReconciliationRun.objects.filter(
-            created_at__gte=now - timedelta(hours=CHART_HOURS), status__in=PASS_STATUSES
-        )
-        .values_list("account_id", "created_at", "discrepancies_found", "status")
-        .order_by()
-        .iterator(chunk_size=5000)
-    ):
+    since = now - timedelta(hours=CHART_HOURS)
+    for account_id, at, found, status in run_points_since(since=since, statuses=PASS_STATUSES):
         points[account_id].append(RunPoint(at=at, discrepancies=found, status=status))
     state = killswitch_state()
     halted = {h.account: h for h in state.halted_accounts}
@@ -301,14 +282,3 @@ def console_view(request, *, site):
     }
     request.current_app = site.name
     return TemplateResponse(request, "admin/console.html", context)
-
-
-def last_exchange_value(*, account_id: int, type: str, key: str) -> dict | None:
-    """The exchange's value in the newest discrepancy of this type and key (for the
-    correction forms), or None when reconciliation never reported one."""
-    return (
-        Discrepancy.objects.filter(account_id=account_id, type=type, key=key)
-        .order_by("-id")
-        .values("exchange_value", "created_at", "run_id")
-        .first()
-    )

@@ -10,28 +10,52 @@ state can be brought to the exchange's truth, a ``RepairPlan``. The rules (DESIG
 - ``order_state_mismatch``: known on both sides, status or filled quantity differ.
 - ``position_mismatch``: signed quantities differ by more than the amount step (both ways).
 - ``balance_mismatch``: totals differ by more than the tolerance (both ways).
+- ``entry_price_mismatch`` (derivatives): quantities agree but the venue's entry price differs
+  from ours by more than ``entry_price_tolerance`` (relative to the venue's) -> adopt it
+  (an accounting adjustment: realized P&L is not rewritten).
 - ``fetch_error``: an entity whose fetch failed or was incomplete; nothing of it is repaired.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from functools import cached_property
 
 from tradingstate import transitions as t
 from tradingstate.amounts import amount_str
 from tradingstate.exchanges import base as ex
+from tradingstate.rules.accounting import DEFAULT_ENTRY_PRICE_TOLERANCE, entry_price_mismatch
+from tradingstate.sync_kinds import RepairKind
 
-MISSING_LOCAL_ORDER = "missing_local_order"
-STALE_LOCAL_ORDER = "stale_local_order"
-ORDER_STATE_MISMATCH = "order_state_mismatch"
-POSITION_MISMATCH = "position_mismatch"
-BALANCE_MISMATCH = "balance_mismatch"
-FETCH_ERROR = "fetch_error"
+
+class DiscrepancyType(StrEnum):
+    """What a pass can find (defined once: ``Discrepancy.Type`` is built from it)."""
+
+    MISSING_LOCAL_ORDER = "missing_local_order"
+    STALE_LOCAL_ORDER = "stale_local_order"
+    ORDER_STATE_MISMATCH = "order_state_mismatch"
+    POSITION_MISMATCH = "position_mismatch"
+    BALANCE_MISMATCH = "balance_mismatch"
+    FETCH_ERROR = "fetch_error"
+    ENTRY_PRICE_MISMATCH = "entry_price_mismatch"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+MISSING_LOCAL_ORDER = DiscrepancyType.MISSING_LOCAL_ORDER
+STALE_LOCAL_ORDER = DiscrepancyType.STALE_LOCAL_ORDER
+ORDER_STATE_MISMATCH = DiscrepancyType.ORDER_STATE_MISMATCH
+POSITION_MISMATCH = DiscrepancyType.POSITION_MISMATCH
+BALANCE_MISMATCH = DiscrepancyType.BALANCE_MISMATCH
+FETCH_ERROR = DiscrepancyType.FETCH_ERROR
+ENTRY_PRICE_MISMATCH = DiscrepancyType.ENTRY_PRICE_MISMATCH
 
 ORDERS, POSITIONS, BALANCES = "orders", "positions", "balances"
 
@@ -106,6 +130,7 @@ class DiffConfig:
     balance_tolerances: Mapping[str, Decimal] = field(default_factory=dict)
     amount_steps: Mapping[str, Decimal] = field(default_factory=dict)
     check_positions: bool = True
+    entry_price_tolerance: Decimal = DEFAULT_ENTRY_PRICE_TOLERANCE
 
     def tolerance(self, currency: str) -> Decimal:
         return self.balance_tolerances.get(currency, self.balance_tolerance)
@@ -120,7 +145,7 @@ class DiffConfig:
 
 @dataclass(frozen=True)
 class RepairPlan:
-    kind: str  # order_create | order_state | position_set | balance_set
+    kind: RepairKind
     target_id: int | None
     expected_version: int | None
     values: dict
@@ -136,7 +161,7 @@ class RepairPlan:
 
 @dataclass(frozen=True)
 class Finding:
-    type: str
+    type: DiscrepancyType
     entity: str
     key: str
     detail: dict
@@ -288,7 +313,7 @@ def _missing(venue: ex.ExchangeOrder) -> Finding:
         },
         exchange=_exchange_order_view(venue),
         repair=RepairPlan(
-            kind="order_create",
+            kind=RepairKind.ORDER_CREATE,
             target_id=None,
             expected_version=None,
             values={
@@ -322,7 +347,7 @@ def _state_mismatch(mine: LocalOrder, venue: ex.ExchangeOrder, cfg: DiffConfig) 
         note = "the exchange reports less filled than local; filled quantity never decreases"
     else:
         repair = RepairPlan(
-            kind="order_state",
+            kind=RepairKind.ORDER_STATE,
             target_id=mine.id,
             expected_version=mine.version,
             values={
@@ -373,7 +398,7 @@ def _stale(order: LocalOrder, result: ex.ExchangeOrder | str) -> Finding:
         note = f"no legal move from {order.status} to {wanted}"
     else:
         repair = RepairPlan(
-            kind="order_state",
+            kind=RepairKind.ORDER_STATE,
             target_id=order.id,
             expected_version=order.version,
             values={
@@ -411,8 +436,8 @@ def diff_positions(
     theirs: dict[str, ex.ExchangePosition] = {}
     for p in exchange.positions:
         if p.symbol in theirs:  # hedge mode: both legs of one symbol net out
-            prev = theirs[p.symbol]
-            theirs[p.symbol] = replace(prev, qty=prev.qty + p.qty)
+            prev = theirs[p.symbol]  # (and the net has no one entry price)
+            theirs[p.symbol] = replace(prev, qty=prev.qty + p.qty, entry_price=None)
         else:
             theirs[p.symbol] = p
     findings = []
@@ -422,6 +447,9 @@ def diff_positions(
         xq = xp.qty if xp else Decimal(0)
         step = cfg.amount_steps.get(symbol, Decimal(0))
         if abs(lq - xq) <= step:
+            finding = _entry_price(lp, xp, cfg)
+            if finding is not None:
+                findings.append(finding)
             continue
         findings.append(
             Finding(
@@ -438,7 +466,7 @@ def diff_positions(
                 local={"qty": s(lq), "entry_price": s(lp.entry_price) if lp else None},
                 exchange={"qty": s(xq), "entry_price": s(xp.entry_price) if xp else None},
                 repair=RepairPlan(
-                    kind="position_set",
+                    kind=RepairKind.POSITION_SET,
                     target_id=lp.id if lp else None,
                     expected_version=lp.version if lp else None,
                     values={
@@ -451,6 +479,37 @@ def diff_positions(
             )
         )
     return findings
+
+
+def _entry_price(
+    lp: LocalPosition | None, xp: ex.ExchangePosition | None, cfg: DiffConfig
+) -> Finding | None:
+    """Quantities agree; does the venue's average entry price differ beyond the tolerance?"""
+    if lp is None or xp is None or lp.id is None or lp.qty == 0 or xp.qty == 0:
+        return None
+    if not entry_price_mismatch(lp.entry_price, xp.entry_price, cfg.entry_price_tolerance):
+        return None
+    return Finding(
+        type=ENTRY_PRICE_MISMATCH,
+        entity=POSITIONS,
+        key=lp.symbol,
+        detail={
+            "type": ENTRY_PRICE_MISMATCH,
+            "symbol": lp.symbol,
+            "local_entry_price": s(lp.entry_price),
+            "exchange_entry_price": s(xp.entry_price),
+            "detail": "Entry price mismatch",
+        },
+        local={"qty": s(lp.qty), "entry_price": s(lp.entry_price)},
+        exchange={"qty": s(xp.qty), "entry_price": s(xp.entry_price)},
+        repair=RepairPlan(
+            kind=RepairKind.POSITION_ENTRY_PRICE,
+            target_id=lp.id,
+            expected_version=lp.version,
+            values={"symbol": lp.symbol, "entry_price": s(xp.entry_price)},
+        ),
+        payload=xp.raw or None,
+    )
 
 
 def diff_balances(
@@ -484,7 +543,7 @@ def diff_balances(
                 local={"free": s(lb.free), "used": s(lb.used), "total": s(lt)} if lb else None,
                 exchange={"free": s(xfree), "used": s(xused), "total": s(xt)},
                 repair=RepairPlan(
-                    kind="balance_set",
+                    kind=RepairKind.BALANCE_SET,
                     target_id=lb.id if lb else None,
                     expected_version=lb.version if lb else None,
                     values={
@@ -524,72 +583,3 @@ def diff(
         *diff_positions(local, exchange, cfg),
         *diff_balances(local, exchange, cfg),
     ]
-
-
-# --- applying plans to a snapshot (dry-run previews and the property test) -----------------
-def apply_plans(local: LocalSnapshot, plans: Iterable[RepairPlan], now: datetime) -> LocalSnapshot:
-    """The local snapshot as it would be after every plan: what the services will write."""
-    orders = {o.client_order_id: o for o in local.orders}
-    by_id = {o.id: o.client_order_id for o in local.orders}
-    positions = {p.symbol: p for p in local.positions}
-    balances = {b.currency: b for b in local.balances}
-    next_id = max([0, *by_id]) + 1
-    for plan in plans:
-        v = plan.values
-        if plan.kind == "order_create":
-            orders[v["client_order_id"]] = LocalOrder(
-                id=next_id,
-                client_order_id=v["client_order_id"],
-                exchange_order_id=v["exchange_order_id"],
-                symbol=v["symbol"],
-                side=v["side"],
-                type=v["type"],
-                quantity=Decimal(v["quantity"]),
-                price=_dec(v["price"]),
-                filled_qty=Decimal(v["filled_qty"]),
-                avg_fill_price=_dec(v["avg_fill_price"]),
-                status=v["status"],
-                updated_at=now,
-                version=1,
-            )
-            next_id += 1
-        elif plan.kind == "order_state":
-            coid = by_id[plan.target_id]
-            o = orders[coid]
-            orders[coid] = replace(
-                o,
-                status=v["status"],
-                filled_qty=Decimal(v["filled_qty"]),
-                avg_fill_price=_dec(v["avg_fill_price"]),
-                exchange_order_id=v["exchange_order_id"] or o.exchange_order_id,
-                updated_at=now,
-                version=o.version + 1,
-            )
-        elif plan.kind == "position_set":
-            old = positions.get(v["symbol"])
-            positions[v["symbol"]] = LocalPosition(
-                id=old.id if old else None,
-                symbol=v["symbol"],
-                qty=Decimal(v["qty"]),
-                entry_price=_dec(v["entry_price"]),
-                version=(old.version + 1) if old else 1,
-            )
-        elif plan.kind == "balance_set":
-            old = balances.get(v["currency"])
-            balances[v["currency"]] = LocalBalance(
-                id=old.id if old else None,
-                currency=v["currency"],
-                free=Decimal(v["free"]),
-                used=Decimal(v["used"]),
-                total=Decimal(v["total"]),
-                version=(old.version + 1) if old else 1,
-            )
-    return LocalSnapshot(
-        orders=list(orders.values()),
-        positions=list(positions.values()),
-        balances=list(balances.values()),
-    )
-
-
-def _dec(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from reconciliation.diff import DiscrepancyType
 from tradingstate.models import ExchangeAccount
+from tradingstate.sync_kinds import RepairKind
 
 
 class ReconciliationRun(models.Model):
@@ -60,13 +62,8 @@ class ReconciliationRun(models.Model):
 
 
 class Discrepancy(models.Model):
-    class Type(models.TextChoices):
-        MISSING_LOCAL_ORDER = "missing_local_order", "Missing local order"
-        STALE_LOCAL_ORDER = "stale_local_order", "Stale local order"
-        ORDER_STATE_MISMATCH = "order_state_mismatch", "Order state mismatch"
-        POSITION_MISMATCH = "position_mismatch", "Position mismatch"
-        BALANCE_MISMATCH = "balance_mismatch", "Balance mismatch"
-        FETCH_ERROR = "fetch_error", "Fetch error"
+    # the diff's DiscrepancyType, as model choices (one definition)
+    Type = models.TextChoices("Type", [(t.name, (t.value, t.label)) for t in DiscrepancyType])
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -103,6 +100,12 @@ class Discrepancy(models.Model):
         indexes = [
             models.Index(fields=["account", "status"], name="discrepancy_account_status"),
             models.Index(fields=["account", "type", "key"], name="discrepancy_identity"),
+            # the open ones (what /metrics and the console count), whatever the history size
+            models.Index(
+                fields=["account", "type"],
+                condition=models.Q(status="open"),
+                name="discrepancy_open",
+            ),
         ]
         permissions = [
             ("apply_repair", "Can apply a repair to a discrepancy"),
@@ -128,7 +131,7 @@ class Repair(models.Model):
         ReconciliationRun, on_delete=models.PROTECT, related_name="repairs", null=True
     )
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="+")
-    action = models.CharField(max_length=32)
+    action = models.CharField(max_length=32, choices=[(k.value, k.value) for k in RepairKind])
     status = models.CharField(max_length=10, choices=Status.choices)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
@@ -154,3 +157,47 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.holder} {self.beat_at:%H:%M:%S}"
+
+
+class MetricsRollup(models.Model):
+    """Totals folded from runs, discrepancies and repairs (``reconciliation.rollups``).
+
+    ``/metrics`` reads these small rows plus the rows not yet folded (above the watermark),
+    so a scrape never aggregates history, and the counters keep their totals when
+    ``manage.py prune`` deletes the folded rows.
+    """
+
+    class Kind(models.TextChoices):
+        PASS = "pass", "Reconciliation passes"
+        DISCREPANCY = "discrepancy", "Discrepancies"
+        REPAIR = "repair", "Repairs"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="+")
+    label = models.CharField(max_length=32)  # pass: status; discrepancy: type; repair: status
+    label2 = models.CharField(max_length=16, blank=True)  # repair: actor type
+    count = models.BigIntegerField(default=0)
+    duration_ms_sum = models.BigIntegerField(default=0)
+    buckets = models.JSONField(default=dict, blank=True)  # pass: {"<= ms": count}
+    last_at = models.DateTimeField(null=True, blank=True)  # pass: latest finished_at
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "account", "label", "label2"], name="metrics_rollup_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.account_id} {self.label} {self.label2}: {self.count}"
+
+
+class RollupWatermark(models.Model):
+    """Rows with ``id <= last_id`` of table ``name`` are folded into MetricsRollup."""
+
+    name = models.CharField(max_length=32, unique=True)
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} <= {self.last_id}"

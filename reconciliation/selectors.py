@@ -1,16 +1,20 @@
-"""Reads for reconciliation: the local snapshot of an account, runs and discrepancies."""
+"""Reads for reconciliation: the local snapshot of an account, runs and discrepancies, the
+console's and the health check's figures."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q, Subquery
+from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
+from django_q.models import Success
 
 from reconciliation.diff import LocalBalance, LocalOrder, LocalPosition, LocalSnapshot
-from reconciliation.models import Discrepancy, ReconciliationRun
+from reconciliation.models import Discrepancy, ReconciliationRun, WorkerHeartbeat
 from tradingstate.exchanges.base import ExchangeOrder
 from tradingstate.models import Balance, ExchangeAccount, Instrument, Order, Position
 
@@ -140,3 +144,94 @@ def discrepancy_counts_previous_run(
             "type", "key", "consecutive_runs"
         )
     }
+
+
+# --- runs and discrepancies, for the API, the admin and the console -----------------------
+def run_list(*, account: ExchangeAccount):
+    return ReconciliationRun.objects.filter(account=account).select_related("account")
+
+
+def discrepancy_list(*, account: ExchangeAccount):
+    return Discrepancy.objects.filter(account=account)
+
+
+def discrepancy_list_by_run(*, run_ids: list[int]) -> dict[int, list[Discrepancy]]:
+    """The runs' discrepancies, oldest first, grouped by run (one query)."""
+    rows: dict[int, list[Discrepancy]] = {}
+    for d in Discrepancy.objects.filter(run_id__in=run_ids).order_by("id"):
+        rows.setdefault(d.run_id, []).append(d)
+    return rows
+
+
+def last_exchange_value(*, account_id: int, type: str, key: str) -> dict | None:
+    """The exchange's value in the newest discrepancy of this type and key (for the
+    correction forms), or None when reconciliation never reported one."""
+    return (
+        Discrepancy.objects.filter(account_id=account_id, type=type, key=key)
+        .order_by("-id")
+        .values("exchange_value", "created_at", "run_id")
+        .first()
+    )
+
+
+def account_list_with_last_pass():
+    """Every account with its newest finished run's id, status and end (one query)."""
+    last = ReconciliationRun.objects.filter(
+        account=OuterRef("pk"), status__in=ReconciliationRun.FINISHED_STATUSES
+    ).order_by("-id")
+    return ExchangeAccount.objects.annotate(
+        last_run_id=Subquery(last.values("id")[:1]),
+        last_run_status=Subquery(last.values("status")[:1]),
+        last_run_at=Subquery(last.values("finished_at")[:1]),
+    ).order_by("name")
+
+
+def discrepancy_open_counts() -> dict[int, dict[str, tuple[int, int]]]:
+    """Open discrepancies per account and type: (count, of them persistent). One query."""
+    counts: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for account_id, typ, n, persistent in (
+        Discrepancy.objects.filter(status=Discrepancy.Status.OPEN)
+        .values("account_id", "type")
+        .annotate(n=Count("id"), p=Count("id", filter=Q(persistent=True)))
+        .values_list("account_id", "type", "n", "p")
+        .order_by()
+    ):
+        counts[account_id][typ] = (n, persistent)
+    return counts
+
+
+def run_points_since(*, since: datetime, statuses) -> Iterator[tuple[int, datetime, int, str]]:
+    """(account_id, created_at, discrepancies_found, status) of the runs since ``since``."""
+    return (
+        ReconciliationRun.objects.filter(created_at__gte=since, status__in=statuses)
+        .values_list("account_id", "created_at", "discrepancies_found", "status")
+        .order_by()
+        .iterator(chunk_size=5000)
+    )
+
+
+# --- worker and pass liveness, for /api/v1/health/ ------------------------------------------
+def worker_last_seen() -> tuple[datetime | None, str]:
+    """The newest sign of life from the worker: the ticker's heartbeat, a successful
+    django-q2 task, or a finished reconciliation pass."""
+    candidates = [
+        (WorkerHeartbeat.objects.aggregate(t=Max("beat_at"))["t"], "heartbeat"),
+        (Success.objects.aggregate(t=Max("stopped"))["t"], "task"),
+        (ReconciliationRun.objects.aggregate(t=Max("finished_at"))["t"], "reconciliation_run"),
+    ]
+    seen = [(moment, source) for moment, source in candidates if moment is not None]
+    return max(seen, key=lambda c: c[0]) if seen else (None, "")
+
+
+def account_intervals_enabled() -> list[int]:
+    """The reconciliation intervals (seconds) of the enabled accounts."""
+    return list(
+        ExchangeAccount.objects.filter(enabled=True).values_list(
+            "reconciliation_interval_seconds", flat=True
+        )
+    )
+
+
+def accounts_with_last_run_at(accounts):
+    """``accounts`` (a queryset) with ``last_run_at``: their newest run's end, by name."""
+    return accounts.annotate(last_run_at=Max("reconciliation_runs__finished_at")).order_by("name")

@@ -1,15 +1,18 @@
-"""django-q2 tasks. They take ids, load, and call the service; safe to deliver twice."""
+"""django-q2 tasks. They take ids, load, and call the service; safe to deliver twice.
+
+Passes are enqueued by ``reconciliation.passes.triggers.enqueue_pass`` (the ticker and
+``reconciliation_request``), naming ``reconcile_account_task`` by its dotted path.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from reconciliation.models import ReconciliationRun
-from reconciliation.services import run_reconciliation
+from reconciliation.passes import run_reconciliation
 from tradingstate.models import ExchangeAccount
 
 log = logging.getLogger("reconciliation")
-TASK = "reconciliation.tasks.reconcile_account_task"
 
 
 def reconcile_account_task(account_id: int, trigger: str, run_id: int | None = None) -> str:
@@ -26,15 +29,15 @@ def reconcile_account_task(account_id: int, trigger: str, run_id: int | None = N
     return f"run {run.pk} {run.status}"
 
 
-def enqueue_pass(account_id: int, trigger: str, run_id: int | None = None) -> str:
-    """Hand a pass to the django-q2 cluster (call outside transactions or via on_commit)."""
-    from django_q.tasks import async_task
+def alerts_check_task() -> str:
+    """Every minute (django-q2 schedule): overdue passes, lost heartbeat, due notifications."""
+    from reconciliation.alerts import alerts_check
 
-    return async_task(
-        TASK,
-        account_id,
-        trigger,
-        run_id,
-        task_name=f"reconcile-{account_id}-{trigger}",
-        group="reconciliation",
-    )
+    return str(alerts_check())
+
+
+def prune_task(**_schedule_marker) -> str:
+    """Daily (django-q2 schedule): ``manage.py prune`` with the configured retention."""
+    from reconciliation.retention import prune
+
+    return prune().summary()

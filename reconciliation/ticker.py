@@ -21,15 +21,21 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from reconciliation.alerts import alerts_check
 from reconciliation.locks import file_lock, lock_key
 from reconciliation.models import ReconciliationRun, WorkerHeartbeat
+from reconciliation.passes.triggers import enqueue_pass
+from reconciliation.schedules import schedules_ensure
 from tradingstate.models import ExchangeAccount
+from tradingstate.services.pnl import pnl_snapshot_schedule_ensure
+from tradingstate.tasks import enqueue_paper_walk
 
 log = logging.getLogger("reconciliation")
 
 LEADER_LOCK = "ticker-leader"
 TICK_SECONDS = 0.25
 HEARTBEAT_SECONDS = 5
+ALERTS_CHECK_SECONDS = 30
 MAX_BACKOFF_FACTOR = 8
 
 
@@ -78,9 +84,6 @@ class Ticker:
         enqueue_walk=None,
         wall_clock=time.time,
     ) -> None:
-        from reconciliation.tasks import enqueue_pass
-        from tradingstate.tasks import enqueue_paper_walk
-
         self.enqueue = enqueue or enqueue_pass
         self.enqueue_walk = enqueue_walk or enqueue_paper_walk
         self.wall_clock = wall_clock
@@ -92,6 +95,7 @@ class Ticker:
         self.backed_off: dict[int, int | None] = {}
         self.leadership = Leadership()
         self._last_beat = 0.0
+        self._last_check = clock()  # the first check one period after taking the lead
         self.enqueued: list[tuple[int, str, float]] = []
 
     def banner(self) -> None:
@@ -109,6 +113,7 @@ class Ticker:
 
     def run(self, stop: threading.Event) -> None:
         self.banner()
+        schedules_ensure()  # the daily prune and the minute checks (idempotent)
         announced = False
         try:
             while not stop.is_set():
@@ -123,6 +128,7 @@ class Ticker:
                 if announced or not self.next_due:
                     log.info("Ticker leading on %s", holder_name())
                     announced = False
+                    pnl_snapshot_schedule_ensure()  # the hourly P&L snapshot (issue 15)
                 self.tick()
                 stop.wait(TICK_SECONDS)
         finally:
@@ -159,6 +165,12 @@ class Ticker:
                 self._enqueue(account_id, ReconciliationRun.Trigger.SCHEDULE, now)
                 # keep the cadence: the next slot follows the planned one, not the late one
                 self.next_due[account_id] = max(due + interval, now + interval / 2)
+        if now - self._last_check >= ALERTS_CHECK_SECONDS:
+            self._last_check = now
+            try:  # overdue passes and due notifications; never stops the ticker
+                alerts_check()
+            except Exception:
+                log.exception("Alert check failed; the next one is in %ss", ALERTS_CHECK_SECONDS)
         self._paper_walk()
         if now - self._last_beat >= HEARTBEAT_SECONDS:
             WorkerHeartbeat.objects.update_or_create(

@@ -1,13 +1,15 @@
-"""Shared by run_paper.py and run_live.py: restart recovery, then the worker, in the foreground.
+"""Shared by run_paper.py and run_live.py: the runbook's restart, in the foreground.
 
-    python scripts/run_paper.py --config configs/paper.toml [--web 127.0.0.1:8000]
+    python scripts/run_paper.py --config configs/paper.toml [--web HOST:PORT | --no-web]
 
-1. ``manage.py migrate`` (idempotent) and ``manage.py recover --config PATH``: accounts loaded
-   from the config, each reconciled before trading resumes (orders refused with 503 until then);
-2. then, in one process group: ``manage.py reconcile --loop`` (the ticker: one leader across
-   hosts), ``manage.py qcluster`` (the workers) and, with ``--web``, the console.
-Ctrl+C (SIGINT) or SIGTERM stops every child cleanly; if one child dies, the rest are stopped
-and the exit status is non-zero.
+1. ``manage.py migrate`` (idempotent), ``createcachetable``, ``collectstatic`` (with the web
+   server) and ``manage.py recover --config PATH``: accounts loaded from the config, each
+   reconciled before trading resumes (orders refused with 503 until then);
+2. then, under this one supervisor: ``manage.py reconcile --loop`` (the ticker: one leader
+   across hosts), ``manage.py qcluster`` (the workers) and, unless ``--no-web``, the console
+   and API under gunicorn on ``--web`` (default 127.0.0.1:8000).
+SIGINT (Ctrl+C) or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period);
+if one child dies, the rest are stopped and the exit status is non-zero.
 """
 
 from __future__ import annotations
@@ -21,30 +23,48 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+sys.path.insert(0, str(ROOT))
+
+from tradingstate.venv import ensure_project_python  # noqa: E402
+
 STOP_GRACE_SECONDS = 15
+DEFAULT_WEB = "127.0.0.1:8000"
 
 
-def python() -> str:
-    """The venv's interpreter when Django is not importable from this one."""
-    try:
-        import django  # noqa: F401
-    except ImportError:
-        if VENV_PYTHON.exists():
-            return str(VENV_PYTHON)
-        sys.stderr.write(
-            f"Django is not installed and {VENV_PYTHON} is missing: run `make install`\n"
-        )
-        raise SystemExit(2) from None
-    return sys.executable
+def parse(default_config: str, argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=default_config, help="TOML configuration file")
+    web = parser.add_mutually_exclusive_group()
+    web.add_argument("--web", metavar="HOST:PORT", default=DEFAULT_WEB,
+                     help=f"serve the console and API here (default {DEFAULT_WEB})")  # fmt: skip
+    web.add_argument("--no-web", action="store_true", help="worker-only host: no web server")
+    parser.add_argument("--web-workers", type=int, default=2, metavar="N",
+                        help="gunicorn worker processes (default 2)")  # fmt: skip
+    parser.add_argument("--no-migrate", action="store_true", help="skip manage.py migrate")
+    return parser.parse_args(argv)
+
+
+def commands(py: str, config: Path, args: argparse.Namespace) -> tuple[list, list]:
+    """(the steps run one after the other, the long-running children)."""
+    manage = [py, str(ROOT / "manage.py")]
+    steps = []
+    if not args.no_migrate:
+        steps += [[*manage, "migrate", "--noinput", "-v", "0"], [*manage, "createcachetable"]]
+    if not args.no_web:
+        steps.append([*manage, "collectstatic", "--noinput", "-v", "0"])
+    steps.append([*manage, "recover", "--config", str(config)])
+    children = [[*manage, "reconcile", "--loop"], [*manage, "qcluster"]]
+    if not args.no_web:
+        children.append(
+            [py, "-m", "gunicorn", "tradingstate.wsgi", "--bind", args.web,
+             "--workers", str(args.web_workers), "--access-logfile", "-"]
+        )  # fmt: skip
+    return steps, children
 
 
 def main(default_config: str, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=default_config, help="TOML configuration file")
-    parser.add_argument("--web", metavar="HOST:PORT", help="also serve the console here")
-    parser.add_argument("--no-migrate", action="store_true", help="skip manage.py migrate")
-    args = parser.parse_args(argv)
+    ensure_project_python(sys.argv[0], argv)
+    args = parse(default_config, argv)
     config = Path(args.config)
     if not config.is_absolute():
         config = (Path.cwd() / config) if (Path.cwd() / config).exists() else ROOT / config
@@ -52,25 +72,8 @@ def main(default_config: str, argv: list[str]) -> int:
         sys.stderr.write(f"--config: {config} not found\n")
         return 2
     env = dict(os.environ, TRADINGSTATE_CONFIG=str(config), PYTHONUNBUFFERED="1")
-    py = python()
-    manage = [py, str(ROOT / "manage.py")]
+    steps, long_running = commands(sys.executable, config, args)
 
-    steps = (
-        []
-        if args.no_migrate
-        else [[*manage, "migrate", "--noinput", "-v", "0"], [*manage, "createcachetable"]]
-    )
-    steps.append([*manage, "recover", "--config", str(config)])
-    for step in steps:
-        code = subprocess.call(step, env=env, cwd=ROOT)
-        if code != 0:
-            sys.stderr.write(f"{' '.join(step[1:3])} failed with exit status {code}\n")
-            return code
-
-    commands = [[*manage, "reconcile", "--loop"], [*manage, "qcluster"]]
-    if args.web:
-        commands.append([*manage, "runserver", "--noreload", args.web])
-    children = [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in commands]
     stopping = False
 
     def stop(*_):
@@ -79,12 +82,20 @@ def main(default_config: str, argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    for step in steps:
+        code = subprocess.call(step, env=env, cwd=ROOT)
+        if code != 0:
+            sys.stderr.write(f"{' '.join(step[2:4])} failed with exit status {code}\n")
+            return code
+        if stopping:
+            return 1
+    children = [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in long_running]
     status = 0
     while not stopping:
         for child in children:
             code = child.poll()
             if code is not None:
-                sys.stderr.write(f"{' '.join(child.args[2:4])} exited with {code}; stopping\n")
+                sys.stderr.write(f"{_name(child)} exited with {code}; stopping\n")
                 status = code or 1
                 stopping = True
                 break
@@ -98,4 +109,10 @@ def main(default_config: str, argv: list[str]) -> int:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
     return status
+
+
+def _name(child: subprocess.Popen) -> str:
+    args = [str(a) for a in child.args]
+    return "gunicorn" if "gunicorn" in args else " ".join(args[2:4])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Live trading: restart recovery, then the reconciliation worker (the runbook's restart).
+"""Live trading: restart recovery, then the worker and the console (the runbook's restart).
 
 python scripts/run_live.py --config configs/live.toml
 """

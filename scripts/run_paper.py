@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Paper trading: restart recovery, then the reconciliation worker (the runbook's restart).
+"""Paper trading: restart recovery, then the worker and the console (the runbook's restart).
 
 python scripts/run_paper.py --config configs/paper.toml
 """

@@ -88,7 +88,7 @@ def wsgi_app():
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
 
-    from tradingstate.api.wsgi import refuse_unusable_charsets
+    from tradingstate.web.wsgi import refuse_unusable_charsets
 
     app = refuse_unusable_charsets(WSGIHandler())
 

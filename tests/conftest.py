@@ -1,4 +1,5 @@
 import pytest
+from django.test import override_settings
 
 from tests.factories import AccountFactory, BotFactory, StaffFactory
 from tests.fakes.fixtures import fake_credentials, fake_exchange, make_fake_account  # noqa: F401
@@ -49,3 +50,16 @@ def _paper_walk_off(settings):
     settings.TRADINGSTATE = settings.TRADINGSTATE.model_copy(
         update={"paper_walk_interval_seconds": 0}
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_without_manifest():
+    # Production serves hashed names from a collected manifest (whitenoise); in-process tests
+    # render `{% static %}` without running collectstatic. The manifest storage itself is
+    # exercised against a real server in tests/e2e/test_static_files.py.
+    storages = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages):
+        yield

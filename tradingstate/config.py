@@ -11,13 +11,16 @@ This module has no Django imports: settings.py calls ``load_config()`` once.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,6 +29,7 @@ DEFAULT_SELECTED_CONFIG = BASE_DIR / "configs" / "paper.toml"
 
 ACCOUNT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,32}$")
 
 PositiveInterval = Annotated[int, Field(ge=1, le=86400)]
 NonNegativeDecimal = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
@@ -90,7 +94,7 @@ class LoggingConfig(_Strict):
     console: bool = True
 
 
-# what tradingstate.api.throttling reads: a count, then a period by its first letter
+# what tradingstate.web.throttling reads: a count, then a period by its first letter
 BOT_RATE = re.compile(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 
@@ -119,6 +123,83 @@ class WorkerConfig(_Strict):
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 1
 
 
+NOTIFICATION_EVENTS = (
+    "desync.persistent",  # a persistent desync opened / closed
+    "killswitch",  # the kill switch activated / deactivated (global or an account)
+    "account.stopped",  # passes stopped by an auth error or missing credentials / resumed
+    "pass.overdue",  # no completed pass for an account in `overdue_intervals` intervals
+    "repair.failed",  # a repair was not applied / later applied
+    "worker.lost",  # the ticker's heartbeat is lost / back
+)
+ENV_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+
+
+class NotificationChannelConfig(_Strict):
+    """One ``[[notifications]]`` channel: an apprise URL and the events it receives.
+
+    Secrets stay out of the file: ``url`` may hold ``${ENV_NAME}`` placeholders, or
+    ``url_env`` names an environment variable holding the whole URL. Both are read when a
+    message is sent; the URL is never stored or logged (sends are recorded by ``name``).
+    """
+
+    name: Annotated[str, Field(max_length=64)] = ""
+    url: str = ""
+    url_env: str = ""
+    events: list[Literal[NOTIFICATION_EVENTS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(NOTIFICATION_EVENTS)
+    )
+    rate_limit_per_minute: Annotated[int, Field(ge=1, le=600)] = 20
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError("must be an apprise URL such as 'json://host/path' or 'tgram://…'")
+        for name in ENV_PLACEHOLDER.findall(value):
+            if not ENV_NAME_RE.match(name):
+                raise ValueError(f"${{{name}}} is not an environment variable name (A-Z, 0-9, _)")
+        return value
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, value: str) -> str:
+        if value and not ENV_NAME_RE.match(value):
+            raise ValueError("must be the NAME of an environment variable (A-Z, 0-9, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_url(self) -> NotificationChannelConfig:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("set exactly one of 'url' or 'url_env'")
+        return self
+
+
+class AlertsConfig(_Strict):
+    overdue_intervals: Annotated[int, Field(ge=2, le=100)] = 3
+    heartbeat_lost_seconds: Annotated[int, Field(ge=10, le=3600)] = 60
+    retry_max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+
+
+class RetentionConfig(_Strict):
+    """How long `manage.py prune` keeps each table (days; 0 keeps forever)."""
+
+    runs_days: Annotated[int, Field(ge=0, le=3650)] = 14
+    discrepancies_days: Annotated[int, Field(ge=0, le=3650)] = 90
+    repairs_days: Annotated[int, Field(ge=0, le=3650)] = 90
+    heartbeats_days: Annotated[int, Field(ge=0, le=3650)] = 7
+    notifications_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    batch_size: Annotated[int, Field(ge=100, le=100000)] = 5000
+    pause_ms: Annotated[int, Field(ge=0, le=10000)] = 20
+    daily_at: str = "03:30"
+
+    @field_validator("daily_at")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("expected HH:MM (24 h, the configured time zone), e.g. '03:30'")
+        return value
+
+
 class AppConfig(_Strict):
     mode: Literal["paper", "live"] = "paper"
     reconciliation_interval_seconds: PositiveInterval = 30
@@ -137,6 +218,11 @@ class AppConfig(_Strict):
     paper_walk_max_step: Annotated[Decimal, Field(gt=0, le=Decimal("0.1"), allow_inf_nan=False)] = (
         Decimal("0.001")
     )
+    # P&L and exposure (issue 15)
+    mark_price_max_age_seconds: Annotated[int, Field(ge=1, le=86400)] = 300
+    entry_price_tolerance: NonNegativeDecimal = Decimal("0.0001")
+    valuation_currency: str = "USDT"
+    pnl_history_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
     database_url: str = "sqlite:///data/tradingstate.sqlite3"
     database_prepared_statements: bool = True
     time_zone: str = "UTC"
@@ -145,6 +231,31 @@ class AppConfig(_Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     exchanges: list[ExchangeConfig] = Field(default_factory=list)
+    notifications: list[NotificationChannelConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @field_validator("notifications")
+    @classmethod
+    def _channel_names(
+        cls, value: list[NotificationChannelConfig]
+    ) -> list[NotificationChannelConfig]:
+        seen: set[str] = set()
+        for i, channel in enumerate(value, start=1):
+            if not channel.name:
+                scheme = (channel.url.split("://", 1)[0] if channel.url else "env") or "url"
+                channel.name = f"{scheme}-{i}"
+            if channel.name in seen:
+                raise ValueError(f"duplicate notification channel name {channel.name!r}")
+            seen.add(channel.name)
+        return value
+
+    @field_validator("valuation_currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not CURRENCY_RE.match(value):
+            raise ValueError("must be a currency code in capitals, e.g. 'USDT'")
+        return value
 
     @field_validator("exchanges")
     @classmethod
@@ -168,6 +279,7 @@ class EnvSettings(BaseSettings):
     DEBUG: bool = False
     TRADINGSTATE_CONFIG: str | None = None
     TRADINGSTATE_LOG_DIR: str | None = None
+    TRADINGSTATE_STATIC_ROOT: str | None = None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -234,8 +346,111 @@ def resolve_config_path(value: str | None) -> Path:
     return path
 
 
-def load_config(path: str | Path | None = None) -> AppConfig:
-    """Read default.toml, merge the selected file over it and validate."""
+ENV_PREFIX = "TRADINGSTATE_"
+ENV_DELIMITER = "__"
+
+
+def _field_type(model: type[BaseModel], name: str):
+    info = model.model_fields.get(name)
+    if info is None:
+        return None
+    annotation = info.annotation
+    # unwrap Optional / Annotated to the class that decides how to descend
+    for arg in (*get_args(annotation), annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    origin = get_origin(annotation)
+    if origin is dict or annotation is dict:
+        return dict
+    if origin is list or annotation is list:
+        return list
+    return str
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple, str]]:
+    """Config keys set by ``TRADINGSTATE_<SECTION>__<KEY>`` variables.
+
+    ``TRADINGSTATE_API__BOT_RATE=100/min`` sets ``[api] bot_rate``;
+    ``TRADINGSTATE_RECONCILIATION_INTERVAL_SECONDS=15`` a top-level key;
+    ``TRADINGSTATE_BALANCE_TOLERANCES__BTC=0.0001`` one entry of a table. Arrays and whole
+    tables take JSON (``TRADINGSTATE_ALLOWED_HOSTS='["ts.example"]'``). Names are
+    case-insensitive except table entries. A name with ``__`` must name a key; a name without
+    one that is not a top-level key is another setting (``TRADINGSTATE_CONFIG``) and is skipped.
+    Returns the overrides as nested data and, for error messages, each key path's variable.
+    """
+    data: dict[str, Any] = {}
+    names: dict[tuple, str] = {}
+    errors: list[str] = []
+    for var in sorted(environ):
+        if not var.upper().startswith(ENV_PREFIX):
+            continue
+        raw_parts = var[len(ENV_PREFIX) :].split(ENV_DELIMITER)
+        nested = len(raw_parts) > 1
+        model: type[BaseModel] | type = AppConfig
+        path: list[str] = []
+        kind = None
+        for i, raw in enumerate(raw_parts):
+            if model is dict:
+                if i != len(raw_parts) - 1 or not raw:
+                    kind = None
+                    break
+                path.append(raw)  # a table entry: its own case (currency codes)
+                kind = str
+                break
+            part = raw.lower()
+            kind = (
+                _field_type(model, part)
+                if isinstance(model, type) and issubclass(model, BaseModel)
+                else None
+            )
+            if kind is None:
+                break
+            path.append(part)
+            model = kind
+        if kind is None or len(path) != len(raw_parts):
+            if nested:
+                errors.append(f"  {var}: no such configuration key")
+            continue
+        value: Any = environ[var]
+        if kind in (list, dict) or (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                errors.append(f"  {var}: expected JSON for this array or table ({exc.msg})")
+                continue
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        names[tuple(path)] = var
+    if errors:
+        raise ConfigError("environment: invalid configuration\n" + "\n".join(errors))
+    return data, names
+
+
+def _env_error(exc: ValidationError, names: dict[tuple, str], file: Path) -> ConfigError:
+    lines: list[str] = []
+    file_errors: list[dict] = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        var = next((v for p, v in names.items() if loc[: len(p)] == p), None)
+        if var is None:
+            file_errors.append(err)
+            continue
+        inner = ValidationError.from_exception_data("config", [err])  # type: ignore[list-item]
+        text = format_validation_error(file, inner).splitlines()[1].strip()
+        lines.append(f"  {var}: {text.split(': ', 1)[1]}")
+    if file_errors:
+        lines.append(f"  (with {file}) " + "; ".join(e["msg"] for e in file_errors))
+    return ConfigError("environment: invalid configuration\n" + "\n".join(lines))
+
+
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> AppConfig:
+    """Read default.toml, merge the selected file over it, then the environment's
+    ``TRADINGSTATE_<SECTION>__<KEY>`` overrides, and validate."""
+    environ = os.environ if environ is None else environ
     selected = resolve_config_path(str(path) if path else None)
     data: dict[str, Any] = {}
     if DEFAULT_CONFIG.exists() and selected.resolve() != DEFAULT_CONFIG.resolve():
@@ -247,9 +462,16 @@ def load_config(path: str | Path | None = None) -> AppConfig:
         data = base
     data = _merge(data, _read_toml(selected))
     try:
-        return AppConfig.model_validate(data)
+        config = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(selected, exc)) from exc
+    overrides, names = env_overrides(environ)
+    if not overrides:
+        return config
+    try:
+        return AppConfig.model_validate(_merge(data, overrides))
+    except ValidationError as exc:
+        raise _env_error(exc, names, selected) from exc
 
 
 def load_env() -> EnvSettings:

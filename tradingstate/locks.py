@@ -3,6 +3,8 @@ Order before Position before Balance."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+
 from tradingstate.models import Balance, ExchangeAccount, Order, Position
 
 
@@ -20,3 +22,19 @@ def balance_qs_select_for_update():
 
 def account_qs_select_for_update():
     return ExchangeAccount.objects.select_for_update().order_by("pk")
+
+
+def user_qs_select_for_update():
+    return get_user_model().objects.select_for_update().order_by("pk")
+
+
+ROW_LOCKS = {
+    Order: order_qs_select_for_update,
+    Position: position_qs_select_for_update,
+    Balance: balance_qs_select_for_update,
+}
+
+
+def rows_qs_select_for_update(model):
+    """The locking queryset of a book model (Order, Position or Balance), by class."""
+    return ROW_LOCKS[model]()

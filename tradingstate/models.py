@@ -13,6 +13,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
+from tradingstate import transitions
 from tradingstate.amounts import AMOUNT_DIGITS, AMOUNT_PLACES  # noqa: F401 (re-exported)
 from tradingstate.fields import AmountField
 from tradingstate.rules.values import CLIENT_ORDER_ID_MESSAGE, CLIENT_ORDER_ID_PATTERN
@@ -165,10 +166,8 @@ class Order(models.Model):
         RECONCILIATION = "reconciliation", "Reconciliation"
         MANUAL = "manual", "Manual"
 
-    ACTIVE_STATUSES = frozenset({Status.PENDING, Status.SUBMITTED, Status.PARTIALLY_FILLED})
-    TERMINAL_STATUSES = frozenset(
-        {Status.FILLED, Status.CANCELLED, Status.REJECTED, Status.EXPIRED}
-    )
+    ACTIVE_STATUSES = transitions.ACTIVE  # the status machine defines them, once
+    TERMINAL_STATUSES = transitions.TERMINAL
 
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="orders")
     client_order_id = models.CharField(max_length=64, validators=[client_order_id_validator])
@@ -239,6 +238,9 @@ class Fill(models.Model):
     fee_currency = models.CharField(max_length=32, blank=True)
     executed_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # accounting (issue 15): this fill's own share, from ``rules.accounting.step``
+    realized_pnl = AmountField(default=Decimal("0"))
+    fee_quote = AmountField(default=Decimal("0"))
 
     class Meta:
         ordering = ["-executed_at", "-id"]
@@ -256,7 +258,14 @@ class Position(models.Model):
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="positions")
     symbol = models.CharField(max_length=64)
     qty = AmountField(default=Decimal("0"), help_text="Signed: long > 0, short < 0.")
-    entry_price = AmountField(null=True, blank=True)
+    entry_price = AmountField(null=True, blank=True)  # the average entry price
+    # accounting (issue 15), written only by services.accounting.position_accounting_apply:
+    # gross realized P&L and fees in the quote currency, other-currency fees unconverted
+    realized_pnl = AmountField(default=Decimal("0"))
+    fees = AmountField(default=Decimal("0"))
+    fees_other = models.JSONField(default=dict, blank=True)
+    fill_count = models.PositiveIntegerField(default=0)
+    inferred_fills = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
     version = models.PositiveBigIntegerField(default=1)
 
@@ -294,6 +303,89 @@ class Balance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account.name}:{self.currency} {self.total}"
+
+
+class MarkPrice(models.Model):
+    """The price an account's instrument is valued at: the venue's mark (else last trade).
+
+    One row per instrument (account + unified symbol, the Instrument's key), refreshed by
+    each reconciliation pass. A failed fetch keeps the previous price with ``stale`` set,
+    never zero; a price older than ``mark_price_max_age_seconds`` is stale as well
+    (``tradingstate.selectors.pnl.mark_is_stale``).
+    """
+
+    class Source(models.TextChoices):
+        MARK = "mark", "Mark price"
+        LAST = "last", "Last trade"
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="mark_prices"
+    )
+    symbol = models.CharField(max_length=64)
+    price = AmountField()
+    time = models.DateTimeField(help_text="The venue's time of the price (else when fetched).")
+    source = models.CharField(max_length=4, choices=Source.choices)
+    stale = models.BooleanField(default=False, help_text="The last refresh failed.")
+    fetched_at = models.DateTimeField(help_text="The last refresh attempt.")
+    error = models.TextField(blank=True, help_text="Why the last refresh failed.")
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="markprice_unique_symbol"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="markprice_price_gt_0"),
+            models.CheckConstraint(
+                condition=Q(source__in=["mark", "last"]), name="markprice_source_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["symbol"], name="markprice_symbol")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.price} ({self.source})"
+
+
+class PnlSnapshot(models.Model):
+    """An hourly record of an account's (or, with no account, the desk's) P&L and exposure
+    totals, so curves are drawn without replaying fills. A figure that could not be valued
+    (no mark) is NULL, never zero."""
+
+    account = models.ForeignKey(
+        ExchangeAccount,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="pnl_snapshots",
+    )
+    taken_at = models.DateTimeField(help_text="The start of the hour it records.")
+    recorded_at = models.DateTimeField()
+    valuation_currency = models.CharField(max_length=32)
+    realized_pnl = AmountField(null=True, blank=True)
+    unrealized_pnl = AmountField(null=True, blank=True)
+    fees = AmountField(null=True, blank=True)
+    net_pnl = AmountField(null=True, blank=True)
+    net_notional = AmountField(null=True, blank=True)
+    gross_notional = AmountField(null=True, blank=True)
+    stale = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-taken_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "taken_at"],
+                condition=Q(account__isnull=False),
+                name="pnlsnapshot_unique_account_hour",
+            ),
+            models.UniqueConstraint(
+                fields=["taken_at"],
+                condition=Q(account__isnull=True),
+                name="pnlsnapshot_unique_desk_hour",
+            ),
+        ]
+        indexes = [models.Index(fields=["taken_at"], name="pnlsnapshot_taken_at")]
+
+    def __str__(self) -> str:
+        who = self.account.name if self.account_id else "desk"
+        return f"{who} {self.taken_at:%Y-%m-%d %H:%M} net={self.net_pnl}"
 
 
 class BotProfile(models.Model):
@@ -472,6 +564,61 @@ class PaperBalance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.currency} {self.total}"
+
+
+class NotificationState(models.Model):
+    """The last state notified for one alert (``event`` + ``key``): messages go out only when
+    it changes (one per state change, not one per pass). Kept through pruning."""
+
+    event = models.CharField(max_length=32)
+    key = models.CharField(max_length=200)
+    state = models.CharField(max_length=16)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "key"], name="notification_state_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.key}: {self.state}"
+
+
+class Notification(models.Model):
+    """One message to one channel, and what became of it (every send is recorded)."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        RETRYING = "retrying", "Failed, will retry"
+        FAILED = "failed", "Failed (gave up)"
+
+    OPEN_OUTCOMES = (Outcome.PENDING, Outcome.RETRYING, Outcome.SENDING)
+
+    event = models.CharField(max_length=32)
+    key = models.CharField(max_length=200)
+    state = models.CharField(max_length=16)
+    channel = models.CharField(max_length=64)
+    title = models.CharField(max_length=250)
+    body = models.TextField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["outcome", "next_attempt_at"], name="notification_due"),
+            models.Index(fields=["channel", "last_attempt_at"], name="notification_channel_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.key} {self.state} -> {self.channel} [{self.outcome}]"
 
 
 class PaperMarkPrice(models.Model):

@@ -66,7 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "tradingstate.api.middleware.ApiRequestGuardMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/ from STATIC_ROOT, also DEBUG=0
+    "tradingstate.web.middleware.ApiRequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -76,7 +77,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # last: answers locked-out logins
 ]
 
-ROOT_URLCONF = "tradingstate.urls"
+ROOT_URLCONF = "tradingstate.web.urls"
 WSGI_APPLICATION = "tradingstate.wsgi.application"
 
 TEMPLATES = [
@@ -139,7 +140,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = Path(ENV.TRADINGSTATE_STATIC_ROOT or DATA_DIR / "static")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# whitenoise serves STATIC_ROOT (filled by `manage.py collectstatic`) with hashed, compressed
+# names and far-future caching; `make run`, the supervisor, the image and the production
+# steps run collectstatic.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 LOGIN_URL = "/admin/login/"
 
@@ -196,17 +205,17 @@ else:
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tradingstate.api.auth.BotTokenAuthentication",
+        "tradingstate.web.auth.BotTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "tradingstate.api.schema.ApiAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tradingstate.web.schema.ApiAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["tradingstate.api.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tradingstate.web.parsers.StrictJSONParser"],
     "COERCE_DECIMAL_TO_STRING": True,
-    "DEFAULT_THROTTLE_CLASSES": ["tradingstate.api.throttling.BotRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tradingstate.web.throttling.BotRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"bot": TRADINGSTATE.api.bot_rate},
-    "EXCEPTION_HANDLER": "tradingstate.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "tradingstate.web.errors.exception_handler",
 }
 REST_KNOX = {
     "TOKEN_TTL": None,

@@ -18,10 +18,10 @@ from killswitch.api.serializers import (
 from killswitch.selectors import killswitch_state
 from killswitch.services import killswitch_activate, killswitch_deactivate
 from tradingstate.actors import Actor
-from tradingstate.api import permissions as api_permissions
-from tradingstate.api.permissions import is_bot
 from tradingstate.errors import NotFound
 from tradingstate.models import ExchangeAccount
+from tradingstate.web import permissions as api_permissions
+from tradingstate.web.permissions import is_bot
 
 BOTS_AND_STAFF_ONLY = "Only bots and staff may use the kill switch."
 DEACTIVATE_DENIED = (

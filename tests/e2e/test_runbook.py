@@ -73,7 +73,15 @@ def test_demo_pass_then_runbook_greps(ops):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(4)
+    # stop it once it has logged its start (a fixed sleep lost the race on a loaded machine:
+    # the interpreter had not even booted when SIGTERM arrived)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and loop.poll() is None:
+        logs = "".join(p.read_text() for p in (_home / "data" / "logs").glob("*.log"))
+        if "ReconciliationLoop started" in logs:
+            break
+        time.sleep(0.2)
+    time.sleep(1)  # let its first tick enqueue, as before
     loop.send_signal(signal.SIGTERM)
     out, _ = loop.communicate(timeout=30)
     assert loop.returncode == 0, out

@@ -34,7 +34,8 @@ def test_run_paper_recovers_then_ticks_through_the_cluster(tmp_path):
     subprocess.run([sys.executable, "manage.py", "demo"], cwd=ROOT, env=env, check=True,
                    timeout=60)  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "scripts/run_paper.py", "--config", str(config), "--no-migrate"],
+        [sys.executable, "scripts/run_paper.py", "--config", str(config), "--no-migrate",
+         "--no-web"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip

@@ -2,6 +2,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import OrderFactory
+from tradingstate.models import AuditEntry
 from tradingstate.services import position_set
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +32,9 @@ def test_every_model_listed(client, staff_user, model):
 def test_state_is_read_only_and_undeletable(client, staff_user, account, bot_actor):
     client.force_login(staff_user)
     order = OrderFactory(account=account)
-    position_set(account=account, symbol="BTC/USDT", qty="1", actor=bot_actor)
-    for model, pk in (("order", order.pk), ("auditentry", 1)):
+    position = position_set(account=account, symbol="BTC/USDT", qty="1", actor=bot_actor)
+    entry = AuditEntry.objects.get(action="position.set", target_id=str(position.pk))
+    for model, pk in (("order", order.pk), ("auditentry", entry.pk)):
         assert (
             client.get(reverse(f"admin:tradingstate_{model}_delete", args=[pk])).status_code == 403
         )

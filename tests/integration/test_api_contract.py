@@ -22,8 +22,8 @@ from tests.api_support import (
     wsgi_app,
 )
 from tests.factories import PositionFactory, StaffFactory
-from tradingstate.api.parsers import RequestTooLarge, StrictJSONParser
 from tradingstate.models import Order
+from tradingstate.web.parsers import RequestTooLarge, StrictJSONParser
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_cache_table")]
 

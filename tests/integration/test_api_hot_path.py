@@ -27,7 +27,7 @@ from tests.api_support import (
 )
 from tests.factories import AccountFactory, StaffFactory
 from tradingstate.actors import Actor
-from tradingstate.api.throttling import BotRateThrottle
+from tradingstate.web.throttling import BotRateThrottle
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_cache_table")]
 
@@ -246,7 +246,7 @@ def test_state_read_gives_aware_times_and_exact_text():
 def test_token_check_builds_user_and_bot_as_the_orm_would():
     from django.contrib.auth import get_user_model
 
-    from tradingstate.api.auth import BotTokenAuthentication
+    from tradingstate.web.auth import BotTokenAuthentication
 
     a, _b = two_accounts()
     _, user = make_bot("alpha", a)

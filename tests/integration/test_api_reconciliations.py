@@ -27,7 +27,7 @@ def enqueued(monkeypatch):
     """Record what would be handed to the django-q2 cluster instead of enqueueing it."""
     calls = []
     monkeypatch.setattr(
-        "reconciliation.tasks.enqueue_pass",
+        "reconciliation.passes.triggers.enqueue_pass",
         lambda account_id, trigger, run_id=None: calls.append((account_id, trigger, run_id)),
     )
     return calls

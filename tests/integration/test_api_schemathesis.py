@@ -53,7 +53,7 @@ def test_every_operation_conforms_to_the_schema(settings, monkeypatch):
     # given: a bot granted one account with an order and a position; no worker, so a
     # ?wait=true trigger waits at most a second
     override_api_config(settings, reconcile_wait_seconds=1)
-    monkeypatch.setattr("reconciliation.tasks.enqueue_pass", lambda *args, **kwargs: None)
+    monkeypatch.setattr("reconciliation.passes.triggers.enqueue_pass", lambda *args, **kwargs: None)
     account = AccountFactory(name="acct-a")
     OrderFactory(account=account, client_order_id="abc123")
     PositionFactory(account=account, symbol="BTC/USDT")

@@ -32,11 +32,17 @@ EXEMPT = {
     "reconciliation.repair": "the record of a repair; the repaired row's AuditEntry says it",
     "reconciliation.workerheartbeat": "liveness bookkeeping, no trading state",
     "tradingstate.auditentry": "the audit trail itself (append-only)",
+    "tradingstate.notification": "a record of a message sent about an audited change",
+    "tradingstate.notificationstate": "alert bookkeeping: the last state notified per alert",
+    "reconciliation.metricsrollup": "counter totals folded from runs/discrepancies/repairs",
+    "reconciliation.rollupwatermark": "the rollups' bookkeeping",
     "tradingstate.instrument": "market metadata copied from the exchange; not trading state",
     "tradingstate.botprofile": "credentials/grants; user management is Django auth's concern",
     "tradingstate.paperorder": "the simulated exchange's side, not our state of record",
     "tradingstate.paperposition": "the simulated exchange's side, not our state of record",
     "tradingstate.paperbalance": "the simulated exchange's side, not our state of record",
+    "tradingstate.markprice": "market data (the venue's prices), refreshed by every pass",
+    "tradingstate.pnlsnapshot": "derived figures recorded hourly from the audited rows",
     "tradingstate.papertrade": "the simulated exchange's side; each is written with its "
     "paper.trade AuditEntry by tradingstate.services.paper",
     "killswitch.killswitchevent": "the kill switch's own append-only history, written beside "

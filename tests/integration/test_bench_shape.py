@@ -152,3 +152,19 @@ def test_bench_floors_smoke():
         "what=orm-one-row",
         "what=runbook-log-lines",
     ]
+
+
+PNL_LINE = re.compile(r"^pnl what=(account|exposure) .*statements=(\d+) target=5 ms=\d+$")
+
+
+def test_bench_pnl_smoke():
+    # SQLite in a temp dir: both P&L read lines, well formed, within the 5-statement target
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    out = subprocess.run(
+        [sys.executable, "bench/pnl.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    matches = [PNL_LINE.match(line) for line in out.stdout.strip().splitlines()]
+    assert [m.group(1) for m in matches if m] == ["account", "exposure"], out.stdout
+    assert all(int(m.group(2)) <= 5 for m in matches)

@@ -5,9 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from killswitch.cancel import killswitch_cancel_open_orders
 from killswitch.models import KillSwitch, KillSwitchEvent
-from killswitch.services import killswitch_activate
+from killswitch.services import killswitch_activate, killswitch_cancel_open_orders
 from tests.audit import assert_audited
 from tests.factories import AccountFactory, OrderFactory
 from tradingstate.exchanges.base import (

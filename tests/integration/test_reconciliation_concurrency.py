@@ -97,3 +97,43 @@ def test_one_ticker_leads_at_a_time():
     assert me.try_acquire()  # and once it lets go, we take over
     me.release()
     t.join(10)
+
+
+def test_file_lock_is_per_database(settings, tmp_path, monkeypatch):
+    # given: this database holds account 1's lock file
+    from django.db import connection
+
+    settings.DATA_DIR = tmp_path
+    with file_lock("account-1") as first:
+        assert first
+        # when: another database in the same data directory (a second tradingstate, or
+        # another test worker) asks for its own account 1
+        monkeypatch.setitem(connection.settings_dict, "NAME", str(tmp_path / "other.sqlite3"))
+        with file_lock("account-1") as other_database:
+            # then: it is not blocked by a lock that is not its own
+            assert other_database
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_pass_lease_is_per_database_not_per_server(monkeypatch):
+    # given: another tradingstate database on the same PostgreSQL server holds the lease of
+    # its account 1 (advisory locks are server-wide)
+    import psycopg
+    from django.db import connection
+
+    from reconciliation.locks import account_pass_lease, lock_key
+
+    own_name = connection.settings_dict["NAME"]
+    monkeypatch.setitem(connection.settings_dict, "NAME", f"{own_name}_staging")
+    foreign_key = lock_key("account:1")
+    monkeypatch.setitem(connection.settings_dict, "NAME", own_name)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [foreign_key])
+        # when: this database's pass for its account 1 takes its lease
+        with account_pass_lease(1) as acquired:
+            # then: it holds it; the other database's lock is not this one's
+            assert acquired

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciliation import diff as d
+from tests.unit.plans import apply_plans
 from tradingstate.exchanges import base as ex
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -279,7 +280,7 @@ def test_applying_every_repair_converges(world):
         "balance_set": "balances",
     }
     assert not any(kinds[p.kind] in exchange.errors for p in plans)
-    after = d.apply_plans(local, plans, now=OLD)
+    after = apply_plans(local, plans, now=OLD)
     again = [
         f
         for f in d.diff(after, exchange, cfg, lookups)

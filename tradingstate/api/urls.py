@@ -1,17 +1,17 @@
-"""``/api/v1/`` (paths are a contract: DESIGN §6)."""
+"""The state of record's ``/api/v1/`` routes: accounts, orders, fills, positions, balances
+(paths are a contract: DESIGN §6), P&L and exposure, and the paper venue's trades.
+``tradingstate.web.urls`` mounts them under the ``api`` namespace beside the other apps'
+routes."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from tradingstate.api.views import accounts, books, health, orders, paper, reconciliations
-
-app_name = "api"
+from tradingstate.api.views import accounts, books, orders, paper, pnl
 
 ACCOUNT = "accounts/<str:account>/"
 
 urlpatterns = [
-    path("health/", health.HealthApi.as_view(), name="health"),
     path("accounts/", accounts.AccountListApi.as_view(), name="account-list"),
     path(f"{ACCOUNT}orders/", orders.OrderListRegisterApi.as_view(), name="order-list"),
     path(
@@ -35,15 +35,8 @@ urlpatterns = [
     path(f"{ACCOUNT}positions/<path:symbol>/", books.PositionSetApi.as_view(), name="position"),
     path(f"{ACCOUNT}balances/", books.BalanceListApi.as_view(), name="balance-list"),
     path(f"{ACCOUNT}balances/<str:currency>/", books.BalanceSetApi.as_view(), name="balance"),
-    path(
-        f"{ACCOUNT}reconciliations/",
-        reconciliations.ReconciliationListTriggerApi.as_view(),
-        name="reconciliation-list",
-    ),
+    path(f"{ACCOUNT}pnl/", pnl.PnlApi.as_view(), name="pnl"),
+    path(f"{ACCOUNT}pnl/history/", pnl.PnlHistoryApi.as_view(), name="pnl-history"),
+    path("exposure/", pnl.ExposureApi.as_view(), name="exposure"),
     path(f"{ACCOUNT}paper/trades/", paper.PaperTradeListApi.as_view(), name="paper-trade-list"),
-    path(
-        f"{ACCOUNT}discrepancies/",
-        reconciliations.DiscrepancyListApi.as_view(),
-        name="discrepancy-list",
-    ),
 ]

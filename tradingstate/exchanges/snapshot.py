@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradingstate.exchanges.base import ExchangeBalance, ExchangeOrder, ExchangePosition
+from tradingstate.rules import accounting, valuation
+from tradingstate.transitions import ACTIVE
 
 DIFF = "!="
 SAME = ""
@@ -78,7 +80,7 @@ def compare_orders(exchange: list[ExchangeOrder], local: list[LocalOrder]) -> li
             continue
         matched.add(id(mine))
         notes = []
-        if mine.status not in ("pending", "submitted", "partially_filled"):
+        if mine.status not in ACTIVE:
             notes.append(f"local {mine.status}, exchange open")
         if mine.filled_qty != order.filled:
             notes.append("filled differs")
@@ -91,7 +93,7 @@ def compare_orders(exchange: list[ExchangeOrder], local: list[LocalOrder]) -> li
                      "; ".join(notes))
         )  # fmt: skip
     for mine in sorted(local, key=lambda o: (o.symbol, o.client_order_id)):
-        if id(mine) in matched or mine.status not in ("pending", "submitted", "partially_filled"):
+        if id(mine) in matched or mine.status not in ACTIVE:
             continue
         rows.append(
             OrderRow(mine.client_order_id, mine.exchange_order_id, mine.symbol, mine.side, None,
@@ -147,3 +149,12 @@ def compare_balances(
             )
         )
     return rows
+
+
+def unrealized_pnl(qty: Decimal | None, entry: Decimal | None, mark: Decimal | None):
+    """``(mark - entry) * qty`` (quantities in base units) by the valuation rule; None when
+    a part is missing (never 0 for an unknown)."""
+    if qty is None or mark is None or (qty != 0 and entry is None):
+        return None
+    state = accounting.PositionState(qty=qty, avg_entry_price=entry if qty else None)
+    return valuation.valuation(state, accounting.Mark(mark), Decimal(1)).unrealized_pnl

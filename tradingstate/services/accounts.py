@@ -6,9 +6,11 @@ from django.db import transaction
 
 from tradingstate.actors import Actor
 from tradingstate.config import AppConfig, ExchangeConfig
+from tradingstate.locks import account_qs_select_for_update
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import events
 from tradingstate.services.events import ACCOUNT_AUDIT_FIELDS  # noqa: F401 (re-exported)
+from tradingstate.services.notifications import notification_emit
 
 
 def account_values_from_config(item: ExchangeConfig, app: AppConfig) -> dict:
@@ -37,7 +39,7 @@ def account_values_from_config(item: ExchangeConfig, app: AppConfig) -> dict:
 @transaction.atomic
 def account_upsert(*, name: str, values: dict, actor: Actor, reason: str = "") -> ExchangeAccount:
     """Create or update an account; audited only when something changed."""
-    account = ExchangeAccount.objects.select_for_update().filter(name=name).first()
+    account = account_qs_select_for_update().filter(name=name).first()
     before = events.account_snapshot(account) if account else None
     if account is None:
         account = ExchangeAccount(name=name)
@@ -67,12 +69,18 @@ def account_sync_from_config(*, app: AppConfig, actor: Actor) -> list[ExchangeAc
 def account_set_enabled(
     *, account: ExchangeAccount, enabled: bool, actor: Actor, reason: str, disabled_reason: str = ""
 ) -> ExchangeAccount:
-    account = ExchangeAccount.objects.select_for_update().get(pk=account.pk)
+    account = account_qs_select_for_update().get(pk=account.pk)
     before = events.account_snapshot(account)
     account.enabled = enabled
     account.disabled_reason = "" if enabled else disabled_reason
     account.save(update_fields=["enabled", "disabled_reason", "updated_at"])
     events.account_enabled_changed(account=account, before=before, actor=actor, reason=reason)
+    if enabled:  # closes an "account.stopped" alert, if one was sent
+        notification_emit(
+            event="account.stopped", key=account.name, state="running", quiet_if_new=True,
+            title=f"tradingstate: reconciliation resumed for {account.name}",
+            body=f"Account {account.name} re-enabled by {actor.name}: {reason}",
+        )  # fmt: skip
     return account
 
 
@@ -81,7 +89,7 @@ def account_recovery_begin(*, account: ExchangeAccount, actor: Actor) -> Exchang
     """Close the account's order gate until its next completed reconciliation pass."""
     from django.utils import timezone
 
-    account = ExchangeAccount.objects.select_for_update().get(pk=account.pk)
+    account = account_qs_select_for_update().get(pk=account.pk)
     before = {
         "recovery_started_at": None
         if account.recovery_started_at is None

@@ -12,6 +12,7 @@ from knox.models import AuthToken
 
 from tradingstate.actors import Actor
 from tradingstate.errors import Conflict, ValidationFailed
+from tradingstate.locks import user_qs_select_for_update
 from tradingstate.models import BotProfile, ExchangeAccount
 from tradingstate.services import events
 
@@ -63,7 +64,7 @@ def bot_create(
         raise ValidationFailed(msg, fields={"accounts": [msg]})
 
     users = get_user_model().objects
-    user = users.select_for_update().filter(username=name).first()
+    user = user_qs_select_for_update().filter(username=name).first()
     if user is not None and not BotProfile.objects.filter(user=user).exists():
         raise Conflict(NOT_A_BOT.format(name=name), fields={"name": [NOT_A_BOT.format(name=name)]})
     created = user is None

@@ -25,11 +25,13 @@ from django.utils import timezone
 
 from tradingstate.actors import Actor
 from tradingstate.errors import ApplicationError
-from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Order, Position
+from tradingstate.locks import order_qs_select_for_update, rows_qs_select_for_update
+from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Instrument, Order, Position
 from tradingstate.rules import Source
 from tradingstate.rules import balances as balance_rules
 from tradingstate.rules import orders as order_rules
 from tradingstate.rules import positions as position_rules
+from tradingstate.services import accounting as accounting_services
 from tradingstate.services import events
 from tradingstate.services.audit import audit_snapshot
 from tradingstate.services.books import (
@@ -41,6 +43,7 @@ from tradingstate.services.books import (
 from tradingstate.services.bulk import rows_bulk_create, rows_bulk_update
 from tradingstate.services.events import BALANCE_AUDIT_FIELDS, POSITION_AUDIT_FIELDS
 from tradingstate.services.orders import TRANSITION_FIELDS, order_apply_change, order_from_rule
+from tradingstate.sync_kinds import RepairKind
 
 Action = AuditEntry.Action
 
@@ -187,9 +190,9 @@ def orders_sync_state(
     with ``source=Source.VENUE`` (any state reachable by legal moves)."""
     locked = {
         o.pk: o
-        for o in Order.objects.select_for_update()
-        .filter(account=account, pk__any=[i.target_id for i in items])
-        .order_by("pk")
+        for o in order_qs_select_for_update().filter(
+            account=account, pk__any=[i.target_id for i in items]
+        )
     }
     outcomes = []
     pairs = []
@@ -253,14 +256,16 @@ def _sync_rows(
     actor: Actor,
     run_id: int | None,
     action: AuditEntry.Action,
+    after_extra=None,
 ) -> list[SyncOutcome]:
     """Shared by positions and balances: lock, version-check, apply the row's rule
-    (``rule(current_state_or_None, values) -> new state``), update or create, audit."""
+    (``rule(current_state_or_None, values) -> new state``), update or create, audit.
+    ``after_extra(item) -> dict`` adds to each audit entry's ``after``."""
     existing = {
         getattr(row, key_field): row
-        for row in model.objects.select_for_update()
-        .filter(account=account, **{f"{key_field}__in": [i.values.get(key_field) for i in items]})
-        .order_by("pk")
+        for row in rows_qs_select_for_update(model).filter(
+            account=account, **{f"{key_field}__in": [i.values.get(key_field) for i in items]}
+        )
     }
     for row in existing.values():
         row.account = account  # the audit's target_repr names it: no query per row
@@ -304,6 +309,8 @@ def _sync_rows(
     for _item, row, outcome in pairs:
         outcome.target_id = row.pk
         outcome.after = audit_snapshot(row, audit_fields)
+        if after_extra is not None:
+            outcome.after.update(after_extra(_item))
     _audits(actor=actor, action=action, account=account, run_id=run_id, pairs=pairs)
     return outcomes
 
@@ -374,9 +381,52 @@ def balances_sync(
     )
 
 
+@transaction.atomic(savepoint=False)
+def positions_adopt_entry_price(
+    *,
+    account: ExchangeAccount,
+    items: list[SyncItem],
+    actor: Actor,
+    run_id: int | None = None,
+    action: AuditEntry.Action = Action.REPAIR_APPLY,
+) -> list[SyncOutcome]:
+    """The ``entry_price_mismatch`` repair: adopt the venue's average entry price through the
+    position rules (an accounting ``Adjustment``; quantity, realized P&L and fees unchanged).
+    Each audit entry's ``after`` carries ``adjustment`` so a rebuild replays it in place."""
+    instruments = {
+        i.symbol: i
+        for i in Instrument.objects.filter(
+            account=account, symbol__in=[item.values.get("symbol") for item in items]
+        )
+    }
+
+    def rule(current, v: dict) -> position_rules.PositionBook:
+        symbol = v.get("symbol")
+        terms = accounting_services.position_terms(symbol, instruments.get(symbol))
+        return position_rules.position_adopt_entry_price(
+            current, entry_price=v.get("entry_price"), terms=terms
+        )
+
+    return _sync_rows(
+        model=Position,
+        account=account,
+        items=items,
+        key_field="symbol",
+        audit_fields=accounting_services.POSITION_ACCOUNTING_AUDIT_FIELDS,
+        state_of=accounting_services.position_book,
+        rule=rule,
+        write=accounting_services.position_accounting_apply,
+        actor=actor,
+        run_id=run_id,
+        action=action,
+        after_extra=lambda item: {"adjustment": {"entry_price": item.values.get("entry_price")}},
+    )
+
+
 SYNC_BY_KIND = {
-    "order_create": orders_create_from_exchange,
-    "order_state": orders_sync_state,
-    "position_set": positions_sync,
-    "balance_set": balances_sync,
+    RepairKind.ORDER_CREATE: orders_create_from_exchange,
+    RepairKind.ORDER_STATE: orders_sync_state,
+    RepairKind.POSITION_SET: positions_sync,
+    RepairKind.BALANCE_SET: balances_sync,
+    RepairKind.POSITION_ENTRY_PRICE: positions_adopt_entry_price,
 }

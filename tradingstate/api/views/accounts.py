@@ -6,9 +6,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 
 from tradingstate.api.access import account_list_visible
-from tradingstate.api.pagination import ApiCursorPagination
-from tradingstate.api.views.base import BaseApi
 from tradingstate.models import ExchangeAccount, MarketType
+from tradingstate.web.base import BaseApi
+from tradingstate.web.pagination import ApiCursorPagination
 
 
 class AccountListApi(BaseApi, generics.ListAPIView):

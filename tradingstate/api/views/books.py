@@ -15,9 +15,10 @@ from tradingstate.api.serializers import (
     PositionOutputSerializer,
     validated_input,
 )
-from tradingstate.api.views.base import AccountApi, AccountListApi
 from tradingstate.models import Balance, Position
+from tradingstate.selectors import balance_list, position_list
 from tradingstate.services import balance_set, fill_record, position_set
+from tradingstate.web.base import AccountApi, AccountListApi
 
 NAIVE_DATETIME = "must include a timezone (e.g. 2026-01-01T00:00:00Z)"
 
@@ -97,6 +98,7 @@ class FillRecordApi(AccountApi):
 
 class PositionListApi(AccountListApi):
     model = Position
+    selector = staticmethod(position_list)
     serializer_class = PositionOutputSerializer
 
     @extend_schema(tags=["positions"], summary="List positions")
@@ -132,6 +134,7 @@ class PositionSetApi(AccountApi):
 
 class BalanceListApi(AccountListApi):
     model = Balance
+    selector = staticmethod(balance_list)
     serializer_class = BalanceOutputSerializer
 
     @extend_schema(tags=["balances"], summary="List balances")

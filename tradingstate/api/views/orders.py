@@ -9,12 +9,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from tradingstate.actors import Actor
-from tradingstate.api.errors import (
-    NON_FIELD,
-    application_error_body,
-    error_body,
-    validation_error_body,
-)
 from tradingstate.api.fields import AmountField, ClientOrderIdField, ReasonField, StrictCharField
 from tradingstate.api.filtersets import OrderFilterSet
 from tradingstate.api.guards import order_register_checked
@@ -24,15 +18,22 @@ from tradingstate.api.serializers import (
     OrderOutputSerializer,
     validated_input,
 )
-from tradingstate.api.views.base import AccountApi, AccountListApi
 from tradingstate.errors import NotFound
 from tradingstate.models import Order
+from tradingstate.selectors import order_get, order_list
 from tradingstate.services import (
     TransitionRequest,
     order_bulk_transition,
     order_transition,
 )
 from tradingstate.services.orders import ORDER_NOT_FOUND
+from tradingstate.web.base import AccountApi, AccountListApi
+from tradingstate.web.errors import (
+    NON_FIELD,
+    application_error_body,
+    error_body,
+    validation_error_body,
+)
 
 STATUS_CHOICES = Order.Status.choices
 TOO_MANY_UPDATES = "At most {limit} updates per request (got {count})."
@@ -47,6 +48,7 @@ class OrderListRegisterApi(AccountListApi):
     ``client_order_id``: same content 200 with the existing order, different content 409)."""
 
     model = Order
+    selector = staticmethod(order_list)
     serializer_class = OrderOutputSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = OrderFilterSet
@@ -63,9 +65,6 @@ class OrderListRegisterApi(AccountListApi):
 
         class Meta:
             ref_name = "OrderRegisterInput"
-
-    def get_queryset(self):
-        return super().get_queryset().select_related("account")
 
     @extend_schema(tags=ORDER_TAG, summary="List orders")
     def get(self, request, *args, **kwargs):
@@ -100,11 +99,7 @@ class OrderListRegisterApi(AccountListApi):
 class OrderDetailApi(AccountApi):
     @extend_schema(tags=ORDER_TAG, summary="One order", responses=OrderOutputSerializer)
     def get(self, request, account, client_order_id):
-        order = (
-            Order.objects.select_related("account")
-            .filter(account=self.account, client_order_id=client_order_id)
-            .first()
-        )
+        order = order_get(account=self.account, client_order_id=client_order_id)
         if order is None:
             raise NotFound(
                 ORDER_NOT_FOUND.format(

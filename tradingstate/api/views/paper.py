@@ -16,11 +16,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from tradingstate.api.fields import AmountField
-from tradingstate.api.pagination import ApiCursorPagination
-from tradingstate.api.views.base import AccountListApi
 from tradingstate.errors import NotFound
 from tradingstate.models import Order, PaperTrade
+from tradingstate.selectors import paper_trade_list
 from tradingstate.services.paper import is_paper
+from tradingstate.web.base import AccountListApi
+from tradingstate.web.pagination import ApiCursorPagination
 
 NOT_A_PAPER_ACCOUNT = "Account '{name}' is not a paper account: it has no paper venue."
 NAIVE_SINCE = "must include a timezone (e.g. 2026-01-01T00:00:00Z)"
@@ -68,6 +69,7 @@ class PaperTradeListApi(AccountListApi):
     ``symbol``. Post each one as a fill (``POST .../fills/``, idempotent on ``trade_id``)."""
 
     model = PaperTrade
+    selector = staticmethod(paper_trade_list)
     pagination_class = OldestFirstPagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = PaperTradeFilterSet

@@ -1,8 +1,10 @@
 """``exchange_snapshot --account NAME``: the runbook's step 2.
 
-The exchange's open orders, positions and balances beside the local values, symbol by symbol
-and currency by currency; differences are marked ``!=`` (``~`` = within tolerance). A failed
-fetch prints ``error: <class>: <message>`` and the command exits non-zero.
+The exchange's open orders, positions (with the entry price and unrealized P&L at the venue's
+mark) and balances beside the local values, symbol by symbol and currency by currency;
+differences are marked ``!=`` (``~`` = within tolerance). A failed fetch prints
+``error: <class>: <message>`` and the command exits non-zero (a mark price the venue cannot
+give is not a failure: the stored one is shown, marked STALE).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from tradingstate.exchanges.snapshot import (
     compare_orders,
     compare_positions,
     fmt,
+    unrealized_pnl,
 )
-from tradingstate.models import Balance, ExchangeAccount, Instrument, Order, Position
+from tradingstate.models import Balance, ExchangeAccount, Instrument, MarkPrice, Order, Position
 
 UNKNOWN_ACCOUNT = "unknown account {name!r}; known accounts: {known}"
 
@@ -89,17 +92,54 @@ class Command(BaseCommand):
         self._table(header, rows)
 
     def _positions(self, acct, adapter, errors):
-        self.stdout.write("\nPositions (signed)")
+        self.stdout.write("\nPositions (signed; entry price and unrealized P&L at the mark)")
         result = self._fetch(adapter.fetch_positions, errors)
         if result is None:
             return
-        local = dict(Position.objects.filter(account=acct).values_list("symbol", "qty"))
+        rows_local = Position.objects.filter(account=acct).values_list(
+            "symbol", "qty", "entry_price"
+        )
+        local = {symbol: qty for symbol, qty, _ in rows_local}
+        local_entry = {symbol: entry for symbol, _, entry in rows_local}
+        remote_entry = {p.symbol: p.entry_price for p in result.items}
         steps = dict(Instrument.objects.filter(account=acct).values_list("symbol", "amount_step"))
-        rows = [
-            (r.mark, r.key, fmt(r.exchange), fmt(r.local))
-            for r in compare_positions(result.items, local, steps)
-        ]
-        self._table(("", "symbol", "exchange", "local"), rows)
+        compared = compare_positions(result.items, local, steps)
+        marks, note = self._marks(acct, adapter, [r.key for r in compared])
+        rows = []
+        for r in compared:
+            mark = marks.get(r.key)
+            price = mark[0] if mark else None
+            rows.append(
+                (r.mark, r.key, fmt(r.exchange), fmt(r.local),
+                 fmt(remote_entry.get(r.key)), fmt(local_entry.get(r.key)),
+                 (fmt(price) + (" STALE" if mark and mark[1] else "")) if mark else "-",
+                 fmt(unrealized_pnl(r.exchange, remote_entry.get(r.key), price)),
+                 fmt(unrealized_pnl(r.local, local_entry.get(r.key), price)))
+            )  # fmt: skip
+        header = ("", "symbol", "exchange", "local", "exchange_entry", "local_entry", "mark",
+                  "exchange_unrealized", "local_unrealized")  # fmt: skip
+        self._table(header, rows)
+        if note:
+            self.stdout.write(f"  marks: {note}")
+
+    def _marks(self, acct, adapter, symbols):
+        """The venue's prices now; if it cannot say, the stored ones (flagged stale)."""
+        if not symbols:
+            return {}, ""
+        try:
+            result = adapter.fetch_mark_prices(symbols)
+            live = {p.symbol: (p.price, False) for p in result.items}
+            if result.complete:
+                return live, ""
+            note = f"incomplete: {result.note}"
+        except (ExchangeError, NotImplementedError) as exc:
+            live, note = {}, f"not fetched ({type(exc).__name__}: {exc})"
+        stored = {
+            m.symbol: (m.price, True)
+            for m in MarkPrice.objects.filter(account=acct, symbol__in=symbols)
+            if m.symbol not in live
+        }
+        return {**stored, **live}, note + "; stored prices shown, marked STALE"
 
     def _balances(self, acct, adapter, errors):
         self.stdout.write("\nBalances (total)")

@@ -298,19 +298,22 @@ class PnlPosition:
     avg_entry_price: Decimal | None
     mark_price: Decimal | None
     mark_time: datetime | None
-    mark_stale: bool
-    realized_pnl: Decimal
+    mark_stale: bool  # a price used is old or its last refresh failed
+    # None: a figure that needs a price nobody has (never counted as zero)
+    realized_pnl: Decimal | None
     unrealized_pnl: Decimal | None
-    fees: Decimal
+    fees: Decimal | None
     net_pnl: Decimal | None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class PnlTotals:
-    realized_pnl: Decimal
+    """None when any position's figure is None."""
+
+    realized_pnl: Decimal | None
     unrealized_pnl: Decimal | None
-    fees: Decimal
+    fees: Decimal | None
     net_pnl: Decimal | None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -327,13 +330,17 @@ class Pnl:
 
 @dataclass(frozen=True)
 class PnlPoint:
-    """One recorded snapshot of an account's P&L (``pnl_history``)."""
+    """One recorded hourly snapshot of an account's P&L and exposure (``pnl_history``)."""
 
     as_of: datetime | None = None
+    valuation_currency: str | None = None
     realized_pnl: Decimal | None = None
     unrealized_pnl: Decimal | None = None
     fees: Decimal | None = None
     net_pnl: Decimal | None = None
+    net_notional: Decimal | None = None
+    gross_notional: Decimal | None = None
+    stale: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -343,14 +350,21 @@ class ExposureAsset:
     net_qty: Decimal
     net_notional: Decimal | None
     gross_notional: Decimal | None
+    mark_stale: bool = False
+    # {name: {"venue", "net_qty", "net_notional", "gross_notional", "mark_stale"}} (as JSON)
     by_account: dict[str, Any] = field(default_factory=dict)
+    by_venue: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class ExposureTotals:
+    """None when an asset has no price (listed in ``excluded_assets``)."""
+
     net_notional: Decimal | None
     gross_notional: Decimal | None
+    excluded_assets: list[str] = field(default_factory=list)
+    stale_assets: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

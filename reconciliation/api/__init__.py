@@ -1,0 +1,1 @@
+"""Reconciliation's HTTP doors: runs (list, trigger) and discrepancies (list)."""

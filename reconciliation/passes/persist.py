@@ -1,0 +1,293 @@
+"""Step 3: write what the pass found in ONE short transaction: the run row, its
+discrepancies, and (auto-repair) the repairs with their audit rows. The sync services lock
+the rows they change and re-check each row's version, so a bot's update made while the
+exchange was being asked is never overwritten (the repair is deferred instead)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from reconciliation import diff as d
+from reconciliation.alerts import alerts_account_stopped, alerts_after_pass
+from reconciliation.locks import LeaseLost, account_pass_lease_confirm
+from reconciliation.models import Discrepancy, ReconciliationRun, Repair
+from reconciliation.passes.context import PassContext, PassOutcome, reconciliation_actor
+from reconciliation.passes.fetch import MarksFetch
+from reconciliation.selectors import discrepancy_counts_previous_run
+from tradingstate import transitions
+from tradingstate.actors import Actor
+from tradingstate.models import ExchangeAccount
+from tradingstate.services import account_set_enabled
+from tradingstate.services.bulk import rows_bulk_create, rows_bulk_insert
+from tradingstate.services.marks import mark_prices_record
+from tradingstate.services.sync import SYNC_BY_KIND, SyncItem, SyncOutcome
+from tradingstate.sync_kinds import REPAIR_ORDER, RepairKind
+
+__all__ = ["LeaseLost", "persist_pass", "record_auth_failure", "record_run_end"]
+
+
+def persist_pass(
+    ctx: PassContext,
+    *,
+    snapshot: d.ExchangeSnapshot,
+    local: d.LocalSnapshot,
+    findings: list[d.Finding],
+    retry_after: float | None,
+    marks: MarksFetch | None = None,
+) -> PassOutcome:
+    with transaction.atomic():
+        account_pass_lease_confirm(ctx.account.pk)  # raises LeaseLost
+        outcome = _persist(
+            ctx, snapshot=snapshot, local=local, findings=findings, retry_after=retry_after
+        )
+        if marks is not None and marks.supported and marks.asked:
+            mark_prices_record(
+                account=ctx.account,
+                asked=marks.asked,
+                prices=marks.prices,
+                now=timezone.now(),
+                error=marks.error,
+            )
+            outcome.marks_error = marks.error
+        return outcome
+
+
+def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:
+    account = ctx.account
+    run = _run_row(ctx)
+    previous = discrepancy_counts_previous_run(account=account, before_id=run.pk)
+    threshold = settings.TRADINGSTATE.persistent_desync_runs
+    rows = []
+    for f in findings:
+        consecutive = previous.get((f.type, f.key), 0) + 1
+        rows.append(
+            Discrepancy(
+                run=run,
+                account=account,
+                type=f.type,
+                entity=f.entity,
+                key=f.key[:128],
+                local_value=f.local,
+                exchange_value=f.exchange,
+                detail=f.detail,
+                exchange_payload=jsonable(f.payload),
+                proposed_repair=f.repair.as_json() if f.repair else None,
+                consecutive_runs=consecutive,
+                persistent=consecutive >= threshold,
+                resolution_reason=f.note,
+            )
+        )
+    rows_bulk_create(Discrepancy, rows)
+    outcome = PassOutcome(run=run, findings=findings)
+    outcome.persistent = [r for r in rows if r.persistent]
+
+    if account.auto_repair and not ctx.dry_run:
+        outcome.applied = _apply_repairs(account, run, findings, rows)
+    _close_previous(account, run, findings, snapshot)
+
+    now = timezone.now()
+    counts = {d.ORDERS: 0, d.POSITIONS: 0, d.BALANCES: 0}
+    for f in findings:
+        if f.type != d.DiscrepancyType.FETCH_ERROR:
+            counts[f.entity] += 1
+    run.status = (
+        ReconciliationRun.Status.INCOMPLETE
+        if snapshot.errors
+        else ReconciliationRun.Status.COMPLETED
+    )
+    run.finished_at = now
+    run.duration_ms = ctx.elapsed_ms()
+    run.orders_synced = len(snapshot.orders or []) + sum(
+        1 for o in local.orders if o.status in transitions.ACTIVE
+    )
+    run.positions_synced = (
+        len({p.symbol for p in snapshot.positions or []} | {p.symbol for p in local.positions})
+        if snapshot.positions is not None
+        else 0
+    )
+    run.balances_synced = (
+        len({b.currency for b in snapshot.balances or []} | {b.currency for b in local.balances})
+        if snapshot.balances is not None
+        else 0
+    )
+    run.discrepancies_found = len(findings)
+    run.order_discrepancies = counts[d.ORDERS]
+    run.position_discrepancies = counts[d.POSITIONS]
+    run.balance_discrepancies = counts[d.BALANCES]
+    run.repairs_applied = sum(1 for _, o in outcome.applied if o.applied)
+    run.repairs_deferred = sum(1 for _, o in outcome.applied if not o.applied)
+    run.retry_after_seconds = int(retry_after) if retry_after else None
+    run.error = "; ".join(f"{k}: {v}" for k, v in sorted(snapshot.errors.items()))
+    run.save()
+    updates = {"last_reconciled_at": now}
+    if (
+        run.status == ReconciliationRun.Status.COMPLETED
+        and account.recovery_started_at is not None
+        and ctx.started >= account.recovery_started_at
+    ):
+        updates["recovery_started_at"] = None
+    ExchangeAccount.objects.filter(pk=account.pk).update(**updates)
+    alerts_after_pass(account=account, run=run, outcome=outcome)  # sent after commit
+    return outcome
+
+
+def _run_row(ctx: PassContext) -> ReconciliationRun:
+    if ctx.run_id is not None:
+        run = ReconciliationRun.objects.filter(pk=ctx.run_id, account=ctx.account).first()
+        if run is not None:
+            run.status = ReconciliationRun.Status.RUNNING
+            run.started_at = ctx.started
+            return run
+    return ReconciliationRun.objects.create(
+        account=ctx.account,
+        trigger=ctx.trigger,
+        dry_run=ctx.dry_run,
+        status=ReconciliationRun.Status.RUNNING,
+        started_at=ctx.started,
+        requested_by=ctx.requested_by,
+    )
+
+
+def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOutcome]]:
+    actor = reconciliation_actor(run.pk)
+    by_kind: dict[RepairKind, list[tuple[d.Finding, Discrepancy]]] = {}
+    for f, row in zip(findings, rows, strict=True):
+        if f.repair is not None:
+            by_kind.setdefault(f.repair.kind, []).append((f, row))
+    applied: list[tuple[d.Finding, SyncOutcome]] = []
+    repairs: list[Repair] = []
+    repaired_ids: list[int] = []
+    for kind in REPAIR_ORDER:
+        pairs = by_kind.get(kind, [])
+        if not pairs:
+            continue
+        items = [sync_item(f, row, reason=f"auto-repair: {f.type}") for f, row in pairs]
+        outcomes = SYNC_BY_KIND[kind](account=account, items=items, actor=actor, run_id=run.pk)
+        for (f, row), result in zip(pairs, outcomes, strict=True):
+            applied.append((f, result))
+            repairs.append(repair_row(row, run, kind, result, actor, reason="auto-repair"))
+            if result.applied:
+                repaired_ids.append(row.pk)
+    rows_bulk_insert(Repair, repairs)
+    if repaired_ids:
+        Discrepancy.objects.filter(pk__any=repaired_ids).update(
+            status=Discrepancy.Status.REPAIRED,
+            resolved_at=timezone.now(),
+            resolved_by=actor.name,
+            resolution_reason="auto-repair",
+        )
+    return applied
+
+
+def sync_item(f: d.Finding, row: Discrepancy, *, reason: str) -> SyncItem:
+    return SyncItem(
+        key=f.key,
+        values=f.repair.values,
+        target_id=f.repair.target_id,
+        expected_version=f.repair.expected_version,
+        discrepancy_id=row.pk,
+        reason=reason,
+    )
+
+
+def repair_row(row, run, kind, result: SyncOutcome, actor: Actor, reason: str) -> Repair:
+    return Repair(
+        discrepancy=row,
+        run=run,
+        account_id=row.account_id,
+        action=kind,
+        status=Repair.Status.APPLIED if result.applied else Repair.Status.DEFERRED,
+        before=result.before,
+        after=result.after,
+        actor_type=actor.type,
+        actor_name=actor.name[:150],
+        reason=reason,
+        error=result.error,
+    )
+
+
+def _close_previous(account, run, findings, snapshot) -> None:
+    """Earlier open discrepancies: seen again -> superseded by this run's row; gone (and
+    their entity fetched cleanly) -> resolved."""
+    seen = {(f.type, f.key) for f in findings}
+    failed_entities = set(snapshot.errors)
+    superseded, resolved = [], []
+    for pk, typ, key, entity in (
+        Discrepancy.objects.filter(account=account, status=Discrepancy.Status.OPEN)
+        .exclude(run=run)
+        .values_list("pk", "type", "key", "entity")
+    ):
+        if (typ, key) in seen:
+            superseded.append(pk)
+        elif typ != d.DiscrepancyType.FETCH_ERROR and entity in failed_entities:
+            continue
+        else:
+            resolved.append(pk)
+    now = timezone.now()
+    if superseded:
+        Discrepancy.objects.filter(pk__any=superseded).update(
+            status=Discrepancy.Status.SUPERSEDED, resolved_at=now
+        )
+    if resolved:
+        Discrepancy.objects.filter(pk__any=resolved).update(
+            status=Discrepancy.Status.RESOLVED,
+            resolved_at=now,
+            resolved_by="system:reconciliation",
+            resolution_reason=f"not seen in run {run.pk}",
+        )
+
+
+def record_run_end(ctx: PassContext, status: str, error: str) -> ReconciliationRun:
+    """A pass that persisted nothing (skipped, failed): its run row, finished."""
+    now = timezone.now()
+    values = {
+        "status": status,
+        "started_at": ctx.started,
+        "finished_at": now,
+        "duration_ms": int((now - ctx.started).total_seconds() * 1000),
+        "error": error,
+    }
+    if ctx.run_id is not None and ReconciliationRun.objects.filter(pk=ctx.run_id).update(**values):
+        return ReconciliationRun.objects.get(pk=ctx.run_id)
+    return ReconciliationRun.objects.create(
+        account=ctx.account,
+        trigger=ctx.trigger,
+        dry_run=ctx.dry_run,
+        requested_by=ctx.requested_by,
+        **values,
+    )
+
+
+def record_auth_failure(ctx: PassContext, exc: Exception) -> PassOutcome:
+    """Stop the account's passes until staff re-enable it, and record the failed run."""
+    reason = f"authentication failed: {exc}"
+    with transaction.atomic():
+        account_set_enabled(
+            account=ctx.account,
+            enabled=False,
+            actor=Actor.system("reconciliation"),
+            reason="passes stopped until staff re-enable the account",
+            disabled_reason=reason,
+        )
+        run = record_run_end(ctx, ReconciliationRun.Status.FAILED, reason)
+        alerts_account_stopped(account=ctx.account, reason=reason)
+    return PassOutcome(run=run)
+
+
+def jsonable(value):
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal | datetime):
+        return str(value)
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value

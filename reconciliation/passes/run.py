@@ -1,0 +1,138 @@
+"""The pass: lease, fetch, diff, persist, log.
+
+``run_reconciliation(account, trigger, dry_run=False)`` takes the account's lease (one pass
+per account at a time, across processes and hosts; held with no transaction open), fetches
+the exchange's truth and reads the local state (no transaction: bots are never blocked by a
+slow exchange), diffs (pure), then persists in one short transaction that re-checks every
+row's version, and finally writes its log lines in one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from reconciliation import diff as d
+from reconciliation.locks import LeaseLost, account_pass_lease
+from reconciliation.models import ReconciliationRun
+from reconciliation.passes.context import PassContext, PassOutcome
+from reconciliation.passes.fetch import fetch_lookups, fetch_marks, fetch_snapshot, marks_wanted
+from reconciliation.passes.log import emit_pass_logs
+from reconciliation.passes.persist import persist_pass, record_auth_failure, record_run_end
+from reconciliation.selectors import amount_steps, local_books, local_snapshot
+from tradingstate.exchanges import adapter_for
+from tradingstate.exchanges import base as ex
+from tradingstate.models import ExchangeAccount
+
+log = logging.getLogger("reconciliation")
+
+LEASE_HELD = "another pass of this account holds the lock"
+LEASE_LOST = "the account's lease was lost before the pass could persist (another pass took it)"
+
+
+def run_reconciliation(
+    account: ExchangeAccount | int,
+    trigger: str = ReconciliationRun.Trigger.MANUAL,
+    dry_run: bool = False,
+    *,
+    run_id: int | None = None,
+    adapter: ex.ExchangeAdapter | None = None,
+    requested_by: str = "",
+) -> ReconciliationRun:
+    """One reconciliation pass for one account. Never raises for exchange trouble: the run
+    records it (``incomplete`` for transient errors, ``failed`` for authentication)."""
+    if not isinstance(account, ExchangeAccount):
+        account = ExchangeAccount.objects.get(pk=account)
+    ctx = PassContext(
+        account=account,
+        trigger=trigger,
+        dry_run=dry_run,
+        run_id=run_id,
+        requested_by=requested_by,
+    )
+    outcome: PassOutcome | None = None
+    error: Exception | None = None
+    with account_pass_lease(account.pk) as acquired:
+        if acquired:
+            try:
+                outcome = _leased_pass(ctx, adapter)
+            except Exception as exc:  # recorded below; the persist transaction rolled back
+                error = exc
+    if not acquired or isinstance(error, LeaseLost):
+        run = record_run_end(ctx, ReconciliationRun.Status.SKIPPED, LEASE_HELD)
+        log.info("Reconciliation skipped for %s: another pass holds the lock", account.name)
+        return run
+    if error is not None:
+        run = record_run_end(
+            ctx, ReconciliationRun.Status.FAILED, f"{type(error).__name__}: {error}"
+        )
+        log.exception("Reconciliation failed for %s", account.name, exc_info=error)
+        return run
+    assert outcome is not None
+    emit_pass_logs(ctx.account, outcome)
+    return outcome.run
+
+
+def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOutcome:
+    account = ctx.account = ExchangeAccount.objects.get(pk=ctx.account.pk)  # fresh, leased
+    own_adapter = adapter is None
+    if own_adapter:
+        try:
+            adapter = adapter_for(account)
+        except ex.AuthenticationFailed as exc:  # e.g. a credential variable is not set
+            return _auth_failed(ctx, exc)
+    try:
+        books = local_books(account=account)  # before the exchange's snapshot: see local_books
+        snapshot, retry_after, auth_error = fetch_snapshot(account, adapter)
+        if auth_error is not None:
+            return _auth_failed(ctx, auth_error)
+        local = local_snapshot(account=account, exchange_orders=snapshot.orders, books=books)
+        cfg = diff_config(account)
+        lookups, lookup_auth_error = fetch_lookups(
+            adapter, d.stale_candidates(local, snapshot, cfg)
+        )
+        if lookup_auth_error is not None:
+            return _auth_failed(ctx, lookup_auth_error)
+        marks = fetch_marks(
+            adapter,
+            marks_wanted(account, local, snapshot, settings.TRADINGSTATE.valuation_currency),
+        )
+    finally:
+        if own_adapter:
+            adapter.close()
+    findings = d.diff(local, snapshot, cfg, lookups)
+    return persist_pass(
+        ctx,
+        snapshot=snapshot,
+        local=local,
+        findings=findings,
+        retry_after=retry_after,
+        marks=marks,
+    )
+
+
+def diff_config(account: ExchangeAccount) -> d.DiffConfig:
+    return d.DiffConfig(
+        now=timezone.now(),
+        grace_seconds=account.stale_order_grace_seconds,
+        balance_tolerance=account.balance_tolerance,
+        balance_tolerances={
+            k: Decimal(str(v)) for k, v in (account.balance_tolerances or {}).items()
+        },
+        amount_steps=amount_steps(account=account),
+        check_positions=account.is_derivative,
+        entry_price_tolerance=settings.TRADINGSTATE.entry_price_tolerance,
+    )
+
+
+def _auth_failed(ctx: PassContext, exc: Exception) -> PassOutcome:
+    outcome = record_auth_failure(ctx, exc)
+    log.error(
+        "ALERT reconciliation stopped for account %s: %s (re-enable the account to resume)",
+        ctx.account.name,
+        outcome.run.error,
+    )
+    return outcome

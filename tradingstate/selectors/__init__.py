@@ -1,0 +1,15 @@
+"""Reads of the state of record (HackSoft's selectors): views, admin and other apps read
+through these, never through ad-hoc querysets. One module per area; this package
+re-exports them."""
+
+from tradingstate.selectors.books import balance_list, position_list
+from tradingstate.selectors.orders import order_get, order_list
+from tradingstate.selectors.paper import paper_trade_list
+
+__all__ = [
+    "balance_list",
+    "order_get",
+    "order_list",
+    "paper_trade_list",
+    "position_list",
+]

@@ -1,0 +1,196 @@
+"""Admin plumbing shared by every app's ``admin.py``: audit links, no-delete and read-only
+mixins, the "Correct…" page, and a way for an app to add its actions to another app's
+model admin (the kill switch's "Halt trading…" and reconciliation's "Reconcile now" on the
+accounts list) without the owning app importing it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from reconciliation.selectors import last_exchange_value
+from tradingstate.actors import Actor
+from tradingstate.errors import ApplicationError, VersionConflict
+
+SELECT_ONE = "Select exactly one {what} to correct."
+VERSION_HINT = " The current values are shown below; review them and submit again."
+
+
+def audit_link(target_type: str, target_id: object, label: str = "audit trail") -> str:
+    url = reverse("admin:tradingstate_auditentry_changelist")
+    return format_html(
+        '<a href="{}?target_type={}&target_id={}">{}</a>', url, target_type, target_id, label
+    )
+
+
+def audit_url(**params) -> str:
+    return f"{reverse('admin:tradingstate_auditentry_changelist')}?{urlencode(params)}"
+
+
+def audit_filter_link(label: str, **params) -> str:
+    """A link to the audit entries matching ``params`` (target, run_id, discrepancy_id, …)."""
+    return format_html('<a href="{}">{}</a>', audit_url(**params), label)
+
+
+class NoDeleteMixin:
+    """Audited models keep their history: nothing is deleted from the admin."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+class ReadOnlyMixin(NoDeleteMixin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AuditLinkMixin:
+    """An "Audit" column in the list, and "Audit trail" (plus any ``console_tools``) among
+    the change page's object tools (``templates/admin/change_form_object_tools.html``)."""
+
+    @admin.display(description="Audit")
+    def audit(self, obj):
+        return audit_filter_link("audit trail", **self.audit_params(obj))
+
+    def audit_params(self, obj) -> dict:
+        return {"target_type": obj._meta.model_name, "target_id": obj.pk}
+
+    def console_tools(self, request, obj) -> list[dict]:
+        return []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        tools = []
+        if obj is not None:
+            tools = [
+                *self.console_tools(request, obj),
+                {"url": audit_url(**self.audit_params(obj)), "label": "Audit trail", "id": "audit"},
+            ]
+        extra_context = {**(extra_context or {}), "console_tools": tools}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+class CorrectionMixin(AuditLinkMixin):
+    """A "Correct…" page per row (object tool and single-row action): the current local
+    value, the exchange's last reported value, and a form (new value + reason) calling the
+    correction service with the version shown, so a concurrent change is refused."""
+
+    correct_permission: str
+    correct_form: type
+    discrepancy_type: str
+    what: str
+
+    def has_correct_permission(self, request):
+        return request.user.has_perm(f"tradingstate.{self.correct_permission}")
+
+    def correct_url(self, obj) -> str:
+        opts = self.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_correct", args=[obj.pk])
+
+    def console_tools(self, request, obj):
+        if not self.has_correct_permission(request):
+            return []
+        return [{"url": self.correct_url(obj), "label": "Correct…", "id": "correct"}]
+
+    @admin.action(description="Correct…", permissions=["correct"])
+    def correct(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, SELECT_ONE.format(what=self.what), messages.WARNING)
+            return None
+        return redirect(self.correct_url(queryset.get()))
+
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            path(
+                "<int:object_id>/correct/",
+                self.admin_site.admin_view(self.correct_view),
+                name=f"{opts.app_label}_{opts.model_name}_correct",
+            ),
+            *super().get_urls(),
+        ]
+
+    def correct_view(self, request, object_id):
+        if not self.has_correct_permission(request):
+            raise PermissionDenied
+        obj = get_object_or_404(self.model.objects.select_related("account"), pk=object_id)
+        if request.method == "POST":
+            form = self.correct_form(request.POST)
+            if form.is_valid():
+                try:
+                    self.apply_correction(obj, form.cleaned_data, Actor.from_request(request))
+                except VersionConflict as exc:
+                    obj.refresh_from_db()
+                    data = request.POST.copy()
+                    data["version"] = str(obj.version)
+                    form = self.correct_form(data)
+                    form.is_valid()
+                    form.add_error(None, exc.message + VERSION_HINT)
+                    self.message_user(request, exc.message, messages.ERROR)
+                except ApplicationError as exc:
+                    _add_service_errors(form, exc)
+                    self.message_user(request, exc.message, messages.ERROR)
+                else:
+                    self.message_user(
+                        request,
+                        f"{self.what.capitalize()} {obj.account.name}:{self.key_of(obj)} "
+                        "corrected.",
+                    )
+                    opts = self.model._meta
+                    return redirect(
+                        reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+                    )
+        else:
+            form = self.correct_form(initial={**self.current_values(obj), "version": obj.version})
+        exchange = last_exchange_value(
+            account_id=obj.account_id, type=self.discrepancy_type, key=self.key_of(obj)
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Correct {self.what} {obj.account.name}:{self.key_of(obj)}",
+            "opts": self.model._meta,
+            "original": obj,
+            "form": form,
+            "current": self.current_values(obj),
+            "exchange": exchange,
+            "audit_url": audit_url(target_type=obj._meta.model_name, target_id=obj.pk),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/tradingstate/correct_form.html", context)
+
+
+def _add_service_errors(form, exc: ApplicationError) -> None:
+    placed = False
+    for name, errors in exc.fields.items():
+        if name in form.fields and name not in ("version",):
+            for error in errors:
+                form.add_error(name, f"{name}: {error}")
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)
+
+
+def model_admin_add_actions(site: admin.AdminSite, model, *actions) -> None:
+    """Put ``actions`` (admin action functions) first in ``model``'s admin on ``site``.
+
+    Each app owns its actions; the model's own admin lists them without importing the app.
+    Permission checks named in ``@admin.action(permissions=[...])`` stay on that admin.
+    """
+    model_admin = site.get_model_admin(model)
+    own = tuple(a for a in (model_admin.actions or ()) if a not in actions)
+    model_admin.actions = (*actions, *own)
