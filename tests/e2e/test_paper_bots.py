@@ -1,9 +1,9 @@
 """Bots trading the paper venue over real HTTP while the worker runs (issue 14, "Tests").
 
-gunicorn serves the API; ``scripts/run_paper.py`` runs recovery, the ticker and the django-q2
-cluster (a pass every 2 s); a market process swings each mark +/-0.3 % every second (staff
-moving the venue, through the same service as the admin). Three bot threads (one per
-symbol) register, submit, read their executions from the venue
+gunicorn serves the API on a free port; ``scripts/run_paper.py --no-web`` runs recovery, the
+ticker and the django-q2 cluster (a pass every 2 s); a market process swings each mark
++/-0.3 % every second (staff moving the venue, through the same service as the admin).
+Three bot threads (one per symbol) register, submit, read their executions from the venue
 (``GET .../paper/trades/``) and post them as fills, for 200 orders: market orders,
 marketable limits and resting limits. Then, after 3 more passes: no order was cancelled,
 every request succeeded, every pass completed, the last pass found 0 discrepancies of any
@@ -299,8 +299,10 @@ def test_paper_bots_over_http_end_with_zero_discrepancies(tmp_path, database):
     try:
         start("web", [str(GUNICORN), "tradingstate.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}",
                       "--log-level", "warning", "--timeout", "120"])  # fmt: skip
+        # the supervisor serves gunicorn on 127.0.0.1:8000 by default: the web above is
+        # this test's own (free port), so the worker host runs none
         start("worker", [sys.executable, "scripts/run_paper.py", "--config", str(config),
-                         "--no-migrate"])  # fmt: skip
+                         "--no-migrate", "--no-web"])  # fmt: skip
         start("market", [sys.executable, "manage.py", "shell", "-c", MARKET.format(
             account=ACCOUNT, stop=str(stop_market), swing=str(SWING),
             bases={s: str(p) for s, p in BASES.items()})])  # fmt: skip
