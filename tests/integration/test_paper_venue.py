@@ -28,6 +28,7 @@ from tradingstate.models import (
 )
 from tradingstate.services import (
     TransitionRequest,
+    fill_record,
     order_bulk_transition,
     order_register,
     order_transition,
@@ -298,6 +299,44 @@ def test_fetch_my_trades_and_marks_from_the_paper_tables(account, bot_actor, sta
     assert not missing.complete and "SOL/USDT:USDT" in missing.note
     assert [m.symbol for m in missing.items] == [SYMBOL]
     assert adapter.trade_history_policy().max_lookback is None
+
+
+# --- P&L: the pass prices paper positions at the venue's mark -------------------------------
+def test_a_bot_trading_paper_sees_pnl_move_with_the_paper_mark(account, bot_actor, staff_mark):
+    from reconciliation.models import Discrepancy
+    from reconciliation.services import run_reconciliation
+    from tradingstate.models import MarkPrice
+    from tradingstate.selectors.pnl import pnl_report
+
+    # given: a mark of 60,000; the bot's market buy of 0.1 filled by the venue, and the venue's
+    # trade posted as its fill (what a bot reads from GET .../paper/trades/)
+    staff_mark(account, "60000")
+    register(account, bot_actor, "pnl1")
+    submit(account, bot_actor, "pnl1")
+    trade = PaperTrade.objects.get(account=account)
+    fill_record(
+        account=account, client_order_id="pnl1", trade_id=trade.trade_id,
+        quantity=trade.quantity, price=trade.price, fee=trade.fee,
+        fee_currency=trade.fee_currency, executed_at=trade.executed_at, actor=bot_actor,
+    )  # fmt: skip
+    # when a pass runs: the venue's mark is fetched and stored
+    first = run_reconciliation(account)
+    assert first.status == "completed"
+    mark = MarkPrice.objects.get(account=account, symbol=SYMBOL)
+    assert (mark.price, mark.source, mark.stale) == (D("60000"), "mark", False)
+    line = pnl_report(account).positions[0]
+    assert (line.symbol, line.qty, line.avg_entry_price) == (SYMBOL, D("0.1"), D("60000"))
+    assert (line.mark_price, line.unrealized_pnl) == (D("60000"), D("0"))
+    # when staff move the venue's mark to 61,000 and the next pass runs
+    staff_mark(account, "61000")
+    second = run_reconciliation(account)
+    # then the P&L moved with the paper mark: 0.1 x (61,000 - 60,000)
+    assert second.status == "completed"
+    line = pnl_report(account).positions[0]
+    assert (line.mark_price, line.unrealized_pnl) == (D("61000"), D("100"))
+    # the venue's position (qty and entry price) agrees with the book the bot's fill built
+    kinds = set(Discrepancy.objects.filter(account=account).values_list("type", flat=True))
+    assert not kinds & {"position_mismatch", "entry_price_mismatch"}, kinds
 
 
 # --- marks ---------------------------------------------------------------------------------
