@@ -28,6 +28,7 @@ from reconciliation.passes.triggers import enqueue_pass
 from reconciliation.schedules import schedules_ensure
 from tradingstate.models import ExchangeAccount
 from tradingstate.services.pnl import pnl_snapshot_schedule_ensure
+from tradingstate.tasks import enqueue_paper_walk
 
 log = logging.getLogger("reconciliation")
 
@@ -80,8 +81,13 @@ class Ticker:
         interval_override: int | None = None,
         clock=time.monotonic,
         accounts: list[str] | None = None,
+        enqueue_walk=None,
+        wall_clock=time.time,
     ) -> None:
         self.enqueue = enqueue or enqueue_pass
+        self.enqueue_walk = enqueue_walk or enqueue_paper_walk
+        self.wall_clock = wall_clock
+        self.walk_tick: int | None = None
         self.interval_override = interval_override
         self.clock = clock
         self.accounts = accounts
@@ -165,11 +171,24 @@ class Ticker:
                 alerts_check()
             except Exception:
                 log.exception("Alert check failed; the next one is in %ss", ALERTS_CHECK_SECONDS)
+        self._paper_walk()
         if now - self._last_beat >= HEARTBEAT_SECONDS:
             WorkerHeartbeat.objects.update_or_create(
                 role="ticker", defaults={"holder": holder_name(), "beat_at": timezone.now()}
             )
             self._last_beat = now
+
+    def _paper_walk(self) -> None:
+        """Every ``paper_walk_interval_seconds`` (0: off), one step of the paper venue's
+        seeded random walk on the cluster. Ticks count wall-clock intervals, so a new
+        leader continues the sequence and a tick delivered twice is applied once."""
+        interval = settings.TRADINGSTATE.paper_walk_interval_seconds
+        if not interval:
+            return
+        tick = int(self.wall_clock() // interval)
+        if tick != self.walk_tick:
+            self.walk_tick = tick
+            self.enqueue_walk(tick)
 
     def _backoff(self, account_id: int, interval: int) -> tuple[int | None, float]:
         """After incomplete passes (network trouble), wait longer: Retry-After or doubling."""

@@ -44,6 +44,14 @@ def _plain_http_in_tests(settings):
     settings.SECURE_SSL_REDIRECT = False
 
 
+@pytest.fixture(autouse=True)
+def _paper_walk_off(settings):
+    # the paper venue's random walk is off in tests unless a test turns it on
+    settings.TRADINGSTATE = settings.TRADINGSTATE.model_copy(
+        update={"paper_walk_interval_seconds": 0}
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _static_without_manifest():
     # Production serves hashed names from a collected manifest (whitenoise); in-process tests

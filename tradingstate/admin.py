@@ -24,8 +24,10 @@ from tradingstate.models import (
     Notification,
     Order,
     PaperBalance,
+    PaperMarkPrice,
     PaperOrder,
     PaperPosition,
+    PaperTrade,
     PnlSnapshot,
     Position,
 )
@@ -33,10 +35,11 @@ from tradingstate.services import (
     account_set_enabled,
     account_upsert,
     balance_correct,
+    paper_mark_set,
     position_correct,
 )
 from tradingstate.web.console.actions import reason_action
-from tradingstate.web.console.forms import BalanceCorrectForm, PositionCorrectForm
+from tradingstate.web.console.forms import BalanceCorrectForm, PaperMarkForm, PositionCorrectForm
 from tradingstate.web.console.mixins import (
     AuditLinkMixin,
     CorrectionMixin,
@@ -342,6 +345,55 @@ class PaperPositionAdmin(PaperAdmin):
 @admin.register(PaperBalance)
 class PaperBalanceAdmin(PaperAdmin):
     list_display = ("currency", "account", "free", "used", "total")
+
+
+@admin.register(PaperTrade)
+class PaperTradeAdmin(PaperAdmin):
+    """The venue's trades: edit or add one to stage a fee mismatch or a missed fill."""
+
+    list_display = (
+        "trade_id",
+        "account",
+        "client_order_id",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "fee",
+        "fee_currency",
+        "liquidity",
+        "executed_at",
+    )
+    list_filter = ("account", "symbol", "liquidity")
+    search_fields = ("trade_id", "exchange_order_id", "client_order_id")
+    raw_id_fields = ("paper_order",)
+
+
+@admin.register(PaperMarkPrice)
+class PaperMarkPriceAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
+    """The venue's mark prices. Setting one (with a reason) executes the resting orders it
+    crosses; every change is audited (``paper.mark_set``)."""
+
+    form = PaperMarkForm
+    list_display = ("symbol", "account", "price", "walk", "walk_steps", "updated_at", "audit")
+    list_filter = ("account", "walk")
+    search_fields = ("symbol",)
+    readonly_fields = ("walk_steps", "updated_at", "version")
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ("account", "symbol") if obj is not None else ()
+        return (*fixed, *self.readonly_fields)
+
+    def save_model(self, request, obj, form, change):
+        row = paper_mark_set(
+            account=obj.account,
+            symbol=obj.symbol,
+            price=obj.price,
+            walk=obj.walk,
+            actor=Actor.from_request(request),
+            reason=form.cleaned_data["reason"],
+        )
+        obj.pk = row.pk
 
 
 @admin.register(Notification)

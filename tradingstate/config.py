@@ -208,6 +208,16 @@ class AppConfig(_Strict):
     balance_tolerances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)
     stale_order_grace_seconds: Annotated[int, Field(ge=0, le=86400)] = 10
     persistent_desync_runs: Annotated[int, Field(ge=2, le=100)] = 3
+    # the paper venue (tradingstate.services.paper): fee per trade as a fraction of its
+    # notional, and the seeded random walk of its mark prices (0 s: off)
+    paper_fee_rate: Annotated[Decimal, Field(ge=0, le=Decimal("0.1"), allow_inf_nan=False)] = (
+        Decimal("0.0005")
+    )
+    paper_walk_interval_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
+    paper_walk_seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
+    paper_walk_max_step: Annotated[Decimal, Field(gt=0, le=Decimal("0.1"), allow_inf_nan=False)] = (
+        Decimal("0.001")
+    )
     # P&L and exposure (issue 15)
     mark_price_max_age_seconds: Annotated[int, Field(ge=1, le=86400)] = 300
     entry_price_tolerance: NonNegativeDecimal = Decimal("0.0001")

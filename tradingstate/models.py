@@ -441,6 +441,10 @@ class AuditEntry(models.Model):
             "killswitch.cancel_open_orders",
             "Kill switch cancelled open orders",
         )
+        PAPER_ORDER_PLACE = "paper.order_place", "Paper venue: order placed"
+        PAPER_ORDER_CANCEL = "paper.order_cancel", "Paper venue: order cancelled"
+        PAPER_TRADE = "paper.trade", "Paper venue: trade executed"
+        PAPER_MARK_SET = "paper.mark_set", "Paper venue: mark price set"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor_type = models.CharField(max_length=8, choices=ActorType.choices)
@@ -615,3 +619,77 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.key} {self.state} -> {self.channel} [{self.outcome}]"
+
+
+class PaperMarkPrice(models.Model):
+    """The paper venue's mark price of one symbol: market orders fill at it, limit orders
+    fill when it crosses them. Written only by ``tradingstate.services.paper`` (staff in the
+    admin with a reason, ``demo``, or the seeded random walk), each change audited."""
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="paper_marks"
+    )
+    symbol = models.CharField(max_length=64)
+    price = AmountField()
+    walk = models.BooleanField(
+        default=True, help_text="Moved by the seeded random walk when the walk is on."
+    )
+    # the random walk's progress: steps applied (the walk's position in its seeded sequence)
+    # and the last tick applied (a tick delivered twice is applied once)
+    walk_steps = models.PositiveBigIntegerField(default=0)
+    walk_tick = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+    version = models.PositiveBigIntegerField(default=1)
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        verbose_name = "paper venue mark price"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol"], name="papermark_unique"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="papermark_price_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.price}"
+
+
+class PaperTrade(models.Model):
+    """One execution on the paper venue (what a real venue's trade list returns)."""
+
+    class Liquidity(models.TextChoices):
+        MAKER = "maker", "Maker"
+        TAKER = "taker", "Taker"
+
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.CASCADE, related_name="paper_trades"
+    )
+    trade_id = models.CharField(max_length=64)
+    paper_order = models.ForeignKey(
+        PaperOrder, on_delete=models.CASCADE, related_name="trades", null=True, blank=True
+    )
+    exchange_order_id = models.CharField(max_length=64)
+    client_order_id = models.CharField(max_length=64, blank=True)
+    symbol = models.CharField(max_length=64)
+    side = models.CharField(max_length=4, choices=Order.Side.choices)
+    quantity = AmountField()
+    price = AmountField()
+    fee = AmountField(default=Decimal("0"))
+    fee_currency = models.CharField(max_length=32, blank=True)
+    liquidity = models.CharField(max_length=5, choices=Liquidity.choices)
+    executed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["account", "executed_at", "id"]
+        verbose_name = "paper venue trade"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "trade_id"], name="papertrade_unique_id"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="papertrade_quantity_gt_0"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="papertrade_price_gte_0"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "executed_at"], name="papertrade_account_time"),
+            models.Index(fields=["account", "client_order_id"], name="papertrade_account_coid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trade_id} {self.side} {self.quantity}@{self.price}"

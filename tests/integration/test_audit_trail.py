@@ -25,6 +25,7 @@ AUDITED = {
     "tradingstate.balance",
     "killswitch.killswitch",
     "reconciliation.discrepancy",
+    "tradingstate.papermarkprice",
 }
 EXEMPT = {
     "reconciliation.reconciliationrun": "the record of a pass itself; its repairs are audited",
@@ -42,6 +43,8 @@ EXEMPT = {
     "tradingstate.paperbalance": "the simulated exchange's side, not our state of record",
     "tradingstate.markprice": "market data (the venue's prices), refreshed by every pass",
     "tradingstate.pnlsnapshot": "derived figures recorded hourly from the audited rows",
+    "tradingstate.papertrade": "the simulated exchange's side; each is written with its "
+    "paper.trade AuditEntry by tradingstate.services.paper",
     "killswitch.killswitchevent": "the kill switch's own append-only history, written beside "
     "the killswitch.* AuditEntry in the same transaction",
 }

@@ -70,6 +70,8 @@ def stage_drift(name: str) -> ExchangeAccount:
         exchange_order_id=f"PAPER-L{account.pk}",
         actor=actor,
     )
+    # the submit placed it on the paper venue; the venue then lost it (stale_local_order)
+    PaperOrder.objects.filter(account=account, client_order_id="abc123").delete()
     position_set(account=account, symbol="BTC/USDT", qty="0.05", entry_price="60000", actor=actor)
     balance_set(account=account, currency="USDT", free="9000", used="0", actor=actor)
     PaperPosition.objects.create(account=account, symbol="BTC/USDT", qty=Decimal("0.08"))

@@ -1,12 +1,13 @@
 """The state of record's ``/api/v1/`` routes: accounts, orders, fills, positions, balances
-(paths are a contract: DESIGN §6). ``tradingstate.web.urls`` mounts them under the ``api``
-namespace beside the other apps' routes."""
+(paths are a contract: DESIGN §6), P&L and exposure, and the paper venue's trades.
+``tradingstate.web.urls`` mounts them under the ``api`` namespace beside the other apps'
+routes."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from tradingstate.api.views import accounts, books, orders, pnl
+from tradingstate.api.views import accounts, books, orders, paper, pnl
 
 ACCOUNT = "accounts/<str:account>/"
 
@@ -37,4 +38,5 @@ urlpatterns = [
     path(f"{ACCOUNT}pnl/", pnl.PnlApi.as_view(), name="pnl"),
     path(f"{ACCOUNT}pnl/history/", pnl.PnlHistoryApi.as_view(), name="pnl-history"),
     path("exposure/", pnl.ExposureApi.as_view(), name="exposure"),
+    path(f"{ACCOUNT}paper/trades/", paper.PaperTradeListApi.as_view(), name="paper-trade-list"),
 ]

@@ -1,30 +1,57 @@
 """PaperExchange: the simulated venue whose state lives in the PaperOrder/PaperPosition/
-PaperBalance tables (editable in the admin), so desync can be reproduced with no network.
+PaperBalance/PaperTrade/PaperMarkPrice tables (editable in the admin), so bots can trade
+with no network and desync can be reproduced.
 
-Reads only, except ``cancel_order``, which is the venue cancelling its own order.
+Reads only, except ``cancel_order``, which is the venue cancelling its own order. Placing
+and matching are ``tradingstate.services.paper`` (driven by the bots' order transitions,
+mark edits and the random walk); this adapter is how the reconciler sees the result.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Q
 
 from tradingstate.exchanges.base import (
     CANCELED,
+    MARK,
     ExchangeAdapter,
     ExchangeBalance,
+    ExchangeMarkPrice,
     ExchangeOrder,
     ExchangePosition,
+    ExchangeTrade,
     FetchResult,
     InstrumentInfo,
     OrderNotFound,
+    TradeHistoryPolicy,
 )
-from tradingstate.models import Instrument, PaperBalance, PaperOrder, PaperPosition
+from tradingstate.models import (
+    Instrument,
+    PaperBalance,
+    PaperMarkPrice,
+    PaperOrder,
+    PaperPosition,
+    PaperTrade,
+)
 
 ORDER_NOT_FOUND = "paper: no order {order} on account {account}"
 ORDER_NOT_OPEN = "paper: order {order} on account {account} is {status}, not open"
+
+NAIVE_SINCE = "since must be a timezone-aware datetime (got {since!r})"
+NO_MARK = "paper: no mark price for {symbols}"
+# The paper venue keeps every trade; the first pass looks back a week (like the real venues).
+TRADE_POLICY = TradeHistoryPolicy(
+    max_lookback=None,
+    default_lookback=timedelta(days=7),
+    window=None,
+    symbol_required=False,
+    page_limit=1000,
+    trade_id_scope="account",
+    source="paper venue: every trade is kept in the PaperTrade table",
+)
 
 # Quantity steps for symbols seen on the venue but absent from the Instrument table.
 DEFAULT_AMOUNT_STEPS = {"BTC": Decimal("0.001"), "ETH": Decimal("0.01")}
@@ -85,6 +112,48 @@ class PaperExchange(ExchangeAdapter):
                 )
             )
 
+    def fetch_my_trades(
+        self, since: datetime, symbols: list[str] | None = None
+    ) -> FetchResult[ExchangeTrade]:
+        if not isinstance(since, datetime) or since.tzinfo is None:
+            raise ValueError(NAIVE_SINCE.format(since=since))
+        rows = PaperTrade.objects.filter(account=self.account, executed_at__gte=since)
+        if symbols is not None:
+            rows = rows.filter(symbol__in=list(symbols))
+        trades = [
+            ExchangeTrade(
+                trade_id=row.trade_id,
+                exchange_order_id=row.exchange_order_id,
+                symbol=row.symbol,
+                side=row.side,
+                quantity=row.quantity,
+                price=row.price,
+                fee=row.fee,
+                fee_currency=row.fee_currency,
+                executed_at=row.executed_at,
+                client_order_id=row.client_order_id,
+                liquidity=row.liquidity,
+            )
+            for row in rows.order_by("executed_at", "id")
+        ]
+        return FetchResult(trades, complete=True, fetched_at=_now(), covered_from=since)
+
+    def fetch_mark_prices(self, symbols: list[str]) -> FetchResult[ExchangeMarkPrice]:
+        wanted = sorted(set(symbols))
+        rows = PaperMarkPrice.objects.filter(account=self.account, symbol__in=wanted)
+        found = {row.symbol: row for row in rows}
+        items = [
+            ExchangeMarkPrice(symbol=s, price=found[s].price, time=found[s].updated_at, source=MARK)
+            for s in wanted
+            if s in found
+        ]
+        missing = [s for s in wanted if s not in found]
+        note = NO_MARK.format(symbols=", ".join(missing)) if missing else ""
+        return FetchResult(items, complete=not missing, note=note, fetched_at=_now())
+
+    def trade_history_policy(self) -> TradeHistoryPolicy:
+        return TRADE_POLICY
+
     def load_instruments(self) -> list[InstrumentInfo]:
         known = {i.symbol: i for i in Instrument.objects.filter(account=self.account)}
         symbols = set(known)
@@ -93,6 +162,9 @@ class PaperExchange(ExchangeAdapter):
         )
         symbols.update(
             PaperPosition.objects.filter(account=self.account).values_list("symbol", flat=True)
+        )
+        symbols.update(
+            PaperMarkPrice.objects.filter(account=self.account).values_list("symbol", flat=True)
         )
         instruments = []
         for symbol in sorted(symbols):

@@ -4,10 +4,12 @@ re-exports them."""
 
 from tradingstate.selectors.books import balance_list, position_list
 from tradingstate.selectors.orders import order_get, order_list
+from tradingstate.selectors.paper import paper_trade_list
 
 __all__ = [
     "balance_list",
     "order_get",
     "order_list",
+    "paper_trade_list",
     "position_list",
 ]

@@ -21,6 +21,7 @@ from tradingstate.services.orders import (
     order_register,
     order_transition,
 )
+from tradingstate.services.paper import paper_mark_set, paper_marks_walk
 
 __all__ = [
     "BotCredentials",
@@ -36,6 +37,8 @@ __all__ = [
     "order_bulk_transition",
     "order_register",
     "order_transition",
+    "paper_mark_set",
+    "paper_marks_walk",
     "position_correct",
     "position_set",
     "require_reason",

@@ -56,6 +56,33 @@ ORDER_AUDIT_FIELDS = (
 POSITION_AUDIT_FIELDS = ("symbol", "qty", "entry_price", "version")
 BALANCE_AUDIT_FIELDS = ("currency", "free", "used", "total", "version")
 FILL_AUDIT_FIELDS = ("trade_id", "quantity", "price", "fee", "fee_currency", "executed_at")
+PAPER_ORDER_AUDIT_FIELDS = (
+    "exchange_order_id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "type",
+    "amount",
+    "price",
+    "filled",
+    "average",
+    "status",
+)
+PAPER_TRADE_AUDIT_FIELDS = (
+    "trade_id",
+    "exchange_order_id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "fee",
+    "fee_currency",
+    "liquidity",
+    "executed_at",
+)
+PAPER_MARK_AUDIT_FIELDS = ("symbol", "price", "walk", "walk_steps", "version")
+PAPER_ORDER_ACTIONS = frozenset({Action.PAPER_ORDER_PLACE, Action.PAPER_ORDER_CANCEL})
 
 POSITION_ACTIONS = frozenset({Action.POSITION_SET, Action.POSITION_CORRECT, Action.REPAIR_APPLY})
 BALANCE_ACTIONS = frozenset({Action.BALANCE_SET, Action.BALANCE_CORRECT, Action.REPAIR_APPLY})
@@ -324,6 +351,59 @@ def discrepancy_acknowledged(
             run_id=discrepancy.run_id,
             discrepancy_id=discrepancy.pk,
         )
+    )
+
+
+# --- the paper venue (the simulated exchange's side) -------------------------------------
+def paper_order_snapshot(row) -> dict:
+    return audit_snapshot(row, PAPER_ORDER_AUDIT_FIELDS)
+
+
+def paper_mark_snapshot(row) -> dict:
+    return audit_snapshot(row, PAPER_MARK_AUDIT_FIELDS)
+
+
+def paper_order_entry(
+    *, row, action: Action, before: dict | None, actor: Actor, reason: str = ""
+) -> AuditEntry:
+    """An unsaved ``paper.order_place`` or ``paper.order_cancel`` entry."""
+    return audit_build(
+        actor=actor,
+        action=_one_of(action, PAPER_ORDER_ACTIONS, "paper order"),
+        target=row,
+        account=row.account,
+        before=before,
+        after=paper_order_snapshot(row),
+        reason=reason,
+    )
+
+
+def paper_trade_entry(
+    *, trade, before: dict, after: dict, actor: Actor, reason: str = ""
+) -> AuditEntry:
+    """An unsaved ``paper.trade`` entry: the trade, and the venue order, position and
+    balances it moved (``before``/``after`` hold ``order``, ``position``, ``balances``)."""
+    return audit_build(
+        actor=actor,
+        action=Action.PAPER_TRADE,
+        target=trade,
+        account=trade.account,
+        before=before,
+        after={"trade": audit_snapshot(trade, PAPER_TRADE_AUDIT_FIELDS), **after},
+        reason=reason,
+    )
+
+
+def paper_mark_entry(*, row, before: dict | None, actor: Actor, reason: str = "") -> AuditEntry:
+    """An unsaved ``paper.mark_set`` entry (staff, ``demo`` or the random walk)."""
+    return audit_build(
+        actor=actor,
+        action=Action.PAPER_MARK_SET,
+        target=row,
+        account=row.account,
+        before=before,
+        after=paper_mark_snapshot(row),
+        reason=reason,
     )
 
 

@@ -29,6 +29,7 @@ from tradingstate.rules.orders import (  # noqa: F401 (the error texts callers a
     UNKNOWN_SYMBOL,
 )
 from tradingstate.services import events
+from tradingstate.services import paper as paper_venue
 from tradingstate.services.bulk import rows_bulk_update
 from tradingstate.services.events import ORDER_AUDIT_FIELDS  # noqa: F401 (re-exported)
 
@@ -242,6 +243,17 @@ def order_transition(
     """
     order = order_get_for_update(account=account, client_order_id=client_order_id)
     before = events.order_snapshot(order)
+    frm = order.status
+    # a bot's move on a paper account may reach the paper venue (services.paper)
+    venue = (
+        paper_venue.venue_batch(
+            account=account, actor=actor, moves=[(order, to_status, exchange_order_id)]
+        )
+        if source is Source.BOT
+        else None
+    )
+    if venue is not None:
+        venue.check(order, to_status, exchange_order_id)
     apply_transition(
         order,
         TransitionRequest(
@@ -255,6 +267,9 @@ def order_transition(
         ),
         source=source,
     )
+    if venue is not None:
+        venue.moved(order, frm, reason)
+        events.entries_record(venue.follow())
     order.save()
     events.order_transitioned(
         order=order, account=account, before=before, actor=actor, reason=reason
@@ -287,6 +302,16 @@ def order_bulk_transition(
     results: list[TransitionResult] = []
     changed: dict[int, Order] = {}
     audits = []
+    # bots' moves on a paper account may reach the paper venue (services.paper)
+    venue = paper_venue.venue_batch(
+        account=account,
+        actor=actor,
+        moves=[
+            (orders[r.client_order_id], r.status, r.exchange_order_id)
+            for r in requests
+            if isinstance(r.client_order_id, str) and r.client_order_id in orders
+        ],
+    )
     for req in requests:
         order = orders.get(req.client_order_id)
         if order is None:
@@ -296,11 +321,16 @@ def order_bulk_transition(
             results.append(TransitionResult(str(req.client_order_id), False, error=err))
             continue
         before = events.order_snapshot(order)
+        frm = order.status
         try:
+            if venue is not None:
+                venue.check(order, req.status, req.exchange_order_id)
             apply_transition(order, req)  # leaves the order untouched when it raises
         except ApplicationError as exc:
             results.append(TransitionResult(req.client_order_id, False, error=exc))
             continue
+        if venue is not None:
+            venue.moved(order, frm, req.reason)
         changed[order.pk] = order
         audits.append(
             events.order_transition_entry(
@@ -308,6 +338,8 @@ def order_bulk_transition(
             )
         )
         results.append(TransitionResult(req.client_order_id, True, order=order))
+    if venue is not None:
+        audits += venue.follow()
     if changed:
         now = timezone.now()
         for order in changed.values():

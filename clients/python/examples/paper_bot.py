@@ -11,9 +11,11 @@ For each order it:
 
 Where the executions come from is the ``Venue`` below. On a live account a bot learns its
 trades from the exchange (ccxt ``fetch_order_trades`` / ``watch_my_trades``) and posts them.
-The paper venue runs inside tradingstate, so ``PaperVenue`` reads the venue's trades
-through the API (the order's fills). Until the paper venue's matching engine lands, orders
-are not filled: the bot then leaves them working, or cancels them with ``--cancel-unfilled``.
+On a paper account the venue is tradingstate's paper venue: ``PaperVenue`` reads its trades
+from ``GET /api/v1/accounts/{account}/paper/trades/?order=<client_order_id>`` (the venue's
+own trade list, not tradingstate's fills), over its own connection as a bot's exchange
+connection would be. Market orders fill at the venue's mark; a limit order fills when the
+mark crosses it (or is cancelled with ``--cancel-unfilled`` after ``--fill-timeout``).
 
     python clients/python/examples/paper_bot.py --url http://127.0.0.1:8000 \\
         --token "$TRADINGSTATE_TOKEN" --account paper-demo --symbol BTC/USDT --orders 3
@@ -30,10 +32,11 @@ import logging
 import os
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradingstate_client import ApiError, Client, Fill, KillSwitchActive, Order
+from tradingstate_client import ApiError, Client, KillSwitchActive, Order
 
 log = logging.getLogger("paper_bot")
 STRATEGY = "paper-bot"
@@ -51,28 +54,22 @@ class Execution:
 
 
 class PaperVenue:
-    """The paper venue's executions of one order, read through tradingstate's API: the
-    order detail's fills, or the fills list filtered by order (issue 14's endpoints). On a
-    server that serves neither yet, no executions are seen."""
+    """The paper venue's executions of one order: the venue's trade list
+    (``Client.iter_paper_trades``: ``GET /api/v1/accounts/{account}/paper/trades/``), read
+    over a connection of its own, as a bot reads a real exchange. Trades already recorded
+    are filtered by the caller (``trade_id``)."""
 
-    def __init__(self, ts: Client, account: str):
-        self.ts = ts
+    def __init__(self, url: str, token: str, account: str, timeout: float):
         self.account = account
-        self._fills_list = True
+        self.client = Client(url, token, timeout=timeout)
+
+    def close(self) -> None:
+        self.client.close()
 
     def executions(self, order: Order) -> list[Execution]:
-        fills: list[Fill] = list(order.fills or [])
-        if not fills and self._fills_list:
-            try:
-                fills = list(self.ts.iter_fills(self.account, order=order.client_order_id))
-            except ApiError as exc:
-                if exc.status not in (404, 405):
-                    raise
-                self._fills_list = False  # not served by this server yet
         return [
-            Execution(f.trade_id, f.quantity, f.price, f.fee, f.fee_currency, f.executed_at)
-            for f in fills
-            if f.client_order_id == order.client_order_id  # also if the filter is ignored
+            Execution(t.trade_id, t.quantity, t.price, t.fee, t.fee_currency, t.executed_at)
+            for t in self.client.iter_paper_trades(self.account, order=order.client_order_id)
         ]
 
 
@@ -94,8 +91,8 @@ def trade_one(ts: Client, venue: PaperVenue, args, index: int) -> dict:
     log.info("order %s submitted", order.client_order_id)
 
     posted: set[str] = set()
-    deadline = time.monotonic() + args.fill_timeout
-    while True:
+
+    def post_new_executions() -> None:
         for ex in venue.executions(order):
             if ex.trade_id in posted:
                 continue
@@ -112,16 +109,28 @@ def trade_one(ts: Client, venue: PaperVenue, args, index: int) -> dict:
             )
             posted.add(ex.trade_id)
             log.info("fill %s: %s @ %s", fill.trade_id, fill.quantity, fill.price)
+
+    deadline = time.monotonic() + args.fill_timeout
+    while True:
+        post_new_executions()
         order = ts.order(args.account, order.client_order_id)
         if order.is_terminal or time.monotonic() >= deadline:
             break
         time.sleep(args.poll_interval)
 
     if order.is_active and args.cancel_unfilled:
-        order = ts.transition(args.account, order.client_order_id, "cancelled",
-                              reason="paper bot: not filled in time")  # fmt: skip
-        log.info("order %s cancelled (not filled within %ss)", order.client_order_id,
-                 args.fill_timeout)  # fmt: skip
+        try:
+            order = ts.transition(args.account, order.client_order_id, "cancelled",
+                                  reason="paper bot: not filled in time")  # fmt: skip
+            log.info("order %s cancelled (not filled within %ss)", order.client_order_id,
+                     args.fill_timeout)  # fmt: skip
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            # the venue filled it meanwhile (it refuses the cancel): record what it did
+            log.info("order %s filled before the cancel: %s", order.client_order_id, exc)
+            post_new_executions()
+            order = ts.order(args.account, order.client_order_id)
     elif order.is_active:
         log.info("order %s still %s; left working", order.client_order_id, order.status)
     return {
@@ -134,8 +143,8 @@ def trade_one(ts: Client, venue: PaperVenue, args, index: int) -> dict:
 
 def run(args) -> int:
     summary: dict = {"account": args.account, "orders": [], "halted": False}
-    with Client(args.url, args.token, timeout=args.timeout) as ts:
-        venue = PaperVenue(ts, args.account)
+    venue = PaperVenue(args.url, args.token, args.account, args.timeout)
+    with Client(args.url, args.token, timeout=args.timeout) as ts, closing(venue):
         for index in range(args.orders):
             if not ts.trading_allowed(args.account):
                 log.warning("trading halted on %s (kill switch): no new orders", args.account)

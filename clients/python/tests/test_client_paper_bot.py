@@ -1,5 +1,6 @@
-"""examples/paper_bot.py against the live server: its orders are registered and submitted,
-it reads positions, and it places nothing while the kill switch is active."""
+"""examples/paper_bot.py against the live server: its orders are placed on the paper venue,
+filled there and recorded from the venue's trades, a resting order is cancelled when asked,
+and it places nothing while the kill switch is active."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ def run_bot(live, *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_paper_bot_registers_and_submits_its_orders(live):
-    # when: two market orders; the paper venue cannot fill yet, so no wait for fills
-    result = run_bot(live, "--orders", "2", "--fill-timeout", "0.5", "--poll-interval", "0.2")
-    # then
+def test_paper_bot_trades_and_records_the_venues_executions(live):
+    # when: two market orders; the paper venue fills them at its mark
+    result = run_bot(live, "--orders", "2", "--fill-timeout", "20", "--poll-interval", "0.2")
+    # then each is filled, with exactly the venue's trades recorded as its fills
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["halted"] is False and len(summary["orders"]) == 2
@@ -33,18 +34,26 @@ def test_paper_bot_registers_and_submits_its_orders(live):
         for entry in summary["orders"]:
             order = ts.order(ACCOUNT, entry["client_order_id"])
             assert order.strategy_id == "paper-bot" and order.type == "market"
-            assert order.status == entry["status"] == "submitted"
+            assert order.status == entry["status"] == "filled"
+            assert order.exchange_order_id.startswith("PAPER-")
+            assert order.filled_qty == order.quantity
+            venue = list(ts.iter_paper_trades(ACCOUNT, order=order.client_order_id))
+            assert [t.trade_id for t in venue] == entry["fills_posted"]
+            assert venue[0].quantity == order.quantity and venue[0].liquidity == "taker"
         sides = [ts.order(ACCOUNT, e["client_order_id"]).side for e in summary["orders"]]
     assert sides == ["buy", "sell"]
     assert "registered" in result.stderr and "submitted" in result.stderr
+    assert "fill PT-" in result.stderr
     assert "positions:" in result.stderr and summary["position"] != ""
 
 
 def test_paper_bot_cancels_what_the_venue_did_not_fill_when_asked(live):
-    result = run_bot(live, "--orders", "1", "--fill-timeout", "0.2", "--cancel-unfilled")
+    # a buy limit far below the venue's mark rests on the venue until cancelled
+    result = run_bot(live, "--orders", "1", "--type", "limit", "--price", "1000",
+                     "--fill-timeout", "0.2", "--cancel-unfilled")  # fmt: skip
     assert result.returncode == 0, result.stderr
     (entry,) = json.loads(result.stdout.strip().splitlines()[-1])["orders"]
-    assert entry["status"] == "cancelled"
+    assert entry["status"] == "cancelled" and entry["fills_posted"] == []
 
 
 def test_paper_bot_places_nothing_while_the_kill_switch_is_active(live):

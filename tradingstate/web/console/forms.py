@@ -11,6 +11,8 @@ from django import forms
 
 from tradingstate.amounts import parse_amount
 from tradingstate.errors import ValidationFailed
+from tradingstate.models import PaperMarkPrice
+from tradingstate.rules import values
 from tradingstate.services.audit import REASON_REQUIRED
 
 REASON_WIDGET = forms.Textarea(attrs={"rows": 3, "cols": 60})
@@ -81,3 +83,33 @@ class BalanceCorrectForm(ReasonForm):
 
     def clean_total(self):
         return _amount(self, "total")
+
+
+class PaperMarkForm(forms.ModelForm):
+    """The paper venue's mark of one symbol: price (> 0), random walk on/off, and a reason.
+    Saved through ``tradingstate.services.paper.paper_mark_set`` (the admin's save_model)."""
+
+    price = amount_field("Mark price", required=True, help_text="Greater than zero.")
+    reason = ReasonForm.base_fields["reason"]
+
+    class Meta:
+        model = PaperMarkPrice
+        fields = ("account", "symbol", "price", "walk")
+
+    def clean_price(self):
+        return _amount(self, "price", positive=True)
+
+    def clean_reason(self) -> str:
+        return ReasonForm.clean_reason(self)
+
+    def clean_symbol(self) -> str:
+        try:
+            return values.symbol(self.cleaned_data["symbol"])
+        except ValidationFailed as exc:
+            raise forms.ValidationError(f"symbol: {exc.message}") from None
+
+    def clean_account(self):
+        account = self.cleaned_data["account"]
+        if account.exchange != "paper":
+            raise forms.ValidationError(f"account: {account.name} is not a paper account")
+        return account

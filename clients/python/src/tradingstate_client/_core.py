@@ -470,6 +470,33 @@ def fills_call(
     return Call("GET", account_path(account, "fills"), page_of(m.Fill), params, idempotent=True)
 
 
+def paper_trades_call(
+    account: str,
+    *,
+    order: str | None = None,
+    exchange_order_id: str | None = None,
+    symbol: str | None = None,
+    since: datetime | None = None,
+    page_size: int | None = None,
+    cursor: str | None = None,
+) -> Call[m.Page[m.PaperTrade]]:
+    params = query(
+        order=order,
+        exchange_order_id=exchange_order_id,
+        symbol=symbol,
+        since=since,
+        page_size=page_size,
+        cursor=cursor,
+    )
+    return Call(
+        "GET",
+        account_path(account, "paper", "trades"),
+        page_of(m.PaperTrade),
+        params,
+        idempotent=True,
+    )
+
+
 def positions_call(account: str, *, page_size: int | None = None) -> Call[m.Page[m.Position]]:
     return Call(
         "GET",
@@ -729,6 +756,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/accounts/{account}/orders/bulk-transition/"): "bulk_transition",
     ("POST", "/api/v1/accounts/{account}/fills/"): "post_fill",
     ("GET", "/api/v1/accounts/{account}/fills/"): "fills",
+    ("GET", "/api/v1/accounts/{account}/paper/trades/"): "paper_trades",
     ("GET", "/api/v1/accounts/{account}/positions/"): "positions",
     ("PUT", "/api/v1/accounts/{account}/positions/{symbol}/"): "set_position",
     ("GET", "/api/v1/accounts/{account}/balances/"): "balances",

@@ -291,6 +291,54 @@ class Client:
             )
         )
 
+    # --- the paper venue ---------------------------------------------------------------
+
+    def paper_trades(
+        self,
+        account: str,
+        *,
+        order: str | None = None,
+        exchange_order_id: str | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> m.Page[m.PaperTrade]:
+        """One page of the paper venue's trades on a paper account, oldest first (``order``
+        is a client_order_id): the venue's executions, to record with ``post_fill``."""
+        return self._call(
+            core.paper_trades_call(
+                account,
+                order=order,
+                exchange_order_id=exchange_order_id,
+                symbol=symbol,
+                since=since,
+                page_size=page_size,
+                cursor=cursor,
+            )
+        )
+
+    def iter_paper_trades(
+        self,
+        account: str,
+        *,
+        order: str | None = None,
+        exchange_order_id: str | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[m.PaperTrade]:
+        return self._iter(
+            core.paper_trades_call(
+                account,
+                order=order,
+                exchange_order_id=exchange_order_id,
+                symbol=symbol,
+                since=since,
+                page_size=page_size,
+            )
+        )
+
     # --- positions and balances --------------------------------------------------------
 
     def positions(self, account: str) -> list[m.Position]:

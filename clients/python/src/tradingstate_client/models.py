@@ -82,6 +82,25 @@ class Fill:
 
 
 @dataclass(frozen=True)
+class PaperTrade:
+    """One execution on tradingstate's paper venue (the venue's own trade list, what a bot
+    reads from a real exchange; record it with ``post_fill``)."""
+
+    trade_id: str
+    exchange_order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    liquidity: str  # maker / taker
+    executed_at: datetime
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class Order:
     account: str
     client_order_id: str
