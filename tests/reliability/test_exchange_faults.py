@@ -206,7 +206,10 @@ def test_a_snapshot_older_than_a_later_fill_never_overwrites_it(fake_credentials
         # the venue catches up (its position includes the fill): the next pass is clean
         for p in server.bybit.positions:
             if p.symbol == "BTCUSDT" and p.kind == "linear":
-                p.qty = str(Decimal(p.qty) + Decimal("0.01"))
+                # a venue re-averages its entry price over the added fill, as ours does
+                qty = Decimal(p.qty) + Decimal("0.01")
+                cost = Decimal(p.qty) * Decimal(p.entry_price) + Decimal("0.01") * 50000
+                p.qty, p.entry_price = str(qty), str((cost / qty).quantize(Decimal("0.1")))
         server.bybit.orders[-1].filled, server.bybit.orders[-1].status = "0.010", "closed"
         settled = run_reconciliation(account, "schedule")
         assert settled.discrepancies_found == 0, list(settled.discrepancies.values("type", "key"))
