@@ -26,20 +26,23 @@ ADAPTERS_UNAVAILABLE = "exchange adapters unavailable: {error}"
 def cancel_open_orders(
     *,
     account: ExchangeAccount | None = None,
+    accounts: list[ExchangeAccount] | None = None,
     max_rounds: int = CANCEL_MAX_ROUNDS,
     adapter_factory: Callable | None = None,
 ) -> dict:
-    """Cancel open orders for ``account``, or every enabled account when None.
+    """Cancel open orders for ``account``, or ``accounts`` (those the actor may act on), or
+    every enabled account when both are None.
 
     Never raises (it runs after a committed activation); failures are in the summary:
     ``{"complete", "cancelled", "remaining", "accounts": {name: {...}}}``. Exchange I/O and
     reads only: ``killswitch.services.killswitch_cancel_open_orders`` records the summary.
     """
-    accounts = (
-        [account]
-        if account is not None
-        else list(ExchangeAccount.objects.filter(enabled=True).order_by("name"))
-    )
+    if account is not None:
+        accounts = [account]
+    elif accounts is None:
+        accounts = list(ExchangeAccount.objects.filter(enabled=True).order_by("name"))
+    else:
+        accounts = sorted(accounts, key=lambda a: a.name)
     per_account = {
         acct.name: _cancel_account(acct, adapter_factory=adapter_factory, max_rounds=max_rounds)
         for acct in accounts

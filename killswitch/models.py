@@ -1,4 +1,4 @@
-"""Kill switch state (one global row, one row per halted account) and its history.
+"""Kill switch state (one global row, one row per account from its creation) and history.
 
 Writes go through ``killswitch.services``; reads through ``killswitch.selectors``.
 """
@@ -19,9 +19,11 @@ class KillSwitch(models.Model):
     because a plain unique constraint treats NULLs as distinct.
     """
 
+    # CASCADE: the row is the account's switch state (it exists from the account's creation);
+    # the history (KillSwitchEvent) is PROTECTed, so an account ever halted cannot be deleted.
     account = models.ForeignKey(
         ExchangeAccount,
-        on_delete=models.PROTECT,
+        on_delete=models.CASCADE,
         null=True,
         blank=True,
         related_name="kill_switches",
@@ -47,6 +49,9 @@ class KillSwitch(models.Model):
         permissions = [
             ("activate_killswitch", "Can activate the kill switch"),
             ("deactivate_killswitch", "Can deactivate the kill switch"),
+            # the global switch halts every account: staff with this permission, or a bot
+            # explicitly granted it (a bot otherwise halts only its own accounts)
+            ("activate_global", "Can activate the global kill switch"),
         ]
 
     def __str__(self) -> str:

@@ -103,6 +103,112 @@ def _state_sql(vendor: str) -> tuple[str, str]:
     return base + ")", base + for_bot + ")"
 
 
+@dataclass(frozen=True)
+class AccountTrading:
+    """May this account trade now? ``halted_by`` is "global", "account" or "" (allowed)."""
+
+    account: str
+    trading_allowed: bool
+    halted_by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TradingView:
+    """The kill switch as one caller sees it (the API's GET): its accounts only.
+
+    ``active`` is true whenever any of the caller's accounts is halted, by any scope, and
+    ``scope`` says which ("global" wins over "account"; "" when nothing is halted). The
+    contract fields (reason, activated_by, activated_at) describe that halt.
+    """
+
+    active: bool
+    scope: str
+    reason: str
+    activated_by: str
+    activated_at: datetime | None
+    halted_accounts: list[HaltedAccount]
+    trading_allowed: bool
+    accounts: list[AccountTrading]
+
+
+def killswitch_view(*, bot: BotProfile | None = None, account: str | None = None) -> TradingView:
+    """The switch for a caller: a bot's granted accounts (``bot``) or every account (staff);
+    ``account`` narrows it to that one name (the caller checks it may see it). One statement.
+
+    Every account has its switch row from creation (``killswitch.apps``), so the rows are
+    the accounts; the global row comes with them.
+    """
+    glob = None
+    mine: list[tuple] = []
+    for account_id, name, active, reason, by, at in _view_rows(bot):
+        if account_id is None:
+            glob = (active, reason, by, aware(at))
+        elif account is None or name == account:
+            mine.append((name, active, reason, by, aware(at)))
+    mine.sort()
+    global_on = bool(glob and glob[0])
+    halted = [HaltedAccount(n, r, b, a) for n, on, r, b, a in mine if on]
+    rows = [
+        AccountTrading(
+            account=n,
+            trading_allowed=not (global_on or on),
+            halted_by="global" if global_on else ("account" if on else ""),
+            reason=(glob[1] if global_on else r) if (global_on or on) else "",
+        )
+        for n, on, r, _, _ in mine
+    ]
+    if global_on:
+        _, reason, by, at = glob
+        scope = "global"
+    elif halted:
+        first = halted[0]
+        scope, reason, by, at = "account", first.reason, first.activated_by, first.activated_at
+    else:
+        scope, reason, by, at = "", "", "", None
+    return TradingView(
+        active=bool(scope),
+        scope=scope,
+        reason=reason,
+        activated_by=by,
+        activated_at=at,
+        halted_accounts=halted,
+        trading_allowed=not scope,
+        accounts=rows,
+    )
+
+
+def _view_rows(bot: BotProfile | None) -> list[tuple]:
+    sql = _view_sql(connection.vendor)
+    rows = fetch_all(sql[0]) if bot is None else fetch_all(sql[1], [bot.pk])
+    return [(a, n, bool(on), r, by, at) for a, n, on, r, by, at in rows]
+
+
+@cache
+def _view_sql(vendor: str) -> tuple[str, str]:
+    qn = connection.ops.quote_name
+    switch = qn(KillSwitch._meta.db_table)
+    account = qn(ExchangeAccount._meta.db_table)
+    grants = BotProfile.accounts.through._meta
+    grant_table = qn(grants.db_table)
+    grant_account = qn(grants.get_field("exchangeaccount").column)
+    grant_bot = qn(grants.get_field("botprofile").column)
+    k_account = f"k.{qn('account_id')}"
+    cols = (
+        f"{k_account}, a.{qn('name')}, k.{qn('active')}, k.{qn('reason')}, "
+        f"k.{qn('activated_by')}, k.{qn('activated_at')}"
+    )
+    base = (
+        f"SELECT {cols} FROM {switch} k "  # noqa: S608
+        f"LEFT JOIN {account} a ON a.{qn('id')} = {k_account}"
+    )
+    for_bot = (
+        f" WHERE {k_account} IS NULL OR EXISTS (SELECT 1 FROM {grant_table} g "  # noqa: S608
+        f"WHERE g.{grant_account} = {k_account} AND g.{grant_bot} = %s)"
+    )
+    return base, base + for_bot
+
+
 def killswitch_state(*, bot: BotProfile | None = None) -> KillSwitchStatus:
     """The global switch, with the halted accounts (those granted to ``bot``, if given)."""
     return killswitch_status(bot=bot)

@@ -78,12 +78,16 @@ def killswitch_activate(
     actor: Actor,
     account: ExchangeAccount | None = None,
     cancel_open_orders: bool = False,
+    cancel_accounts: list[ExchangeAccount] | None = None,
 ) -> KillSwitchResult:
     """Halt all trading (``account`` None) or one account's. ``reason`` is required.
 
     Already active: a no-op result (no event, no audit). With ``cancel_open_orders`` the
     scope's open orders are cancelled on the exchange after this transaction commits (also
     when the switch was already active), and the summary is recorded as its own event.
+    ``cancel_accounts`` limits a global cancel-all to the accounts the actor may act on
+    (a bot granted ``killswitch.activate_global`` halts everything, cancels only its own).
+    Who may halt which scope is the entry point's decision (``killswitch.api``).
     """
     reason = require_reason(reason)
     switch = _lock_scope(account)
@@ -109,8 +113,30 @@ def killswitch_activate(
         )
         result = _result(switch, account, changed=True, active=True, message=ACTIVATED, event=event)
     if cancel_open_orders:
-        transaction.on_commit(lambda: _cancel_after_commit(result, actor=actor, account=account))
+        transaction.on_commit(
+            lambda: _cancel_after_commit(
+                result, actor=actor, account=account, accounts=cancel_accounts
+            )
+        )
     return result
+
+
+@transaction.atomic
+def killswitch_activate_accounts(
+    *,
+    reason: str,
+    actor: Actor,
+    accounts: list[ExchangeAccount],
+    cancel_open_orders: bool = False,
+) -> list[KillSwitchResult]:
+    """Halt each of ``accounts`` (a bot's own accounts) in one transaction, in pk order."""
+    reason = require_reason(reason)
+    return [
+        killswitch_activate(
+            reason=reason, actor=actor, account=account, cancel_open_orders=cancel_open_orders
+        )
+        for account in sorted(accounts, key=lambda a: a.pk)
+    ]
 
 
 @transaction.atomic
@@ -228,6 +254,7 @@ def killswitch_cancel_open_orders(
     *,
     actor: Actor,
     account: ExchangeAccount | None = None,
+    accounts: list[ExchangeAccount] | None = None,
     max_rounds: int = CANCEL_MAX_ROUNDS,
     adapter_factory: Callable | None = None,
 ) -> dict:
@@ -238,7 +265,7 @@ def killswitch_cancel_open_orders(
     ``{"complete", "cancelled", "remaining", "accounts": {name: {...}}}``.
     """
     summary = cancel_open_orders(
-        account=account, max_rounds=max_rounds, adapter_factory=adapter_factory
+        account=account, accounts=accounts, max_rounds=max_rounds, adapter_factory=adapter_factory
     )
     try:
         killswitch_record_cancel(actor=actor, account=account, summary=summary)
@@ -247,8 +274,10 @@ def killswitch_cancel_open_orders(
     return summary
 
 
-def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account) -> None:
-    result.cancel_summary = killswitch_cancel_open_orders(actor=actor, account=account)
+def _cancel_after_commit(result: KillSwitchResult, *, actor: Actor, account, accounts=None) -> None:
+    result.cancel_summary = killswitch_cancel_open_orders(
+        actor=actor, account=account, accounts=accounts
+    )
 
 
 def _lock_scope(account: ExchangeAccount | None) -> KillSwitch:
@@ -265,15 +294,31 @@ def _get_or_create_locked(account: ExchangeAccount | None) -> KillSwitch:
     lookup = {"account__isnull": True} if account is None else {"account": account}
     row = killswitch_qs_select_for_update().filter(**lookup).first()
     if row is None:
-        try:
-            with transaction.atomic():
-                KillSwitch.objects.create(account=account)
-        except IntegrityError:
-            pass  # a concurrent change created it; lock that one
+        killswitch_row_ensure(account=account)
         row = killswitch_qs_select_for_update().get(**lookup)
     if account is not None:
         row.account = account
     return row
+
+
+def killswitch_row_ensure(*, account: ExchangeAccount | int | None) -> None:
+    """Make sure the scope's switch row exists (inactive when new). Idempotent, race-safe.
+
+    Every account gets its row when it is created (``killswitch.apps`` connects this to the
+    account's ``post_save``; migration ``0003`` created the rows of existing accounts), so the
+    order guard's ``FOR SHARE`` always finds an existing row to wait on: an account's first
+    halt is an UPDATE of that row, never an INSERT that a waiting guard's snapshot cannot see.
+    Not audited: an inactive row records no decision, only that the scope exists.
+    """
+    account_id = account.pk if isinstance(account, ExchangeAccount) else account
+    if KillSwitch.objects.filter(account_id=account_id).exists():
+        return
+    try:
+        # a savepoint: a concurrent insert of the same scope waits here, then conflicts
+        with transaction.atomic():
+            KillSwitch.objects.create(account_id=account_id)
+    except IntegrityError:
+        pass  # a concurrent caller created it
 
 
 def _scope_row(account: ExchangeAccount | None) -> KillSwitch:
@@ -354,6 +399,20 @@ def trading_allowed(account: ExchangeAccount | int | None, *, lock: bool = False
 
 def _halt_rows(account, *, lock: bool) -> list[tuple[int | None, bool, str]]:
     account_id = account.pk if isinstance(account, ExchangeAccount) else account
+    rows = _read_halt_rows(account_id, lock=lock)
+    scopes = {r[0] for r in rows}
+    if lock and (None not in scopes or (account_id is not None and account_id not in scopes)):
+        # No row for the account (created outside the ORM, say). Without one, a concurrent
+        # first halt would INSERT a row this statement's snapshot never sees. Create it (or
+        # wait for a concurrent creator), then read again: a new statement, a new snapshot.
+        killswitch_row_ensure(account=None)
+        if account_id is not None:
+            killswitch_row_ensure(account=account_id)
+        rows = _read_halt_rows(account_id, lock=lock)
+    return rows
+
+
+def _read_halt_rows(account_id: int | None, *, lock: bool) -> list[tuple[int | None, bool, str]]:
     scope = Q(account__isnull=True)
     if account_id is not None:
         scope |= Q(account_id=account_id)

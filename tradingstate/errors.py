@@ -51,3 +51,8 @@ class TradingHalted(ApplicationError):
 class RecoveryInProgress(ApplicationError):
     code = "reconciliation_in_progress"
     http_status = 503
+
+
+class PermissionRefused(ApplicationError):
+    code = "permission_denied"
+    http_status = 403

@@ -231,6 +231,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "HaltScopeEnum": ["global", "account", ""],
+        "ActivateScopeEnum": ["global", "accounts"],
+        "ChangeScopeEnum": ["global", "account", "accounts"],
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------

@@ -1,10 +1,18 @@
 """Kill switch API: GET the state, POST activate (bots and staff), POST deactivate (staff
 with ``killswitch.deactivate_killswitch``; bots never). Errors use the API's one shape via
-the project's EXCEPTION_HANDLER: ``{"error", "detail", "fields"}``."""
+the project's EXCEPTION_HANDLER: ``{"error", "detail", "fields"}``.
+
+Scope rule (issue 13, D2; README "Security model"):
+- a bot may halt only accounts it is granted; without ``account`` it halts its own accounts;
+- the global switch needs a staff user or a bot with ``killswitch.activate_global``;
+- cancel-all touches only accounts the actor may act on;
+- no response shows a bot anything about accounts it is not granted.
+"""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,13 +21,17 @@ from killswitch.api.serializers import (
     ActivateInputSerializer,
     ChangeOutputSerializer,
     DeactivateInputSerializer,
-    KillSwitchStatusSerializer,
+    TradingViewSerializer,
 )
-from killswitch.selectors import killswitch_state
-from killswitch.services import killswitch_activate, killswitch_deactivate
+from killswitch.selectors import killswitch_view
+from killswitch.services import (
+    killswitch_activate,
+    killswitch_activate_accounts,
+    killswitch_deactivate,
+)
 from tradingstate.actors import Actor
-from tradingstate.errors import NotFound
-from tradingstate.models import ExchangeAccount
+from tradingstate.api.access import account_get_visible, account_list_visible
+from tradingstate.errors import PermissionRefused, ValidationFailed
 from tradingstate.web import permissions as api_permissions
 from tradingstate.web.permissions import is_bot
 
@@ -28,7 +40,21 @@ DEACTIVATE_DENIED = (
     "Deactivating the kill switch needs a staff user with the "
     "'killswitch.deactivate_killswitch' permission; bots may not."
 )
-UNKNOWN_ACCOUNT = "Unknown account '{name}'."
+GLOBAL_DENIED = (
+    "Activating the global kill switch needs the 'killswitch.activate_global' permission; "
+    "a bot halts its own accounts (omit 'scope', or name one 'account')."
+)
+NO_ACCOUNTS = "This bot is granted no accounts: there is nothing it may halt."
+SCOPE_WITH_ACCOUNT = "Give either 'account' or 'scope', not both."
+GLOBAL_PERMISSION = "killswitch.activate_global"
+
+RULE = (
+    "Who may halt what: a bot halts only accounts it is granted; without `account` (and "
+    "without `scope`) a bot halts all of its own accounts. The global switch (`scope` "
+    "'global', staff's default) needs staff with `killswitch.activate_global` or a bot "
+    "explicitly granted that permission. `cancel_open_orders` cancels only on accounts the "
+    "caller may act on, and the response (`state`, `cancel_summary`) names only those."
+)
 
 
 class IsBotOrStaff(api_permissions.IsBotOrStaff):
@@ -49,39 +75,46 @@ class CanDeactivateKillSwitch(BasePermission):
         )
 
 
-def _account_for(request, name: str | None) -> ExchangeAccount | None:
-    """The named account, if this caller may act on it (a bot: only its granted accounts)."""
-    if not name:
-        return None
-    qs = ExchangeAccount.objects.filter(name=name)
+def _acts_as_bot(user) -> bool:
+    return is_bot(user) and not user.is_staff
+
+
+def _view_for(request, account: str | None = None):
+    """The state as this caller may see it: a bot sees only its own accounts."""
     user = request.user
-    if is_bot(user) and not user.is_staff:
-        qs = qs.filter(bots=user.bot)
-    account = qs.first()
-    if account is None:
-        message = UNKNOWN_ACCOUNT.format(name=name[:100])
-        raise NotFound(message, fields={"account": [message]})
-    return account
+    return killswitch_view(bot=user.bot if _acts_as_bot(user) else None, account=account)
 
 
-def _change_response(request, result) -> Response:
+def _change_response(request, results, *, scope: str, account=None) -> Response:
+    summaries = [r.cancel_summary for r in results if r.cancel_summary is not None]
     data = {
-        "changed": result.changed,
-        "message": result.message,
-        "scope": result.scope,
-        "account": result.account,
-        "active": result.active,
-        "cancel_summary": result.cancel_summary,
-        "state": _state_for(request),
+        "changed": any(r.changed for r in results),
+        "message": " ".join(r.message for r in results) if results else "",
+        "scope": scope,
+        "account": account.name if account is not None else None,
+        "accounts": [r.account for r in results if r.account],
+        "active": all(r.active for r in results) if results else False,
+        "cancel_summary": _merge_summaries(summaries),
+        "state": _view_for(request),
     }
     return Response(ChangeOutputSerializer(data).data)
 
 
-def _state_for(request):
-    """The state as this caller may see it: a bot sees only its own accounts' halts."""
-    user = request.user
-    bot = user.bot if is_bot(user) and not user.is_staff else None
-    return killswitch_state(bot=bot)
+def _merge_summaries(summaries: list[dict]) -> dict | None:
+    if not summaries:
+        return None
+    if len(summaries) == 1:
+        return summaries[0]
+    accounts: dict = {}
+    for s in summaries:
+        accounts.update(s.get("accounts") or {})
+    return {
+        "scope": "accounts",
+        "complete": all(s.get("complete") for s in summaries),
+        "cancelled": sum(s.get("cancelled") or 0 for s in summaries),
+        "remaining": sum(s.get("remaining") or 0 for s in summaries),
+        "accounts": accounts,
+    }
 
 
 class KillSwitchStatusApi(APIView):
@@ -93,26 +126,70 @@ class KillSwitchStatusApi(APIView):
     permission_classes = [IsBotOrStaff]
     throttle_classes: list = []
 
-    @extend_schema(responses=KillSwitchStatusSerializer)
+    @extend_schema(
+        responses=TradingViewSerializer,
+        parameters=[
+            OpenApiParameter(
+                "account",
+                OpenApiTypes.STR,
+                description="Ask about this one account (one the caller may see; else 404).",
+                pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+            )
+        ],
+        description=(
+            "`trading_allowed` is the field a bot should read before each order. `active` is "
+            "true whenever any of the caller's accounts is halted by any scope, and `scope` "
+            "says which. A bot sees only its granted accounts."
+        ),
+    )
     def get(self, request):
-        return Response(KillSwitchStatusSerializer(_state_for(request)).data)
+        name = request.query_params.get("account")
+        if name is not None:
+            name = account_get_visible(request.user, name).name
+        return Response(TradingViewSerializer(_view_for(request, name)).data)
 
 
 class KillSwitchActivateApi(APIView):
     permission_classes = [IsBotOrStaff]
 
-    @extend_schema(request=ActivateInputSerializer, responses=ChangeOutputSerializer)
+    @extend_schema(
+        request=ActivateInputSerializer, responses=ChangeOutputSerializer, description=RULE
+    )
     def post(self, request):
         serializer = ActivateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        user = request.user
+        actor = Actor.from_request(request)
+        name = data.get("account")
+        scope = data.get("scope")
+        if name and scope:
+            raise ValidationFailed(SCOPE_WITH_ACCOUNT, fields={"scope": [SCOPE_WITH_ACCOUNT]})
+        cancel = data["cancel_open_orders"]
+        visible = list(account_list_visible(user))
+        if name:
+            account = account_get_visible(user, name)
+            result = killswitch_activate(
+                reason=data["reason"], actor=actor, account=account, cancel_open_orders=cancel
+            )
+            return _change_response(request, [result], scope="account", account=account)
+        if (scope or ("accounts" if _acts_as_bot(user) else "global")) == "accounts":
+            if not visible:
+                raise ValidationFailed(NO_ACCOUNTS, fields={"account": [NO_ACCOUNTS]})
+            results = killswitch_activate_accounts(
+                reason=data["reason"], actor=actor, accounts=visible, cancel_open_orders=cancel
+            )
+            return _change_response(request, results, scope="accounts")
+        if not user.has_perm(GLOBAL_PERMISSION):
+            raise PermissionRefused(GLOBAL_DENIED)
         result = killswitch_activate(
             reason=data["reason"],
-            actor=Actor.from_request(request),
-            account=_account_for(request, data.get("account")),
-            cancel_open_orders=data["cancel_open_orders"],
+            actor=actor,
+            cancel_open_orders=cancel,
+            # staff act on every account; a bot only on its own, even when it may halt all
+            cancel_accounts=visible if _acts_as_bot(user) else None,
         )
-        return _change_response(request, result)
+        return _change_response(request, [result], scope="global")
 
 
 class KillSwitchDeactivateApi(APIView):
@@ -123,9 +200,11 @@ class KillSwitchDeactivateApi(APIView):
         serializer = DeactivateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        name = data.get("account")
+        account = account_get_visible(request.user, name) if name else None
         result = killswitch_deactivate(
-            actor=Actor.from_request(request),
-            reason=data["reason"],
-            account=_account_for(request, data.get("account")),
+            actor=Actor.from_request(request), reason=data["reason"], account=account
         )
-        return _change_response(request, result)
+        return _change_response(
+            request, [result], scope="account" if account else "global", account=account
+        )

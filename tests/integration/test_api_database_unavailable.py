@@ -16,7 +16,7 @@ def test_database_error_in_a_view_is_503_with_retry_after(monkeypatch):
     def down(**_kwargs):
         raise OperationalError("connection to server failed")
 
-    monkeypatch.setattr("killswitch.api.views.killswitch_state", down)
+    monkeypatch.setattr("killswitch.api.views.killswitch_view", down)
     # when
     response = client.get("/api/v1/killswitch/")
     # then

@@ -58,25 +58,33 @@ def test_status_inactive(bot_client):
         "activated_by": "",
         "activated_at": None,
         "halted_accounts": [],
+        "scope": "",
+        "trading_allowed": True,
+        "accounts": [
+            {"account": "test-acct", "trading_allowed": True, "halted_by": "", "reason": ""}
+        ],
     }
 
 
-def test_bot_activates_and_status_shows_it(bot_client, bot_profile):
-    # when
+def test_bot_activates_and_status_shows_it(bot_client, bot_profile, account):
+    # when: a bot activates without naming an account (issue 13: it halts its own accounts)
     response = bot_client.post(
         URL + "activate/", {"reason": REASON}, format="json", HTTP_X_REQUEST_ID="req-9"
     )
     # then
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["changed"] and body["active"] and body["scope"] == "global"
+    assert body["changed"] and body["active"] and body["scope"] == "accounts"
+    assert body["accounts"] == ["test-acct"]
     assert body["state"]["active"] and body["state"]["reason"] == REASON
     status = bot_client.get(URL).json()
-    assert status["active"] and status["reason"] == REASON
+    assert status["active"] and status["reason"] == REASON and status["scope"] == "account"
     assert status["activated_by"] == "alpha-bot" and status["activated_at"]
+    assert status["trading_allowed"] is False
+    assert not KillSwitch.objects.get(account__isnull=True).active
     actor = Actor(type="bot", name="alpha-bot", user_id=bot_profile.user.pk, correlation_id="req-9")
     assert_audited(
-        KillSwitch.objects.get(account__isnull=True),
+        KillSwitch.objects.get(account=account),
         action="killswitch.activate",
         actor=actor,
         reason=REASON,
@@ -111,7 +119,7 @@ def test_bot_halts_its_own_account_only(bot_client, account):
         404,
         "not_found",
     )
-    assert not KillSwitch.objects.filter(account=other).exists()
+    assert not KillSwitch.objects.filter(account=other, active=True).exists()
 
 
 def test_bot_cannot_deactivate(bot_client, staff_actor):
@@ -242,7 +250,8 @@ def test_halted_order_registration_is_423(bot_client, account, staff_actor):
 def test_bots_sees_halted_accounts(bot_client, account, staff_actor):
     killswitch_activate(reason="acct down", actor=staff_actor, account=account)
     body = bot_client.get(URL).json()
-    assert not body["active"]
+    # issue 13 (D3): `active` is true while the bot's own account is halted
+    assert body["active"] and body["scope"] == "account" and not body["trading_allowed"]
     assert [(h["account"], h["reason"]) for h in body["halted_accounts"]] == [
         ("test-acct", "acct down")
     ]

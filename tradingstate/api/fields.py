@@ -58,6 +58,19 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+NOT_A_BOOLEAN = "Must be a boolean: true or false."
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A BooleanField that takes only JSON ``true``/``false`` (DRF's own also reads 0, 1,
+    "yes", "on", ...: the schema says boolean, so the server does too)."""
+
+    def to_internal_value(self, data):
+        if data is True or data is False:
+            return data
+        raise serializers.ValidationError(NOT_A_BOOLEAN)
+
+
 class ClientOrderIdField(StrictCharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("min_length", 1)

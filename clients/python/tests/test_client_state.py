@@ -35,7 +35,9 @@ def test_global_kill_switch_blocks_orders_and_trading_allowed_says_so(ts, staff)
     # given
     assert ts.trading_allowed(ACCOUNT) is True
     # when
-    change = ts.killswitch_activate("client drill")
+    # (issue 13: the global switch needs staff or killswitch.activate_global; a bot's
+    # activate without an account halts its own accounts)
+    change = staff.killswitch_activate("client drill")
     # then
     assert change.changed and change.active and change.scope == "global"
     assert change.state.active and change.state.reason == "client drill"
@@ -45,7 +47,7 @@ def test_global_kill_switch_blocks_orders_and_trading_allowed_says_so(ts, staff)
     assert err.value.status == 423 and err.value.error == "kill_switch_active"
     assert err.value.reason == "client drill"
     # activating again is a no-op (which is why the client may resend it)
-    assert ts.killswitch_activate("client drill").changed is False
+    assert staff.killswitch_activate("client drill").changed is False
     # a bot may not deactivate; staff may
     with pytest.raises(PermissionDenied) as denied:
         ts.killswitch_deactivate("please")
@@ -60,7 +62,9 @@ def test_an_account_halt_stops_only_that_account(ts, staff):
     ts.killswitch_activate("spare only", account=SPARE)
     # then
     status = ts.killswitch()
-    assert not status.active and [h.account for h in status.halted_accounts] == [SPARE]
+    # one of the bot's accounts is halted: `active` says so (issue 13, D3)
+    assert status.active and [h.account for h in status.halted_accounts] == [SPARE]
+    assert status.raw["scope"] == "account" and status.raw["trading_allowed"] is False
     assert status.halted_accounts[0].activated_at.tzinfo is not None
     assert ts.trading_allowed(SPARE) is False
     assert ts.trading_allowed(ACCOUNT) is True

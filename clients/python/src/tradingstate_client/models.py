@@ -194,7 +194,11 @@ class KillSwitchStatus:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def allows(self, account: str) -> bool:
-        """True when neither the global switch nor ``account``'s is active."""
+        """True when neither the global switch nor ``account``'s is active: the server's
+        per-account ``trading_allowed`` when it sends one, else the contract fields."""
+        for entry in self.raw.get("accounts") or []:
+            if isinstance(entry, dict) and entry.get("account") == account:
+                return entry.get("trading_allowed") is True
         return not self.active and all(h.account != account for h in self.halted_accounts)
 
 
