@@ -27,4 +27,4 @@ RUN SECRET_KEY=collectstatic-only DATABASE_URL=sqlite:////tmp/build.sqlite3 \
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "tradingstate.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "tradingstate.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "--limit-request-line", "8190"]

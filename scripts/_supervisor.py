@@ -29,6 +29,26 @@ from tradingstate.venv import ensure_project_python  # noqa: E402
 
 STOP_GRACE_SECONDS = 15
 DEFAULT_WEB = "127.0.0.1:8000"
+GUNICORN_REQUEST_LINE = 8190  # gunicorn's maximum
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TLS_OFF_PUBLIC = (
+    '--web {bind}: [web] tls = "off" (plain HTTP) is for loopback only; bind 127.0.0.1 or '
+    'set [web] tls = "direct" or "proxy" (README "Security model")\n'
+)
+
+
+def web_bind_refused(config: Path, bind: str) -> str:
+    """Why ``bind`` may not serve with this config's TLS mode ("" when it may)."""
+    from tradingstate.config import ConfigError, load_config
+
+    try:
+        mode = load_config(config).web.tls
+    except ConfigError:
+        return ""  # manage.py reports the configuration error itself
+    host = bind.rsplit(":", 1)[0].strip("[]") if ":" in bind else bind
+    if mode == "off" and host not in LOOPBACK and not host.startswith("127."):
+        return TLS_OFF_PUBLIC.format(bind=bind)
+    return ""
 
 
 def parse(default_config: str, argv: list[str]) -> argparse.Namespace:
@@ -57,7 +77,9 @@ def commands(py: str, config: Path, args: argparse.Namespace) -> tuple[list, lis
     if not args.no_web:
         children.append(
             [py, "-m", "gunicorn", "tradingstate.wsgi", "--bind", args.web,
-             "--workers", str(args.web_workers), "--access-logfile", "-"]
+             "--workers", str(args.web_workers), "--access-logfile", "-",
+             # above [web] max_url_bytes, so the app answers long URLs (414 JSON)
+             "--limit-request-line", str(GUNICORN_REQUEST_LINE)]
         )  # fmt: skip
     return steps, children
 
@@ -70,6 +92,10 @@ def main(default_config: str, argv: list[str]) -> int:
         config = (Path.cwd() / config) if (Path.cwd() / config).exists() else ROOT / config
     if not config.exists():
         sys.stderr.write(f"--config: {config} not found\n")
+        return 2
+    refused = "" if args.no_web else web_bind_refused(config, args.web)
+    if refused:
+        sys.stderr.write(refused)
         return 2
     env = dict(os.environ, TRADINGSTATE_CONFIG=str(config), PYTHONUNBUFFERED="1")
     steps, long_running = commands(sys.executable, config, args)

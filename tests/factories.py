@@ -69,6 +69,7 @@ class BalanceFactory(factory.django.DjangoModelFactory):
 
     account = factory.SubFactory(AccountFactory)
     currency = "USDT"
-    free = Decimal("0")
     used = Decimal("0")
     total = Decimal("0")
+    # consistent by default (issue 13: free + used = total is a database CHECK)
+    free = factory.LazyAttribute(lambda o: o.total - o.used)

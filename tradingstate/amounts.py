@@ -4,6 +4,7 @@ Pure: no ORM (``tradingstate.rules`` and the reconciliation diff use it)."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from tradingstate.errors import ValidationFailed
@@ -22,6 +23,16 @@ TOO_MANY_DECIMALS = f"must have at most {AMOUNT_PLACES} decimal places"
 TOO_MANY_DIGITS = f"must have at most {MAX_INTEGER_DIGITS} digits before the decimal point"
 MUST_BE_POSITIVE = "must be greater than zero"
 MUST_NOT_BE_NEGATIVE = "must not be negative"
+
+# The published amount pattern (OpenAPI) is the rule wherever an amount enters as text: the
+# API, the admin/console forms, the command line and the configuration (issue 13, D6).
+AMOUNT_PATTERN = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
+_AMOUNT_TEXT = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,18})?")
+NOT_AMOUNT_TEXT = (
+    'must be a decimal number written plainly, such as "0.05": digits, an optional leading '
+    '"-", at most 20 digits before and 18 after the point (no exponent, no "+", no bare ".")'
+)
+NOT_A_STRING = 'must be a string such as "0.05" (JSON numbers are not exact decimals)'
 
 
 def parse_amount(
@@ -51,6 +62,45 @@ def parse_amount(
     except (InvalidOperation, ValueError, TypeError):
         raise ValidationFailed(f"{field}: {NOT_A_NUMBER}", fields={field: [NOT_A_NUMBER]}) from None
     return check_amount(number, field, positive=positive, non_negative=non_negative)
+
+
+def parse_amount_text(
+    value: object,
+    field: str,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+) -> Decimal:
+    """An amount given as text at an entry point: ``value`` must be a string matching
+    :data:`AMOUNT_PATTERN` exactly (``"1e3"``, ``"+1"``, ``".5"``, ``"5."`` are refused),
+    then the sign rules of :func:`parse_amount` apply. The error names ``field``."""
+
+    def fail(msg: str):
+        raise ValidationFailed(f"{field}: {msg}", fields={field: [msg]})
+
+    if not isinstance(value, str):
+        fail(NOT_A_STRING)
+    if not _AMOUNT_TEXT.fullmatch(value):
+        fail(_text_problem(value))
+    return parse_amount(value, field, positive=positive, non_negative=non_negative)
+
+
+def _text_problem(value: str) -> str:
+    """The most specific reason ``value`` is not an amount string."""
+    try:
+        number = Decimal(value) if value.isascii() and value.strip() == value else None
+    except (InvalidOperation, ValueError):
+        number = None
+    if number is None:
+        return NOT_AMOUNT_TEXT
+    if not number.is_finite():
+        return NOT_FINITE
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > AMOUNT_PLACES:
+        return TOO_MANY_DECIMALS
+    if abs(number) >= Decimal(10) ** MAX_INTEGER_DIGITS:
+        return TOO_MANY_DIGITS
+    return NOT_AMOUNT_TEXT
 
 
 def check_amount(

@@ -11,6 +11,7 @@ This module has no Django imports: settings.py calls ``load_config()`` once.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -20,8 +21,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tradingstate.amounts import AMOUNT_PATTERN, parse_amount_text
+from tradingstate.errors import ValidationFailed
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = BASE_DIR / "configs" / "default.toml"
@@ -31,8 +43,25 @@ ACCOUNT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,32}$")
 
+
+def _amount_text(value: object) -> object:
+    """Config amounts follow the API's pattern: a TOML string such as "0.01" (or an integer);
+    a TOML float is refused (not exact), as are "1e-3", "+1", ".5" (issue 13, D6)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, Decimal):
+        return value  # already parsed (a model copied in code)
+    try:
+        return parse_amount_text(value, "amount")
+    except ValidationFailed:
+        raise ValueError(
+            f'expected a decimal string matching {AMOUNT_PATTERN} such as "0.01"'
+        ) from None
+
+
+ConfigAmount = BeforeValidator(_amount_text)
 PositiveInterval = Annotated[int, Field(ge=1, le=86400)]
-NonNegativeDecimal = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+NonNegativeDecimal = Annotated[Decimal, ConfigAmount, Field(ge=0, allow_inf_nan=False)]
 
 
 class ConfigError(Exception):
@@ -113,6 +142,59 @@ class ApiConfig(_Strict):
             raise ValueError(
                 "expected '<requests>/<period>' with period s, min, hour or day, e.g. '6000/min'"
             )
+        return value
+
+
+def _networks(value: list[str]) -> list[str]:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an IP address or network such as '10.0.0.0/8'"
+            ) from None
+    return value
+
+
+class WebConfig(_Strict):
+    """How the web server meets the network (issue 13, D13).
+
+    ``tls``: "direct" (the app's server terminates TLS: plain HTTP is redirected to HTTPS,
+    X-Forwarded-Proto is never trusted), "proxy" (a TLS proxy in front: X-Forwarded-Proto
+    and X-Forwarded-For are trusted only from ``trusted_proxies``), "off" (plain HTTP for
+    loopback development: ``check --deploy`` refuses it when ``allowed_hosts`` names a
+    non-loopback host, and ``run_paper.py --web`` refuses a non-loopback bind).
+    ``max_url_bytes``: a longer path + query string is answered 414 in JSON.
+    """
+
+    tls: Literal["direct", "proxy", "off"] = "off"
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    max_url_bytes: Annotated[int, Field(ge=256, le=8000)] = 4096
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        return _networks(value)
+
+
+class MetricsConfig(_Strict):
+    """Who may scrape ``/metrics`` (issue 13, D10): a request carrying
+    ``Authorization: Bearer <token>`` with the token held in the environment variable named
+    by ``token_env``, or one from ``allow_networks``. Default: loopback only."""
+
+    token_env: str = ""
+    allow_networks: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        return _networks(value)
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, value: str) -> str:
+        if value and not ENV_NAME_RE.match(value):
+            raise ValueError("must be the NAME of an environment variable (A-Z, 0-9, _)")
         return value
 
 
@@ -210,14 +292,14 @@ class AppConfig(_Strict):
     persistent_desync_runs: Annotated[int, Field(ge=2, le=100)] = 3
     # the paper venue (tradingstate.services.paper): fee per trade as a fraction of its
     # notional, and the seeded random walk of its mark prices (0 s: off)
-    paper_fee_rate: Annotated[Decimal, Field(ge=0, le=Decimal("0.1"), allow_inf_nan=False)] = (
-        Decimal("0.0005")
-    )
+    paper_fee_rate: Annotated[
+        Decimal, ConfigAmount, Field(ge=0, le=Decimal("0.1"), allow_inf_nan=False)
+    ] = Decimal("0.0005")
     paper_walk_interval_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
     paper_walk_seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
-    paper_walk_max_step: Annotated[Decimal, Field(gt=0, le=Decimal("0.1"), allow_inf_nan=False)] = (
-        Decimal("0.001")
-    )
+    paper_walk_max_step: Annotated[
+        Decimal, ConfigAmount, Field(gt=0, le=Decimal("0.1"), allow_inf_nan=False)
+    ] = Decimal("0.001")
     # P&L and exposure (issue 15)
     mark_price_max_age_seconds: Annotated[int, Field(ge=1, le=86400)] = 300
     entry_price_tolerance: NonNegativeDecimal = Decimal("0.0001")
@@ -229,6 +311,8 @@ class AppConfig(_Strict):
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost"])
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     exchanges: list[ExchangeConfig] = Field(default_factory=list)
     notifications: list[NotificationChannelConfig] = Field(default_factory=list)

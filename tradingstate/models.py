@@ -298,6 +298,10 @@ class Balance(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "currency"], name="balance_unique_currency"),
             models.CheckConstraint(condition=Q(used__gte=0), name="balance_used_gte_0"),
+            # issue 13 (D8): never negative; free + used = total is a PostgreSQL CHECK added
+            # by migration 0009 (amounts are text on SQLite: no arithmetic in its CHECKs)
+            models.CheckConstraint(condition=Q(free__gte=0), name="balance_free_gte_0"),
+            models.CheckConstraint(condition=Q(total__gte=0), name="balance_total_gte_0"),
         ]
         permissions = [("correct_balance", "Can correct a balance with a reason")]
 

@@ -65,6 +65,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # first: forget forwarded headers no trusted proxy set ([web] tls, trusted_proxies)
+    "tradingstate.web.network.TrustedProxyMiddleware",
+    # refuse what cannot be read safely: chunked bodies (411), control characters in the
+    # path or query (400), over-long URLs (414): JSON, before any view or redirect
+    "tradingstate.web.middleware.RequestFramingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/ from STATIC_ROOT, also DEBUG=0
     "tradingstate.web.middleware.ApiRequestGuardMiddleware",
@@ -252,17 +257,26 @@ LOGGING = build_logging(
 )
 
 # --- Security (production) -------------------------------------------------------------
+# [web] tls (README "Security model"): "direct" and "proxy" redirect plain HTTP to HTTPS and
+# mark cookies secure (unless DEBUG); only "proxy" believes X-Forwarded-Proto, and only from
+# [web] trusted_proxies (tradingstate.web.network). "off" is plain HTTP for loopback: the
+# deploy check tradingstate.E001 refuses it when allowed_hosts names another host, which is
+# why Django's own HTTPS warnings are silenced in that mode.
+TLS_MODE = TRADINGSTATE.web.tls
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if not DEBUG:
+if not DEBUG and TLS_MODE != "off":
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = os.environ.get("SECURE_SSL_REDIRECT", "1") not in ("0", "false", "")
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$", r"^metrics$"]
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+    if TLS_MODE == "proxy":
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if TLS_MODE == "off":
+    SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008", "security.W012", "security.W016"]

@@ -49,7 +49,7 @@ def test_register_201_then_same_body_200_with_the_same_body(setup):
 def test_register_same_content_in_another_spelling_is_200(setup):
     a, client, _ = setup
     client.post(url(a, "orders"), order_body(), format="json")
-    again = client.post(url(a, "orders"), order_body(quantity=0.050), format="json")
+    again = client.post(url(a, "orders"), order_body(quantity="0.050"), format="json")
     assert again.status_code == 200
 
 
@@ -64,18 +64,16 @@ def test_register_different_content_409_names_the_fields(setup):
     assert Order.objects.get().quantity == Decimal("0.05")
 
 
-def test_register_json_number_keeps_full_precision(setup):
+def test_register_json_number_is_refused_naming_the_field(setup):
+    # issue 13 (D6): the published pattern is the rule; a JSON number is not an amount string
     a, client, _ = setup
     raw = (
         '{"client_order_id": "p1", "symbol": "BTC/USDT", "side": "buy", "type": "limit",'
         ' "quantity": 0.123456789012345678, "price": 12345678901234567890.5}'
     )
     response = client.generic("POST", url(a, "orders"), raw, content_type="application/json")
-    assert response.status_code == 201, response.json()
-    assert response.json()["quantity"] == "0.123456789012345678"
-    assert response.json()["price"] == "12345678901234567890.5"
-    order = Order.objects.get()
-    assert order.quantity == Decimal("0.123456789012345678")
+    assert_error(response, 400, "validation_error", fields={"quantity", "price"})
+    assert not Order.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -212,7 +210,7 @@ def test_transition_applies_and_audits_the_bot(setup):
     assert response.json()["status"] == "submitted" and response.json()["version"] == 2
     partial = client.post(
         url(a, "orders", "o1", "transition"),
-        {"status": "partially_filled", "filled_qty": 0.5, "avg_fill_price": "100"},
+        {"status": "partially_filled", "filled_qty": "0.5", "avg_fill_price": "100"},
         format="json",
         HTTP_X_REQUEST_ID="t-2",
     )

@@ -74,7 +74,7 @@ def world(account, n: int, desync: bool) -> tuple[MemoryExchange, int]:
     Order.objects.filter(account=account).update(updated_at=old)
     for i in range(k):
         Position.objects.create(account=account, symbol=f"S{i}/USDT", qty=Decimal(1))
-        Balance.objects.create(account=account, currency=f"C{i}", total=Decimal(5))
+        Balance.objects.create(account=account, currency=f"C{i}", total=Decimal(5), free=Decimal(5))
         off_by = 1 if i < (max(1, k // 10) if desync else 0) else 0
         venue.set_position(f"S{i}/USDT", str(1 + off_by))
         venue.set_balance(f"C{i}", str(5 + off_by))

@@ -210,6 +210,8 @@ def test_check_deploy_is_clean_in_production_settings(tmp_path, figure):
         "PATH": "/usr/bin:/bin",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(64),
+        # production terminates TLS (itself or at a proxy); "off" is loopback development
+        "TRADINGSTATE_WEB__TLS": "direct",
         "DATABASE_URL": f"sqlite:///{tmp_path}/deploy.sqlite3",
         "TRADINGSTATE_LOG_DIR": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "tradingstate.settings",

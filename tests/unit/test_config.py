@@ -106,6 +106,8 @@ def test_check_deploy_is_clean_in_production_settings():
         "PATH": "/usr/bin:/bin",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(64),
+        # production terminates TLS (itself or at a proxy); "off" is loopback development
+        "TRADINGSTATE_WEB__TLS": "direct",
     }
     proc = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -5,11 +5,10 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tradingstate.amounts import amount_str, parse_amount
+from tradingstate.amounts import AMOUNT_PATTERN, amount_str, parse_amount_text
 from tradingstate.errors import ValidationFailed
 from tradingstate.models import client_order_id_validator
 
-AMOUNT_PATTERN = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
 NOT_A_STRING = "Must be a string."
 
 
@@ -19,12 +18,16 @@ NOT_A_STRING = "Must be a string."
         "format": "decimal",
         "pattern": AMOUNT_PATTERN,
         "example": "0.05",
-        "description": "A decimal as a string (numbers are accepted on input).",
+        "description": (
+            "A decimal as a string matching the pattern exactly (JSON numbers, exponents, "
+            "'+', '.5' and '5.' are refused)."
+        ),
     }
 )
 class AmountField(serializers.Field):
-    """A decimal amount: in, strings or JSON numbers checked by ``parse_amount`` (the error
-    names the field); out, the canonical decimal string (never a float)."""
+    """A decimal amount: in, a string matching ``AMOUNT_PATTERN`` (``parse_amount_text``: the
+    one parser of amounts given as text; the error names the field); out, the canonical
+    decimal string (never a float)."""
 
     def __init__(self, *, positive: bool = False, non_negative: bool = False, **kwargs):
         self.positive = positive
@@ -33,7 +36,7 @@ class AmountField(serializers.Field):
 
     def to_internal_value(self, data):
         try:
-            return parse_amount(
+            return parse_amount_text(
                 data, self.field_name, positive=self.positive, non_negative=self.non_negative
             )
         except ValidationFailed as exc:

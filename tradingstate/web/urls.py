@@ -13,6 +13,7 @@ from reconciliation.api import urls as reconciliation_api
 from reconciliation.metrics import metrics_view
 from tradingstate.api import urls as tradingstate_api
 from tradingstate.web.health import HealthApi
+from tradingstate.web.metrics_access import metrics_guard
 
 api_v1 = [
     path("health/", HealthApi.as_view(), name="health"),
@@ -26,7 +27,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("metrics", metrics_view, name="metrics"),
+    path("metrics", metrics_guard(metrics_view), name="metrics"),
 ]
 
 # JSON errors for /api/ paths that never reach a DRF view; HTML elsewhere.

@@ -1,6 +1,6 @@
 """Console forms: a required reason, and the position/balance corrections.
 
-Decimals are parsed with ``tradingstate.amounts.parse_amount`` (the services' own parser), so a
+Decimals are parsed with ``tradingstate.amounts.parse_amount_text`` (the published pattern), so a
 bad number is reported against its field and nothing is written. The rules themselves (reason
 required, version check, balance arithmetic) stay in the services.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django import forms
 
-from tradingstate.amounts import parse_amount
+from tradingstate.amounts import parse_amount_text
 from tradingstate.errors import ValidationFailed
 from tradingstate.models import PaperMarkPrice
 from tradingstate.rules import values
@@ -38,7 +38,7 @@ def _amount(form: forms.Form, name: str, **rules):
     if raw in ("", None):
         return None
     try:
-        return parse_amount(raw.strip(), name, **rules)
+        return parse_amount_text(raw.strip(), name, **rules)
     except ValidationFailed as exc:
         raise forms.ValidationError(
             f"{name}: {'; '.join(exc.fields.get(name, [exc.message]))}"
@@ -46,7 +46,7 @@ def _amount(form: forms.Form, name: str, **rules):
 
 
 def amount_field(label: str, *, required: bool = False, help_text: str = "") -> forms.CharField:
-    # text, not DecimalField: parse_amount owns the rules (18 places, no NaN, no float)
+    # text, not DecimalField: parse_amount_text owns the rules (18 places, no NaN, no float)
     return forms.CharField(
         label=label,
         required=required,
