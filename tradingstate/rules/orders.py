@@ -63,7 +63,7 @@ TYPES = (
 OTHER_TYPE = "other"
 LIMIT_TYPE = "limit"
 
-UNKNOWN_SYMBOL = "Unknown symbol '{symbol}' for account '{account}'."
+UNKNOWN_SYMBOL = v.UNKNOWN_SYMBOL
 LIMIT_NEEDS_PRICE = "A limit order needs a price greater than zero."
 STRATEGY_INVALID = "must be a string of at most 64 characters"
 FILLED_QTY_DECREASE = "filled_qty cannot decrease (from {old} to {new})."
@@ -212,9 +212,10 @@ def order_new(
     when the account has no instruments loaded, so any well-formed symbol is accepted.
     """
     coid = v.client_order_id(client_order_id)
-    symbol = v.symbol(symbol)
-    if source is Source.BOT and known_symbol is not None and not known_symbol(symbol):
-        v.fail("symbol", UNKNOWN_SYMBOL.format(symbol=symbol, account=account_name))
+    if source is Source.BOT:
+        symbol = v.symbol_new(symbol, known_symbol=known_symbol, account_name=account_name)
+    else:
+        symbol = v.symbol(symbol)
     side = v.choice("side", side, SIDES)
     if source is Source.VENUE and not type:
         type = OTHER_TYPE

@@ -14,6 +14,7 @@ quantity was zero (and to accept any symbol); a bad value is now refused on both
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -46,6 +47,15 @@ def position_set(
         entry_price=new_entry if new_qty != 0 else None,
         version=1 if current is None else current.version + 1,
     )
+
+
+def position_symbol_new(
+    symbol: object, *, known_symbol: Callable[[str], bool] | None, account_name: str = ""
+) -> str:
+    """A position a bot or staff opens (no row yet): the same symbol rule as a bot's new
+    order (issue 13, D7): one of the account's instruments when it lists any, and always
+    the strict ccxt syntax. The venue's positions (the reconciler) are taken as they are."""
+    return v.symbol_new(symbol, known_symbol=known_symbol, account_name=account_name)
 
 
 # --- the venue's entry price (issue 15 item 3) ---------------------------------------------

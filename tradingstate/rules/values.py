@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tradingstate.errors import ValidationFailed
 
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 CLIENT_ORDER_ID_MESSAGE = "1-64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'."
 SYMBOL_INVALID = "must be a ccxt unified symbol such as 'BTC/USDT' (1-64 characters)"
+# The one syntax of a symbol a bot or staff brings in (a new order, a new position) whatever
+# the account lists (issue 13, D7): ccxt's unified form, BASE/QUOTE[:SETTLE[-YYMMDD[-STRIKE-
+# C|P]]], each code 1-32 letters, digits or '.'. No spaces, control characters, '%' or emoji.
+_CODE = r"[A-Za-z0-9][A-Za-z0-9.]{0,31}"
+SYMBOL_SYNTAX_PATTERN = rf"^{_CODE}/{_CODE}(:{_CODE}(-[0-9]{{6}}(-[0-9]+(\.[0-9]+)?-[CP])?)?)?$"
+_SYMBOL_SYNTAX = re.compile(SYMBOL_SYNTAX_PATTERN.removeprefix("^").removesuffix("$"))
+SYMBOL_SYNTAX_INVALID = (
+    "must be a ccxt unified symbol: BASE/QUOTE, BASE/QUOTE:SETTLE, or with a -YYMMDD expiry "
+    "(options: -STRIKE-C or -P); codes of letters, digits and '.'"
+)
+UNKNOWN_SYMBOL = "Unknown symbol '{symbol}' for account '{account}'."
 CURRENCY_INVALID = "must be a currency code such as 'USDT' (1-32 letters or digits)"
 EXCHANGE_ORDER_ID_TOO_LONG = "must be at most 128 characters"
 
@@ -33,6 +44,20 @@ def client_order_id(value: object) -> str:
 def symbol(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 64 or value.strip() != value:
         fail("symbol", SYMBOL_INVALID, detail=f"symbol: {SYMBOL_INVALID}")
+    return value
+
+
+def symbol_new(
+    value: object, *, known_symbol: Callable[[str], bool] | None = None, account_name: str = ""
+) -> str:
+    """A symbol a bot or staff brings in (a new order, a new position): the strict syntax,
+    then, when the account lists instruments (``known_symbol``), one of them. A venue's
+    own symbols (the reconciler) only need :func:`symbol`."""
+    value = symbol(value)
+    if not _SYMBOL_SYNTAX.fullmatch(value):
+        fail("symbol", SYMBOL_SYNTAX_INVALID, detail=f"symbol: {SYMBOL_SYNTAX_INVALID}")
+    if known_symbol is not None and not known_symbol(value):
+        fail("symbol", UNKNOWN_SYMBOL.format(symbol=value, account=account_name))
     return value
 
 

@@ -27,7 +27,11 @@ from tradingstate.services.events import (  # noqa: F401 (re-exported)
     FILL_AUDIT_FIELDS,
     POSITION_AUDIT_FIELDS,
 )
-from tradingstate.services.orders import order_get_for_update, validate_client_order_id
+from tradingstate.services.orders import (
+    KnownSymbol,
+    order_get_for_update,
+    validate_client_order_id,
+)
 
 Action = AuditEntry.Action
 
@@ -249,6 +253,11 @@ def position_set(
     """Set the local position (the bot's book, a staff correction, or a repair)."""
     # checked before any row is touched (the rule runs again on the locked row)
     position_rules.position_set(None, symbol=symbol, qty=qty, entry_price=entry_price)
+    if not Position.objects.filter(account=account, symbol=symbol).exists():
+        # a new position: its symbol must be one a bot's new order could use (issue 13, D7)
+        position_rules.position_symbol_new(
+            symbol, known_symbol=KnownSymbol(account), account_name=account.name
+        )
     position, before = _position_for_update(account, symbol)
     _check_version(f"Position {symbol}", position.version if before else 0, expected_version)
     current = position_state(position) if before else None

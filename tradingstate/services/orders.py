@@ -110,7 +110,7 @@ def order_register(
         quantity=quantity,
         price=price,
         strategy_id=strategy_id,
-        known_symbol=_LazyKnownSymbol(account),
+        known_symbol=KnownSymbol(account),
         account_name=account.name,
     )
     existing = Order.objects.filter(account=account, client_order_id=new.client_order_id).first()
@@ -130,7 +130,7 @@ def order_register(
     return existing, False
 
 
-class _LazyKnownSymbol:
+class KnownSymbol:
     """``known_symbol`` for the rule: two indexed reads, only once the symbol is well formed
     (an account with no instruments listed accepts any well-formed symbol)."""
 
