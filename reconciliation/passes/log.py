@@ -148,11 +148,12 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
     for f in outcome.findings:
         out.warning(json.dumps(f.detail), extra={"structured": {**f.detail, **context}})
     for f, result in outcome.applied:
+        key = repair_key(f)
         if result.applied:
             out.info(
                 "Auto-repair applied: %s %s %s",
                 f.type,
-                f.key,
+                key,
                 change_text(f.entity, result),
                 extra={
                     "structured": {**context, "repair": f.type, "key": f.key},
@@ -163,7 +164,7 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
             out.warning(
                 "Auto-repair deferred: %s %s: %s",
                 f.type,
-                f.key,
+                key,
                 result.error,
                 extra={"structured": context, "with_message": True},
             )
@@ -180,9 +181,20 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
         )
 
 
+def repair_key(f) -> str:
+    """What a repair line names: the trade id for fills (``missing_fill <trade_id>``), else
+    the discrepancy's key."""
+    if f.entity == d.FILLS:
+        return str(f.detail.get("trade_id") or f.key)
+    return f.key
+
+
 def change_text(entity: str, result: SyncOutcome) -> str:
-    """``from -> to`` of a repair, as the runbook's "Auto-repair applied" line shows it."""
+    """``from -> to`` of a repair, as the runbook's "Auto-repair applied" line shows it
+    (for fills: ``recorded`` or ``corrected``)."""
     before, after = result.before or {}, result.after or {}
+    if entity == d.FILLS:
+        return "corrected" if (before or {}).get("fill") else "recorded"
     if entity == d.ORDERS:
         return f"{before.get('status', 'none')} -> {after.get('status')}"
     if entity == d.POSITIONS:
@@ -197,7 +209,7 @@ def log_repair_by_staff(actor, row: Discrepancy, result: SyncOutcome, reason: st
         "Repair applied by %s: %s %s %s (reason: %s)",
         actor.name,
         row.type,
-        row.key,
+        (row.detail or {}).get("trade_id", row.key) if row.entity == d.FILLS else row.key,
         change_text(row.entity, result),
         reason,
     )
