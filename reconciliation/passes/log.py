@@ -138,10 +138,13 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
             extra={"structured": context, "with_message": True},
         )
         return
+    # fills (issue 14) are named only when the pass found some, so the runbook's line keeps
+    # its shape: (orders=2 positions=1 balances=0 repairs=2)
+    fills = f"fills={run.fill_discrepancies} " if run.fill_discrepancies else ""
     summary = (
         f"Reconciliation found {run.discrepancies_found} discrepancies "
         f"(orders={run.order_discrepancies} positions={run.position_discrepancies} "
-        f"balances={run.balance_discrepancies} repairs={run.repairs_applied})"
+        f"balances={run.balance_discrepancies} {fills}repairs={run.repairs_applied})"
     )
     repaired = {"repairs_applied": run.repairs_applied} if run.repairs_applied else {}
     out.warning(summary, extra={"structured": {**context, **repaired}, "with_message": True})
@@ -154,7 +157,7 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
                 "Auto-repair applied: %s %s %s",
                 f.type,
                 key,
-                change_text(f.entity, result),
+                repair_text(f, result),
                 extra={
                     "structured": {**context, "repair": f.type, "key": f.key},
                     "with_message": True,
@@ -187,6 +190,14 @@ def repair_key(f) -> str:
     if f.entity == d.FILLS:
         return str(f.detail.get("trade_id") or f.key)
     return f.key
+
+
+def repair_text(f, result: SyncOutcome) -> str:
+    """A pass's repair line: a ``position_mismatch`` names the quantity the pass saw (the
+    pass's own fill repairs may have moved the row before it: issue 14)."""
+    if f.type == d.POSITION_MISMATCH and "local_qty" in f.detail:
+        return f"{f.detail['local_qty']} -> {(result.after or {}).get('qty')}"
+    return change_text(f.entity, result)
 
 
 def change_text(entity: str, result: SyncOutcome) -> str:

@@ -149,9 +149,7 @@ def _accounting_fill(fill: Fill) -> accounting.Fill:
 def _move_position(position: Position, fill: Fill, terms) -> None:
     """Apply ``fill`` to ``position`` (not saved) through the accounting rules and their one
     writer; the fill keeps its own share of the figures."""
-    book = accounting_services.position_book(position) if position.pk else None
-    if book is None or position.pk is None:
-        book = rules.flat_book(position.symbol)
+    book = accounting_services.position_book(position)  # an unsaved row reads as flat
     new, effect = rules.book_after_fill(book, _accounting_fill(fill), terms)
     accounting_services.position_accounting_apply(position, new)
     fill.realized_pnl = effect.realized_pnl
