@@ -43,6 +43,8 @@ class DiscrepancyType(StrEnum):
     BALANCE_MISMATCH = "balance_mismatch"
     FETCH_ERROR = "fetch_error"
     ENTRY_PRICE_MISMATCH = "entry_price_mismatch"
+    MISSING_FILL = "missing_fill"  # issue 14: a venue trade unknown locally
+    FILL_MISMATCH = "fill_mismatch"  # issue 14: same trade id, other quantity/price/fee
 
     @property
     def label(self) -> str:
@@ -56,8 +58,10 @@ POSITION_MISMATCH = DiscrepancyType.POSITION_MISMATCH
 BALANCE_MISMATCH = DiscrepancyType.BALANCE_MISMATCH
 FETCH_ERROR = DiscrepancyType.FETCH_ERROR
 ENTRY_PRICE_MISMATCH = DiscrepancyType.ENTRY_PRICE_MISMATCH
+MISSING_FILL = DiscrepancyType.MISSING_FILL
+FILL_MISMATCH = DiscrepancyType.FILL_MISMATCH
 
-ORDERS, POSITIONS, BALANCES = "orders", "positions", "balances"
+ORDERS, POSITIONS, BALANCES, FILLS = "orders", "positions", "balances", "fills"
 
 # exchange end state -> local status
 END_STATE = {
@@ -84,6 +88,25 @@ class LocalOrder:
     status: str
     updated_at: datetime
     version: int
+    # issue 14: the sum of the order's fills (None: not read; taken as ``filled_qty``) and
+    # when it was created (the venue's order-query retention counts from it)
+    fills_qty: Decimal | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LocalFill:
+    """A recorded fill the venue's trade list may name (issue 14)."""
+
+    id: int
+    symbol: str
+    trade_id: str
+    order_id: int | None
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    inferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,16 +133,28 @@ class LocalSnapshot:
     orders: list[LocalOrder] = field(default_factory=list)
     positions: list[LocalPosition] = field(default_factory=list)
     balances: list[LocalBalance] = field(default_factory=list)
+    # issue 14: the recorded fills the venue's trades name, by (symbol, trade_id); and per
+    # stale order, how many consecutive passes the venue has not found it, and when last
+    fills: dict[tuple[str, str], LocalFill] = field(default_factory=dict)
+    not_found: dict[str, tuple[int, datetime]] = field(default_factory=dict)
 
 
 @dataclass
 class ExchangeSnapshot:
-    """``None`` for an entity means its fetch failed; ``errors`` says why."""
+    """``None`` for an entity means its fetch failed; ``errors`` says why.
+
+    ``trades`` (issue 14): every trade since ``trades_from`` (older ones the venue cannot
+    return are never "missing"); None when the fetch failed or was cut off (``errors["fills"]``)
+    or the venue lists no trades (``trades_supported`` False)."""
 
     orders: list[ex.ExchangeOrder] | None = None
     positions: list[ex.ExchangePosition] | None = None
     balances: list[ex.ExchangeBalance] | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    trades: list[ex.ExchangeTrade] | None = None
+    trades_supported: bool = False
+    trades_from: datetime | None = None
+    trades_watermark: datetime | None = None  # where the next pass reads from (plus overlap)
 
 
 @dataclass(frozen=True)
@@ -131,6 +166,11 @@ class DiffConfig:
     amount_steps: Mapping[str, Decimal] = field(default_factory=dict)
     check_positions: bool = True
     entry_price_tolerance: Decimal = DEFAULT_ENTRY_PRICE_TOLERANCE
+    # issue 14: reconcile fills (missing_fill, fill_mismatch, inferred fills, the positions'
+    # projection); off for callers that diff orders and books only
+    fills: bool = False
+    stale_not_found_passes: int = 1
+    order_retention: ex.OrderRetention | None = None
 
     def tolerance(self, currency: str) -> Decimal:
         return self.balance_tolerances.get(currency, self.balance_tolerance)
@@ -428,10 +468,18 @@ def _stale(order: LocalOrder, result: ex.ExchangeOrder | str) -> Finding:
 
 # --- positions and balances ------------------------------------------------------------
 def diff_positions(
-    local: LocalSnapshot, exchange: ExchangeSnapshot, cfg: DiffConfig
+    local: LocalSnapshot,
+    exchange: ExchangeSnapshot,
+    cfg: DiffConfig,
+    fill_deltas: Mapping[str, Decimal] | None = None,
 ) -> list[Finding]:
+    """``fill_deltas``: what this pass's fill repairs move each symbol by (issue 14). The
+    local quantity compared is the one before them (a fill repair on a derivative account
+    ends with the position at the venue's quantity: see ``reconciliation.diff_fills``), so
+    a position that agreed is not reported; its entry price is checked next pass."""
     if not cfg.check_positions or exchange.positions is None:
         return []
+    fill_deltas = fill_deltas or {}
     mine = {p.symbol: p for p in local.positions}
     theirs: dict[str, ex.ExchangePosition] = {}
     for p in exchange.positions:
@@ -446,8 +494,9 @@ def diff_positions(
         lq = lp.qty if lp else Decimal(0)
         xq = xp.qty if xp else Decimal(0)
         step = cfg.amount_steps.get(symbol, Decimal(0))
+        moved = fill_deltas.get(symbol, Decimal(0))
         if abs(lq - xq) <= step:
-            finding = _entry_price(lp, xp, cfg)
+            finding = _entry_price(lp, xp, cfg) if not moved else None
             if finding is not None:
                 findings.append(finding)
             continue
@@ -462,6 +511,7 @@ def diff_positions(
                     "local_qty": s(lq),
                     "exchange_qty": s(xq),
                     "detail": "Quantity mismatch",
+                    **({"pass_fills_qty": s(moved)} if moved else {}),
                 },
                 local={"qty": s(lq), "entry_price": s(lp.entry_price) if lp else None},
                 exchange={"qty": s(xq), "entry_price": s(xp.entry_price) if xp else None},
@@ -577,9 +627,14 @@ def diff(
     cfg: DiffConfig,
     lookups: Mapping[str, ex.ExchangeOrder | str] | None = None,
 ) -> list[Finding]:
+    from reconciliation.diff_fills import diff_fills  # it builds on this module
+
+    orders = diff_orders(local, exchange, lookups or {}, cfg)
+    fills, deltas = diff_fills(local, exchange, cfg, orders)
     return [
         *fetch_errors(exchange),
-        *diff_orders(local, exchange, lookups or {}, cfg),
-        *diff_positions(local, exchange, cfg),
+        *orders,
+        *fills,
+        *diff_positions(local, exchange, cfg, deltas),
         *diff_balances(local, exchange, cfg),
     ]

@@ -46,6 +46,10 @@ class ReconciliationRun(models.Model):
     order_discrepancies = models.PositiveIntegerField(default=0)
     position_discrepancies = models.PositiveIntegerField(default=0)
     balance_discrepancies = models.PositiveIntegerField(default=0)
+    fill_discrepancies = models.PositiveIntegerField(default=0)
+    trades_synced = models.PositiveIntegerField(
+        default=0, help_text="Venue trades compared with the local fills."
+    )
     repairs_applied = models.PositiveIntegerField(default=0)
     repairs_deferred = models.PositiveIntegerField(
         default=0, help_text="Repairs not applied because the local row changed meanwhile."
@@ -79,7 +83,7 @@ class Discrepancy(models.Model):
         ExchangeAccount, on_delete=models.PROTECT, related_name="discrepancies"
     )
     type = models.CharField(max_length=24, choices=Type.choices, db_index=True)
-    entity = models.CharField(max_length=10)  # orders | positions | balances
+    entity = models.CharField(max_length=10)  # orders | positions | balances | fills
     key = models.CharField(max_length=128)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     local_value = models.JSONField(null=True, blank=True)

@@ -9,14 +9,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, Max, OuterRef, Q, Subquery
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django_q.models import Success
 
-from reconciliation.diff import LocalBalance, LocalOrder, LocalPosition, LocalSnapshot
+from reconciliation.diff import (
+    LocalBalance,
+    LocalFill,
+    LocalOrder,
+    LocalPosition,
+    LocalSnapshot,
+)
 from reconciliation.models import Discrepancy, ReconciliationRun, WorkerHeartbeat
-from tradingstate.exchanges.base import ExchangeOrder
-from tradingstate.models import Balance, ExchangeAccount, Instrument, Order, Position
+from tradingstate.exchanges.base import ExchangeOrder, ExchangeTrade
+from tradingstate.models import Balance, ExchangeAccount, Fill, Instrument, Order, Position
 
 ORDER_FIELDS = (
     "id",
@@ -32,6 +38,8 @@ ORDER_FIELDS = (
     "status",
     "updated_at",
     "version",
+    "fills_qty",
+    "created_at",
 )
 IN_CHUNK = 5000
 
@@ -101,22 +109,105 @@ def _local_orders(qs) -> list[LocalOrder]:
     if connection.vendor != "postgresql":
         rows = qs.values_list(*ORDER_FIELDS)
         return [LocalOrder(*row) for row in rows.iterator(chunk_size=5000)]
-    # updated_at as epoch seconds: Django's timestamptz loader is pure Python and was the
+    # times as epoch seconds: Django's timestamptz loader is pure Python and was the
     # largest single cost of a clean pass; the float loads in C and converts cheaply.
-    fields = [f if f != "updated_at" else "updated_epoch" for f in ORDER_FIELDS]
+    epochs = {"updated_at": "updated_epoch", "created_at": "created_epoch"}
+    fields = [epochs.get(f, f) for f in ORDER_FIELDS]
     rows = qs.annotate(
-        updated_epoch=RawSQL('EXTRACT(EPOCH FROM "tradingstate_order"."updated_at")::float8', [])
+        updated_epoch=RawSQL('EXTRACT(EPOCH FROM "tradingstate_order"."updated_at")::float8', []),
+        created_epoch=RawSQL('EXTRACT(EPOCH FROM "tradingstate_order"."created_at")::float8', []),
     ).values_list(*fields)
     sql, params = rows.query.sql_with_params()
-    at = fields.index("updated_epoch")
+    at = [fields.index(name) for name in epochs.values()]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         out = []
         for row in cursor.fetchall():
             row = list(row)
-            row[at] = datetime.fromtimestamp(row[at], tz=UTC)
+            for i in at:
+                row[i] = datetime.fromtimestamp(row[i], tz=UTC)
             out.append(LocalOrder(*row))
         return out
+
+
+def _chunks(values: list, size: int | None = None):
+    """The whole list on PostgreSQL (one array parameter); SQLite caps its parameters."""
+    values = list(values)
+    if not values:
+        return
+    chunk = len(values) if connection.vendor == "postgresql" else (size or IN_CHUNK)
+    for start in range(0, len(values), chunk):
+        yield values[start : start + chunk]
+
+
+def local_fills(
+    *, account: ExchangeAccount, trades: list[ExchangeTrade] | None
+) -> dict[tuple[str, str], LocalFill]:
+    """The recorded fills the venue's trades name, by (symbol, trade_id): one statement."""
+    if not trades:
+        return {}
+    wanted = {(t.symbol, t.trade_id) for t in trades}
+    out = {}
+    for ids in _chunks(sorted({t.trade_id for t in trades})):
+        for row in Fill.objects.filter(account=account, trade_id__any=ids).values_list(
+            "id",
+            "symbol",
+            "trade_id",
+            "order_id",
+            "quantity",
+            "price",
+            "fee",
+            "fee_currency",
+            "inferred",
+        ):
+            fill = LocalFill(*row)
+            if (fill.symbol, fill.trade_id) in wanted:
+                out[(fill.symbol, fill.trade_id)] = fill
+    return out
+
+
+def local_fill_orders(
+    *, account: ExchangeAccount, trades: list[ExchangeTrade] | None, known: set[int]
+) -> list[LocalOrder]:
+    """Orders a fills pass needs beyond the active ones: those whose filled quantity is not
+    the sum of their fills (any status), and those the venue's trades name. Two statements."""
+    out = [
+        o
+        for o in _local_orders(
+            Order.objects.filter(account=account).exclude(filled_qty=F("fills_qty"))
+        )
+        if o.id not in known
+    ]
+    seen = known | {o.id for o in out}
+    exids = sorted({t.exchange_order_id for t in trades or [] if t.exchange_order_id})
+    coids = sorted({t.client_order_id for t in trades or [] if t.client_order_id})
+    if exids or coids:
+        q = Q(pk__in=[])
+        if exids:
+            q |= Q(exchange_order_id__any=exids)
+        if coids:
+            q |= Q(client_order_id__any=coids)
+        for o in _local_orders(Order.objects.filter(account=account).filter(q)):
+            if o.id not in seen:
+                seen.add(o.id)
+                out.append(o)
+    return out
+
+
+def stale_not_found_counts(*, account: ExchangeAccount) -> dict[str, tuple[int, datetime]]:
+    """Per stale order (client order id), how many consecutive passes the venue answered
+    "not found" and when it last did, from the open ``stale_local_order`` discrepancies."""
+    out = {}
+    for key, detail in Discrepancy.objects.filter(
+        account=account, type="stale_local_order", status=Discrepancy.Status.OPEN
+    ).values_list("key", "detail"):
+        passes = (detail or {}).get("not_found_passes")
+        at = (detail or {}).get("not_found_at")
+        if passes and at:
+            moment = datetime.fromisoformat(at)
+            if key not in out or out[key][1] < moment:
+                out[key] = (int(passes), moment)
+    return out
 
 
 def amount_steps(*, account: ExchangeAccount) -> dict[str, Decimal]:

@@ -290,6 +290,13 @@ class AppConfig(_Strict):
     balance_tolerances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)
     stale_order_grace_seconds: Annotated[int, Field(ge=0, le=86400)] = 10
     persistent_desync_runs: Annotated[int, Field(ge=2, le=100)] = 3
+    # fills (issue 14): each pass reads the venue's trades from the account's watermark minus
+    # this overlap; the first pass looks back fill_lookback_hours (default: the venue's
+    # maximum). A stale order the venue says it does not know is cancelled only after this
+    # many consecutive "not found" passes, at least stale_order_grace_seconds apart.
+    fill_overlap_seconds: Annotated[int, Field(ge=0, le=86400)] = 120
+    fill_lookback_hours: Annotated[int, Field(ge=1, le=24 * 730)] | None = None
+    stale_not_found_passes: Annotated[int, Field(ge=1, le=100)] = 3
     # the paper venue (tradingstate.services.paper): fee per trade as a fraction of its
     # notional, and the seeded random walk of its mark prices (0 s: off)
     paper_fee_rate: Annotated[

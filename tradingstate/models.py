@@ -63,6 +63,11 @@ class ExchangeAccount(models.Model):
     )
     stale_order_grace_seconds = models.PositiveIntegerField(default=10)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    # issue 14: the trade watermark. Every venue trade executed before it has been compared
+    # with the local fills; the next pass reads trades from it minus ``fill_overlap_seconds``.
+    # None: no pass has read the account's trades yet (the first looks back
+    # ``fill_lookback_hours``, default the venue's maximum).
+    fills_watermark_at = models.DateTimeField(null=True, blank=True)
     # Set when a pass fails on authentication: passes stop until staff re-enable the account.
     disabled_reason = models.TextField(blank=True)
     # Set by `recover`; cleared when the account's first pass after it completes. While set,
@@ -180,6 +185,9 @@ class Order(models.Model):
     filled_qty = AmountField(default=Decimal("0"))
     remaining_qty = AmountField()
     avg_fill_price = AmountField(null=True, blank=True)
+    # issue 14: the sum of this order's Fill rows, kept by the fill service. After a completed
+    # pass ``filled_qty == fills_qty`` (one indexed comparison finds the orders that differ).
+    fills_qty = AmountField(default=Decimal("0"))
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     strategy_id = models.CharField(max_length=64, blank=True)
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.BOT)
@@ -229,13 +237,40 @@ class Order(models.Model):
 
 
 class Fill(models.Model):
+    """One execution (a trade) of the account, recorded by a bot or by reconciliation.
+
+    Identified by ``(account, symbol, trade_id)``: venues such as Binance number trades per
+    symbol, so a trade id alone is not unique per account (DESIGN §3 says "unique per
+    account"; see the fills README section). ``order`` is None for an external/manual trade
+    (the venue lists it, no local order matches it): the position still counts it.
+    ``inferred`` marks a fill the reconciler recorded because the venue said the order filled
+    but no longer lists its trades (history expired): at the venue's average price.
+    """
+
+    class Origin(models.TextChoices):
+        BOT = "bot", "Bot"
+        RECONCILIATION = "reconciliation", "Reconciliation"
+        MANUAL = "manual", "Manual"
+
     account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="fills")
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="fills", null=True, blank=True
+    )
+    symbol = models.CharField(max_length=64, default="")
+    side = models.CharField(max_length=4, choices=Order.Side.choices, default=Order.Side.BUY)
     trade_id = models.CharField(max_length=128)
+    # the order ids as the venue (or the bot) reported them with the trade
+    client_order_id = models.CharField(max_length=64, blank=True)
+    exchange_order_id = models.CharField(max_length=128, blank=True)
     quantity = AmountField()
     price = AmountField()
     fee = AmountField(default=Decimal("0"))
     fee_currency = models.CharField(max_length=32, blank=True)
+    is_maker = models.BooleanField(null=True, blank=True, help_text="None when not reported.")
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.BOT)
+    inferred = models.BooleanField(
+        default=False, help_text="The venue said filled but no longer lists the trades."
+    )
     executed_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     # accounting (issue 15): this fill's own share, from ``rules.accounting.step``
@@ -245,13 +280,20 @@ class Fill(models.Model):
     class Meta:
         ordering = ["-executed_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["account", "trade_id"], name="fill_unique_trade_id"),
+            models.UniqueConstraint(
+                fields=["account", "symbol", "trade_id"], name="fill_unique_symbol_trade_id"
+            ),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="fill_quantity_gt_0"),
             models.CheckConstraint(condition=Q(price__gte=0), name="fill_price_gte_0"),
         ]
+        indexes = [
+            models.Index(fields=["account", "executed_at"], name="fill_account_time"),
+            models.Index(fields=["account", "trade_id"], name="fill_account_trade_id"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.trade_id} {self.quantity}@{self.price}"
+        flag = " (inferred)" if self.inferred else ""
+        return f"{self.trade_id} {self.quantity}@{self.price}{flag}"
 
 
 class Position(models.Model):

@@ -4,6 +4,7 @@ candidates. Runs with no database transaction open (only the account's lease is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from reconciliation import diff as d
 from tradingstate.exchanges import base as ex
@@ -104,3 +105,69 @@ def fetch_marks(adapter, symbols: list[str]) -> MarksFetch:
     if not result.complete:
         out.error = f"incomplete: {result.note or 'prices missing'}"
     return out
+
+
+# --- trades (issue 14) ---------------------------------------------------------------------
+def trades_since(account, policy: ex.TradeHistoryPolicy, now: datetime, cfg) -> datetime:
+    """Where this pass reads trades from: the account's watermark less the overlap (and the
+    grace window, whichever is longer); the first pass looks back ``fill_lookback_hours``
+    (default: the venue's maximum)."""
+    if account.fills_watermark_at is not None:
+        back = max(cfg.fill_overlap_seconds, account.stale_order_grace_seconds)
+        return account.fills_watermark_at - timedelta(seconds=back)
+    if cfg.fill_lookback_hours is not None:
+        return now - timedelta(hours=cfg.fill_lookback_hours)
+    return now - (policy.max_lookback or policy.default_lookback)
+
+
+def trade_symbols(account, local: d.LocalSnapshot, snapshot: d.ExchangeSnapshot, instruments):
+    """The symbols whose trades a pass reads where the venue lists trades per symbol only:
+    every symbol the account has an instrument, a local order, or a position in (either
+    side), or an open order on the venue."""
+    symbols = set(instruments)
+    symbols.update(o.symbol for o in local.orders)
+    symbols.update(p.symbol for p in local.positions)
+    symbols.update(p.symbol for p in snapshot.positions or [])
+    symbols.update(o.symbol for o in snapshot.orders or [])
+    return sorted(s for s in symbols if s)
+
+
+def fetch_trades(
+    account, adapter, snapshot: d.ExchangeSnapshot, local: d.LocalSnapshot, instruments, cfg
+) -> tuple[float | None, Exception | None]:
+    """Read the account's trades into ``snapshot`` (``trades``, ``trades_from``,
+    ``trades_supported``, ``trades_watermark``). A failed or cut-off read is a ``fills``
+    fetch error, never "no trades". Returns (retry_after, auth_error)."""
+    try:
+        policy = adapter.trade_history_policy()
+    except NotImplementedError:
+        return None, None  # the venue lists no trades: fills are inferred from orders
+    snapshot.trades_supported = True
+    now = datetime.now(tz=UTC)
+    since = trades_since(account, policy, now, cfg)
+    symbols = (
+        trade_symbols(account, local, snapshot, instruments) if policy.symbol_required else None
+    )
+    try:
+        result = adapter.fetch_my_trades(since, symbols)
+    except NotImplementedError:
+        snapshot.trades_supported = False
+        return None, None
+    except ex.AuthenticationFailed as exc:
+        return None, exc
+    except ex.ExchangeError as exc:
+        snapshot.errors[d.FILLS] = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, ex.TransientExchangeError) and exc.retry_after:
+            return exc.retry_after, None
+        return None, None
+    if not result.complete:
+        snapshot.errors[d.FILLS] = f"incomplete: {result.note or 'pages missing'}"
+        return None, None
+    snapshot.trades = list(result.items)
+    snapshot.trades_from = result.covered_from or since
+    fetched = result.fetched_at or now
+    newest = max((t.executed_at for t in snapshot.trades), default=None)
+    mark = fetched - timedelta(seconds=cfg.fill_overlap_seconds)
+    candidates = [m for m in (account.fills_watermark_at, newest, mark) if m is not None]
+    snapshot.trades_watermark = max(candidates)
+    return None, None

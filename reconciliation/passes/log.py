@@ -138,22 +138,26 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
             extra={"structured": context, "with_message": True},
         )
         return
+    # fills (issue 14) are named only when the pass found some, so the runbook's line keeps
+    # its shape: (orders=2 positions=1 balances=0 repairs=2)
+    fills = f"fills={run.fill_discrepancies} " if run.fill_discrepancies else ""
     summary = (
         f"Reconciliation found {run.discrepancies_found} discrepancies "
         f"(orders={run.order_discrepancies} positions={run.position_discrepancies} "
-        f"balances={run.balance_discrepancies} repairs={run.repairs_applied})"
+        f"balances={run.balance_discrepancies} {fills}repairs={run.repairs_applied})"
     )
     repaired = {"repairs_applied": run.repairs_applied} if run.repairs_applied else {}
     out.warning(summary, extra={"structured": {**context, **repaired}, "with_message": True})
     for f in outcome.findings:
         out.warning(json.dumps(f.detail), extra={"structured": {**f.detail, **context}})
     for f, result in outcome.applied:
+        key = repair_key(f)
         if result.applied:
             out.info(
                 "Auto-repair applied: %s %s %s",
                 f.type,
-                f.key,
-                change_text(f.entity, result),
+                key,
+                repair_text(f, result),
                 extra={
                     "structured": {**context, "repair": f.type, "key": f.key},
                     "with_message": True,
@@ -163,7 +167,7 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
             out.warning(
                 "Auto-repair deferred: %s %s: %s",
                 f.type,
-                f.key,
+                key,
                 result.error,
                 extra={"structured": context, "with_message": True},
             )
@@ -180,9 +184,28 @@ def _pass_lines(out: PassLog, account: ExchangeAccount, outcome: PassOutcome) ->
         )
 
 
+def repair_key(f) -> str:
+    """What a repair line names: the trade id for fills (``missing_fill <trade_id>``), else
+    the discrepancy's key."""
+    if f.entity == d.FILLS:
+        return str(f.detail.get("trade_id") or f.key)
+    return f.key
+
+
+def repair_text(f, result: SyncOutcome) -> str:
+    """A pass's repair line: a ``position_mismatch`` names the quantity the pass saw (the
+    pass's own fill repairs may have moved the row before it: issue 14)."""
+    if f.type == d.POSITION_MISMATCH and "local_qty" in f.detail:
+        return f"{f.detail['local_qty']} -> {(result.after or {}).get('qty')}"
+    return change_text(f.entity, result)
+
+
 def change_text(entity: str, result: SyncOutcome) -> str:
-    """``from -> to`` of a repair, as the runbook's "Auto-repair applied" line shows it."""
+    """``from -> to`` of a repair, as the runbook's "Auto-repair applied" line shows it
+    (for fills: ``recorded`` or ``corrected``)."""
     before, after = result.before or {}, result.after or {}
+    if entity == d.FILLS:
+        return "corrected" if (before or {}).get("fill") else "recorded"
     if entity == d.ORDERS:
         return f"{before.get('status', 'none')} -> {after.get('status')}"
     if entity == d.POSITIONS:
@@ -197,7 +220,7 @@ def log_repair_by_staff(actor, row: Discrepancy, result: SyncOutcome, reason: st
         "Repair applied by %s: %s %s %s (reason: %s)",
         actor.name,
         row.type,
-        row.key,
+        (row.detail or {}).get("trade_id", row.key) if row.entity == d.FILLS else row.key,
         change_text(row.entity, result),
         reason,
     )

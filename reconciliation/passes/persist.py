@@ -91,7 +91,7 @@ def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:
     _close_previous(account, run, findings, snapshot)
 
     now = timezone.now()
-    counts = {d.ORDERS: 0, d.POSITIONS: 0, d.BALANCES: 0}
+    counts = {d.ORDERS: 0, d.POSITIONS: 0, d.BALANCES: 0, d.FILLS: 0}
     for f in findings:
         if f.type != d.DiscrepancyType.FETCH_ERROR:
             counts[f.entity] += 1
@@ -119,12 +119,16 @@ def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:
     run.order_discrepancies = counts[d.ORDERS]
     run.position_discrepancies = counts[d.POSITIONS]
     run.balance_discrepancies = counts[d.BALANCES]
+    run.fill_discrepancies = counts[d.FILLS]
+    run.trades_synced = len(snapshot.trades or [])
     run.repairs_applied = sum(1 for _, o in outcome.applied if o.applied)
     run.repairs_deferred = sum(1 for _, o in outcome.applied if not o.applied)
     run.retry_after_seconds = int(retry_after) if retry_after else None
     run.error = "; ".join(f"{k}: {v}" for k, v in sorted(snapshot.errors.items()))
     run.save()
     updates = {"last_reconciled_at": now}
+    if snapshot.trades_watermark is not None and not ctx.dry_run:
+        updates["fills_watermark_at"] = snapshot.trades_watermark
     if (
         run.status == ReconciliationRun.Status.COMPLETED
         and account.recovery_started_at is not None
@@ -162,12 +166,17 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
     applied: list[tuple[d.Finding, SyncOutcome]] = []
     repairs: list[Repair] = []
     repaired_ids: list[int] = []
+    moved: dict[str, tuple[int | None, int, int | None]] = {}  # positions the fills moved
     for kind in REPAIR_ORDER:
         pairs = by_kind.get(kind, [])
         if not pairs:
             continue
         items = [sync_item(f, row, reason=f"auto-repair: {f.type}") for f, row in pairs]
+        if kind == RepairKind.POSITION_SET:
+            chain_position_versions(items, moved)
         outcomes = SYNC_BY_KIND[kind](account=account, items=items, actor=actor, run_id=run.pk)
+        if kind in (RepairKind.FILL_RECORD, RepairKind.FILL_CORRECT):
+            note_moved_positions(outcomes, moved)
         for (f, row), result in zip(pairs, outcomes, strict=True):
             applied.append((f, result))
             repairs.append(repair_row(row, run, kind, result, actor, reason="auto-repair"))
@@ -182,6 +191,38 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
             resolution_reason="auto-repair",
         )
     return applied
+
+
+def note_moved_positions(outcomes: list[SyncOutcome], moved: dict) -> None:
+    """Record, per symbol, the position version this pass's fills found first and left last
+    (and the row's id), so the pass's own ``position_mismatch`` repair is not mistaken for a
+    concurrent change."""
+    for result in outcomes:
+        if not result.applied or "position_version" not in result.extra:
+            continue
+        symbol = result.extra["symbol"]
+        first, last = result.extra["position_version"]
+        pk = result.extra.get("position_id")
+        if last is None:
+            continue
+        if symbol in moved:
+            first = moved[symbol][0]
+        moved[symbol] = (first, last, pk)
+
+
+def chain_position_versions(items: list[SyncItem], moved: dict) -> None:
+    """A ``position_mismatch`` repair planned from the snapshot expects the version the
+    snapshot saw. Where this pass's fills moved the row from exactly that version, it now
+    expects the version they left (a bot's write in between still defers it)."""
+    for item in items:
+        symbol = item.values.get("symbol")
+        if symbol not in moved:
+            continue
+        first, last, pk = moved[symbol]
+        if item.target_id is None and first is None:
+            item.target_id, item.expected_version = pk, last
+        elif item.expected_version is not None and item.expected_version == first:
+            item.expected_version = last
 
 
 def sync_item(f: d.Finding, row: Discrepancy, *, reason: str) -> SyncItem:

@@ -19,10 +19,23 @@ from reconciliation import diff as d
 from reconciliation.locks import LeaseLost, account_pass_lease
 from reconciliation.models import ReconciliationRun
 from reconciliation.passes.context import PassContext, PassOutcome
-from reconciliation.passes.fetch import fetch_lookups, fetch_marks, fetch_snapshot, marks_wanted
+from reconciliation.passes.fetch import (
+    fetch_lookups,
+    fetch_marks,
+    fetch_snapshot,
+    fetch_trades,
+    marks_wanted,
+)
 from reconciliation.passes.log import emit_pass_logs
 from reconciliation.passes.persist import persist_pass, record_auth_failure, record_run_end
-from reconciliation.selectors import amount_steps, local_books, local_snapshot
+from reconciliation.selectors import (
+    amount_steps,
+    local_books,
+    local_fill_orders,
+    local_fills,
+    local_snapshot,
+    stale_not_found_counts,
+)
 from tradingstate.exchanges import adapter_for
 from tradingstate.exchanges import base as ex
 from tradingstate.models import ExchangeAccount
@@ -90,12 +103,24 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
         if auth_error is not None:
             return _auth_failed(ctx, auth_error)
         local = local_snapshot(account=account, exchange_orders=snapshot.orders, books=books)
-        cfg = diff_config(account)
+        local.not_found = stale_not_found_counts(account=account)
+        cfg = diff_config(account, adapter)
         lookups, lookup_auth_error = fetch_lookups(
             adapter, d.stale_candidates(local, snapshot, cfg)
         )
         if lookup_auth_error is not None:
             return _auth_failed(ctx, lookup_auth_error)
+        # trades last: every fill the order snapshot and lookups reflect is in the list
+        trades_retry, trades_auth_error = fetch_trades(
+            account, adapter, snapshot, local, cfg.amount_steps, settings.TRADINGSTATE
+        )
+        if trades_auth_error is not None:
+            return _auth_failed(ctx, trades_auth_error)
+        if trades_retry:
+            retry_after = max(retry_after or 0, trades_retry)
+        known = {o.id for o in local.orders}
+        local.orders.extend(local_fill_orders(account=account, trades=snapshot.trades, known=known))
+        local.fills = local_fills(account=account, trades=snapshot.trades)
         marks = fetch_marks(
             adapter,
             marks_wanted(account, local, snapshot, settings.TRADINGSTATE.valuation_currency),
@@ -114,7 +139,8 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
     )
 
 
-def diff_config(account: ExchangeAccount) -> d.DiffConfig:
+def diff_config(account: ExchangeAccount, adapter: ex.ExchangeAdapter | None = None):
+    retention = adapter.order_retention() if adapter is not None else None
     return d.DiffConfig(
         now=timezone.now(),
         grace_seconds=account.stale_order_grace_seconds,
@@ -125,6 +151,9 @@ def diff_config(account: ExchangeAccount) -> d.DiffConfig:
         amount_steps=amount_steps(account=account),
         check_positions=account.is_derivative,
         entry_price_tolerance=settings.TRADINGSTATE.entry_price_tolerance,
+        fills=True,
+        stale_not_found_passes=settings.TRADINGSTATE.stale_not_found_passes,
+        order_retention=retention,
     )
 
 

@@ -117,7 +117,8 @@ def test_runbook_incident_in_the_browser(page, live_server):
     result = page.locator(".reconcile-run").first
     assert "Completed" in result.inner_text()
     text = result.inner_text()
-    assert "3 discrepancies" in text and "0 repairs applied" in text
+    # the runbook's three and the demo's missed fill (issue 14)
+    assert "4 discrepancies" in text and "0 repairs applied" in text
     for key in ("abc123", "def456", "BTC/USDT"):
         assert key in text
     shot(page, "02_reconcile_result")

@@ -57,7 +57,8 @@ def test_python_manage_py_reconcile_works_with_plain_python(tmp_path):
     # when: the command `demo` prints and the README shows
     out = plain("manage.py", "reconcile", "--account", "paper-demo").stdout
     # then: it ran in the venv, against this database
-    assert "3 discrepancies (orders=2 positions=1 balances=0), 3 repairs applied" in out
+    # the runbook's three and the demo's missed fill (issue 14)
+    assert "4 discrepancies (orders=2 positions=1 balances=0 fills=1), 4 repairs applied" in out
     # and the scripts use the same hand-off
     status = plain("scripts/killswitch.py", "--status").stdout
     assert "inactive" in status.lower()

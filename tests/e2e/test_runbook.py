@@ -59,7 +59,11 @@ def test_demo_pass_then_runbook_greps(ops):
     manage, grep, _home, env = ops
     manage("demo")
     first = manage("reconcile", "--account", "paper-demo")
-    assert "3 discrepancies (orders=2 positions=1 balances=0), 3 repairs applied" in first.stdout
+    # the runbook's three and the demo's missed fill of ghi789 (issue 14)
+    assert (
+        "4 discrepancies (orders=2 positions=1 balances=0 fills=1), 4 repairs applied"
+        in first.stdout
+    )
     second = manage("reconcile", "--account", "paper-demo")
     assert "0 discrepancies" in second.stdout  # the second pass is clean
 
@@ -91,8 +95,10 @@ def test_demo_pass_then_runbook_greps(ops):
         "Reconciliation found\\|position_mismatch\\|balance_mismatch"
         "\\|stale_local_order\\|missing_local_order"
     )
+    # the runbook's three, and the demo's missed fill of ghi789 (issue 14)
     assert (
-        "Reconciliation found 3 discrepancies (orders=2 positions=1 balances=0 repairs=3)" in step1
+        "Reconciliation found 4 discrepancies (orders=2 positions=1 balances=0 fills=1 repairs=4)"
+        in step1
     )
     assert (
         '{"type": "position_mismatch", "symbol": "BTC/USDT", "local_qty": "0.05", '
@@ -117,7 +123,8 @@ def test_demo_pass_then_runbook_greps(ops):
     assert "Auto-repair applied: stale_local_order abc123 submitted -> cancelled" in repairs
     assert "Auto-repair applied: missing_local_order def456" in repairs
     assert "Auto-repair applied: position_mismatch BTC/USDT 0.05 -> 0.08" in repairs
-    assert '"repairs_applied": 3' in repairs
+    assert "Auto-repair applied: missing_fill PT-" in repairs  # ghi789's trade, recorded
+    assert '"repairs_applied": 4' in repairs
 
     # audit entries equal repairs
     check = manage(

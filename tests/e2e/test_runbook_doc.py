@@ -126,8 +126,9 @@ def test_every_block_runs_against_the_demo(operator):
         outputs.append(proc.stdout)
     text = "\n".join(outputs)
     # then: what the doc says each block shows
-    assert (
-        "Reconciliation found 3 discrepancies (orders=2 positions=1 balances=0 repairs=3)" in text
+    assert (  # the runbook's three and the demo's missed fill (issue 14)
+        "Reconciliation found 4 discrepancies (orders=2 positions=1 balances=0 fills=1 repairs=4)"
+        in text
     )
     assert '"type": "stale_local_order", "client_order_id": "abc123"' in text
     assert "Auto-repair applied: position_mismatch BTC/USDT 0.05 -> 0.08" in text

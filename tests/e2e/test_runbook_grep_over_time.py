@@ -19,14 +19,14 @@ from django.core.management import call_command
 call_command("demo")
 acct = ExchangeAccount.objects.get(name="paper-demo")
 first = run_reconciliation(acct)
-assert first.repairs_applied == 3, first
+assert first.repairs_applied == 4, first  # with the missed fill (issue 14)
 for _ in range(20):
     assert run_reconciliation(acct).discrepancies_found == 0
 ExchangeAccount.objects.filter(pk=acct.pk).update(auto_repair=False)
 call_command("demo", "--reset")
 for _ in range(20):
     run = run_reconciliation(acct)
-    assert run.discrepancies_found == 3 and run.repairs_applied == 0, run
+    assert run.discrepancies_found == 4 and run.repairs_applied == 0, run
 print("history done")
 """
 
@@ -54,14 +54,15 @@ def test_repairs_stay_in_the_runbook_tail_after_forty_passes_without_repairs(tmp
         cwd=tmp_path, capture_output=True, text=True, timeout=30,
     ).stdout  # fmt: skip
 
-    # then: the tail is the first pass's summary and its three repairs
+    # then: the tail is the first pass's summary and its four repairs
     lines = tail.splitlines()
-    assert len(lines) == 4, tail
-    assert '"repairs_applied": 3' in lines[0]
+    assert len(lines) == 5, tail
+    assert '"repairs_applied": 4' in lines[0]
     assert "Auto-repair applied: stale_local_order abc123 submitted -> cancelled" in tail
     assert "Auto-repair applied: missing_local_order def456" in tail
     assert "Auto-repair applied: position_mismatch BTC/USDT 0.05 -> 0.08" in tail
+    assert "Auto-repair applied: missing_fill PT-" in tail
     # and the later passes did log, each as the runbook's other greps expect
     log = next((tmp_path / "data" / "logs").glob("*.log")).read_text()
     assert log.count("Reconciliation clean") == 20
-    assert log.count("Reconciliation found 3 discrepancies") == 21
+    assert log.count("Reconciliation found 4 discrepancies") == 21

@@ -44,11 +44,12 @@ def test_reconcile_now_runs_a_pass_and_shows_the_result(client, staff, demo):
     assert (run.trigger, run.status, run.requested_by) == ("manual", "completed", "alice")
     text = resp.content.decode()
     assert f"paper-demo — pass {run.pk}" in text and "Completed" in text
-    assert "3 discrepancies" in text and "0 repairs applied" in text
+    # the runbook's three and the demo's missed fill (issue 14)
+    assert "4 discrepancies" in text and "0 repairs applied" in text
     for key in ("abc123", "def456", "BTC/USDT"):
         assert key in text
     assert (
-        f"paper-demo: pass {run.pk} completed, 3 discrepancies, 0 repairs applied."
+        f"paper-demo: pass {run.pk} completed, 4 discrepancies, 0 repairs applied."
         in messages_of(resp)
     )
 

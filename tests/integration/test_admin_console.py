@@ -48,11 +48,13 @@ def test_console_shows_each_account(client, staff, reconciled):
     text = client.get(CONSOLE).content.decode()
     row = text[text.index('id="account-paper-demo"') : text.index('id="account-quiet"')]
     # last pass, open discrepancies by type with links into the filtered changelist
-    assert "Completed" in row and "3 open" in row
+    # the runbook's three and the demo's missed fill (issue 14), each listed by type
+    assert "Completed" in row and "4 open" in row
     base = f"/admin/reconciliation/discrepancy/?account__id__exact={demo.pk}&amp;status__exact=open"
     assert f'href="{base}"' in row
     assert f'href="{base}&amp;type__exact=position_mismatch"' in row
     assert "Position mismatch: 1" in row and "Stale local order: 1" in row
+    assert "Missing fill: 1" in row
     assert f"/admin/reconciliation/reconciliationrun/{reconciled.pk}/change/" in row
     assert "<strong>off</strong>" in row  # auto-repair
     assert "trading" in row and "enabled" in row

@@ -70,6 +70,7 @@ def test_database_constraints(account):
     Fill.objects.create(
         account=account,
         order=order,
+        symbol=order.symbol,
         trade_id="t",
         quantity=1,
         price=1,
@@ -79,12 +80,23 @@ def test_database_constraints(account):
         lambda: Fill.objects.create(
             account=account,
             order=order,
+            symbol=order.symbol,
             trade_id="t",
             quantity=1,
             price=1,
             executed_at="2026-01-01T00:00:00Z",
         ),
-        "fill_unique_trade_id",
+        "fill_unique_symbol_trade_id",
+    )
+    # issue 14: Binance numbers trades per symbol, so the same id on another symbol is
+    # another trade (an external one here: no order)
+    Fill.objects.create(
+        account=account,
+        symbol="ETH/USDT",
+        trade_id="t",
+        quantity=1,
+        price=1,
+        executed_at="2026-01-01T00:00:00Z",
     )
 
 
@@ -96,5 +108,5 @@ NAMED = (
     "order_status_valid",
     "position_unique_symbol",
     "balance_unique_currency",
-    "fill_unique_trade_id",
+    "fill_unique_symbol_trade_id",
 )

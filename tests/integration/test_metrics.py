@@ -34,9 +34,10 @@ def test_metrics_after_the_demo_pass(client, django_assert_max_num_queries):
     )
     assert m[("tradingstate_discrepancies_total", (acct, ("type", "position_mismatch")))] == 1
     assert m[("tradingstate_discrepancies_open", (acct, ("type", "stale_local_order")))] == 0
-    assert (
+    assert m[("tradingstate_discrepancies_total", (acct, ("type", "missing_fill")))] == 1
+    assert (  # the runbook's three and the demo's missed fill (issue 14)
         m[("tradingstate_repairs_total", (acct, ("actor_type", "system"), ("status", "applied")))]
-        == 3
+        == 4
     )
     assert m[("tradingstate_killswitch_active", (("account", ""), ("scope", "global")))] == 1
     assert m[("tradingstate_account_enabled", (acct,))] == 1

@@ -36,6 +36,7 @@ def test_requested_pass_runs_on_the_worker_after_commit(
         assert run.status == "queued"
     assert len(callbacks) == 1
     run.refresh_from_db()
-    assert run.status == "completed" and run.dry_run and run.discrepancies_found == 3
+    # the runbook's three, and the demo's missed fill of ghi789 (issue 14)
+    assert run.status == "completed" and run.dry_run and run.discrepancies_found == 4
     assert run.repairs_applied == 0
     assert ReconciliationRun.objects.count() == 1  # the queued row was filled in, not duplicated

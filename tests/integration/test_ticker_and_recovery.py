@@ -96,7 +96,8 @@ def test_task_is_idempotent_and_skips_disabled():
     run = ReconciliationRun.objects.create(account=account, trigger="schedule")
     assert reconcile_account_task(account.pk, "schedule", run.pk).endswith("completed")
     assert "already completed" in reconcile_account_task(account.pk, "schedule", run.pk)
-    assert AuditEntry.objects.filter(action="repair.apply").count() == 3  # once, not twice
+    # the runbook's three and the demo's missed fill (issue 14): once each, not twice
+    assert AuditEntry.objects.filter(action="repair.apply").count() == 4
     ExchangeAccount.objects.filter(pk=account.pk).update(enabled=False)
     assert reconcile_account_task(account.pk, "schedule") == "account missing or disabled"
 
@@ -165,4 +166,5 @@ def test_demo_is_idempotent_and_resets(capsys):
     capsys.readouterr()
     call_command("reconcile", "--account", "paper-demo", "--dry-run")
     out = capsys.readouterr().out
-    assert "(dry run)" in out and "3 discrepancies" in out and "0 repairs applied" in out
+    # the runbook's three and the demo's missed fill (issue 14)
+    assert "(dry run)" in out and "4 discrepancies" in out and "0 repairs applied" in out

@@ -6,18 +6,14 @@ Setting a position or a balance follows ``tradingstate.rules.positions`` /
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from tradingstate import transitions
 from tradingstate.actors import Actor
-from tradingstate.amounts import amount_str, parse_amount, quantize_amount
-from tradingstate.errors import ApplicationError, Conflict, ValidationFailed, VersionConflict
+from tradingstate.errors import VersionConflict
 from tradingstate.locks import balance_qs_select_for_update, position_qs_select_for_update
-from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Fill, Order, Position
+from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Position
 from tradingstate.rules import balances as balance_rules
 from tradingstate.rules import positions as position_rules
 from tradingstate.services import events
@@ -27,163 +23,20 @@ from tradingstate.services.events import (  # noqa: F401 (re-exported)
     FILL_AUDIT_FIELDS,
     POSITION_AUDIT_FIELDS,
 )
+from tradingstate.services.fills import (  # noqa: F401 (re-exported: fills live there now)
+    EXECUTED_AT_RANGE,
+    FILL_CONFLICT,
+    OVERFILL,
+    Overfill,
+    fill_record,
+)
 from tradingstate.services.orders import (
     KnownSymbol,
-    order_get_for_update,
-    validate_client_order_id,
 )
 
 Action = AuditEntry.Action
 
-OVERFILL = (
-    "Fill {trade_id} of {qty} would overfill order '{client_order_id}' "
-    "({filled} of {total} filled)."
-)
-FILL_CONFLICT = "Trade '{trade_id}' is already recorded with different content: {fields}."
-EXECUTED_AT_RANGE = "executed_at must be within a year of now and not in the future."
 VERSION_MISMATCH = "{what} changed (version {actual}, expected {expected})."
-
-
-class Overfill(ApplicationError):
-    code = "overfill"
-    http_status = 409
-
-
-def _trade_id(value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > 128 or value.strip() != value:
-        msg = "must be 1-128 characters with no surrounding spaces"
-        raise ValidationFailed(f"trade_id: {msg}", fields={"trade_id": [msg]})
-    if any(ord(ch) < 32 for ch in value):
-        msg = "must not contain control characters"
-        raise ValidationFailed(f"trade_id: {msg}", fields={"trade_id": [msg]})
-    return value
-
-
-def _executed_at(value: datetime | None) -> datetime:
-    now = timezone.now()
-    if value is None:
-        return now
-    if timezone.is_naive(value):
-        raise ValidationFailed(
-            "executed_at needs a timezone", fields={"executed_at": ["must include a timezone"]}
-        )
-    if value > now + timedelta(minutes=5) or value < now - timedelta(days=366):
-        raise ValidationFailed(EXECUTED_AT_RANGE, fields={"executed_at": [EXECUTED_AT_RANGE]})
-    return value
-
-
-@transaction.atomic
-def fill_record(
-    *,
-    account: ExchangeAccount,
-    client_order_id: str,
-    trade_id: str,
-    quantity: object,
-    price: object,
-    actor: Actor,
-    fee: object = "0",
-    fee_currency: str = "",
-    executed_at: datetime | None = None,
-    reason: str = "",
-) -> tuple[Fill, bool]:
-    """Record a fill: the order's filled quantity and the position move together.
-
-    Idempotent on ``trade_id``: the same trade again is a no-op returning ``(fill, False)``;
-    the same trade id with other content is a conflict. A fill that would take the order past
-    its quantity is refused and changes nothing.
-    """
-    validate_client_order_id(client_order_id)
-    trade_id = _trade_id(trade_id)
-    qty = parse_amount(quantity, "quantity", positive=True)
-    px = parse_amount(price, "price", non_negative=True)
-    fee_amount = parse_amount(fee, "fee")
-    executed = _executed_at(executed_at)
-    if not isinstance(fee_currency, str) or len(fee_currency) > 32:
-        raise ValidationFailed(
-            "fee_currency too long", fields={"fee_currency": ["at most 32 characters"]}
-        )
-
-    # Lock order: Order, then Position. The order lock serialises fills of one order, so a
-    # duplicate delivered concurrently finds the first one here.
-    order = order_get_for_update(account=account, client_order_id=client_order_id)
-    existing = Fill.objects.filter(account=account, trade_id=trade_id).first()
-    if existing is not None:
-        _check_same_fill(existing, order, qty, px)
-        return existing, False
-    if order.filled_qty + qty > order.quantity:
-        msg = OVERFILL.format(
-            trade_id=trade_id,
-            qty=amount_str(qty),
-            client_order_id=order.client_order_id,
-            filled=amount_str(order.filled_qty),
-            total=amount_str(order.quantity),
-        )
-        raise Overfill(msg, fields={"quantity": [msg]})
-
-    order_before = events.order_snapshot(order)
-    new_filled = order.filled_qty + qty
-    old_value = (order.avg_fill_price or Decimal(0)) * order.filled_qty
-    order.avg_fill_price = quantize_amount((old_value + px * qty) / new_filled)
-    order.filled_qty = new_filled
-    order.remaining_qty = order.quantity - new_filled
-    if order.status in transitions.ACTIVE:
-        # a fill is evidence the order reached the exchange: walk the machine forward
-        target = (
-            transitions.FILLED if new_filled == order.quantity else transitions.PARTIALLY_FILLED
-        )
-        path = transitions.transition_path(order.status, target)
-        if path is not None:
-            order.status = target
-    order.version += 1
-
-    fill = Fill(
-        account=account,
-        order=order,
-        trade_id=trade_id,
-        quantity=qty,
-        price=px,
-        fee=fee_amount,
-        fee_currency=fee_currency,
-        executed_at=executed,
-    )
-    try:
-        with transaction.atomic():
-            fill.save(force_insert=True)
-    except IntegrityError:
-        # the same trade id recorded against another order of this account meanwhile
-        other = Fill.objects.get(account=account, trade_id=trade_id)
-        _check_same_fill(other, order, qty, px)
-        return other, False
-    order.save()
-
-    position, position_before = _position_for_update(account, order.symbol)
-    delta = qty if order.side == Order.Side.BUY else -qty
-    _apply_position_delta(position, delta, px)
-    position.save()
-
-    events.fill_recorded(
-        fill=fill,
-        order=order,
-        position=position,
-        order_before=order_before,
-        position_before=position_before,
-        actor=actor,
-        reason=reason,
-    )
-    return fill, True
-
-
-def _check_same_fill(existing: Fill, order: Order, qty: Decimal, px: Decimal) -> None:
-    differing = []
-    if existing.order_id != order.pk:
-        differing.append("client_order_id")
-    if existing.quantity != qty:
-        differing.append("quantity")
-    if existing.price != px:
-        differing.append("price")
-    if differing:
-        msg = FILL_CONFLICT.format(trade_id=existing.trade_id, fields=", ".join(differing))
-        raise Conflict(msg, fields={name: [msg] for name in differing})
 
 
 def _position_for_update(account: ExchangeAccount, symbol: str) -> tuple[Position, dict | None]:
@@ -197,20 +50,6 @@ def _position_for_update(account: ExchangeAccount, symbol: str) -> tuple[Positio
     except IntegrityError:
         position = position_qs_select_for_update().get(account=account, symbol=symbol)
         return position, events.position_snapshot(position)
-
-
-def _apply_position_delta(position: Position, delta: Decimal, price: Decimal) -> None:
-    old = position.qty
-    new = old + delta
-    if new == 0:
-        position.entry_price = None
-    elif old == 0 or (old > 0) != (new > 0):
-        position.entry_price = price  # opened, or flipped through zero
-    elif abs(new) > abs(old):  # adding to the position: weighted average entry
-        entry = position.entry_price if position.entry_price is not None else price
-        position.entry_price = quantize_amount((entry * abs(old) + price * abs(delta)) / abs(new))
-    position.qty = new
-    position.version += 1
 
 
 def _check_version(what: str, actual: int, expected: int | None) -> None:

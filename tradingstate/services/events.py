@@ -55,7 +55,21 @@ ORDER_AUDIT_FIELDS = (
 )
 POSITION_AUDIT_FIELDS = ("symbol", "qty", "entry_price", "version")
 BALANCE_AUDIT_FIELDS = ("currency", "free", "used", "total", "version")
-FILL_AUDIT_FIELDS = ("trade_id", "quantity", "price", "fee", "fee_currency", "executed_at")
+FILL_AUDIT_FIELDS = (
+    "trade_id",
+    "symbol",
+    "side",
+    "client_order_id",
+    "exchange_order_id",
+    "quantity",
+    "price",
+    "fee",
+    "fee_currency",
+    "is_maker",
+    "origin",
+    "inferred",
+    "executed_at",
+)
 PAPER_ORDER_AUDIT_FIELDS = (
     "exchange_order_id",
     "client_order_id",

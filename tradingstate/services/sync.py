@@ -33,6 +33,7 @@ from tradingstate.rules import orders as order_rules
 from tradingstate.rules import positions as position_rules
 from tradingstate.services import accounting as accounting_services
 from tradingstate.services import events
+from tradingstate.services import fills as fills_services
 from tradingstate.services.audit import audit_snapshot
 from tradingstate.services.books import (
     balance_apply,
@@ -424,6 +425,8 @@ def positions_adopt_entry_price(
 
 
 SYNC_BY_KIND = {
+    RepairKind.FILL_RECORD: fills_services.fills_record_from_venue,
+    RepairKind.FILL_CORRECT: fills_services.fills_correct,
     RepairKind.ORDER_CREATE: orders_create_from_exchange,
     RepairKind.ORDER_STATE: orders_sync_state,
     RepairKind.POSITION_SET: positions_sync,

@@ -100,6 +100,9 @@ def stage(*, reset: bool) -> ExchangeAccount:
             PaperMarkPrice,
         ):
             model.objects.filter(account=account).delete()
+        # and its trades are read again from the start (the staged trades are older than
+        # the watermark the earlier passes left)
+        ExchangeAccount.objects.filter(pk=account.pk).update(fills_watermark_at=None)
     Instrument.objects.update_or_create(
         account=account,
         symbol="BTC/USDT",

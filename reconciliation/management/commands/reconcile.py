@@ -83,7 +83,8 @@ def summary(run: ReconciliationRun) -> str:
         f"{run.account.name}: run {run.pk} {run.status}"
         f"{' (dry run)' if run.dry_run else ''} in {run.duration_ms or 0} ms — "
         f"{run.discrepancies_found} discrepancies (orders={run.order_discrepancies} "
-        f"positions={run.position_discrepancies} balances={run.balance_discrepancies}), "
+        f"positions={run.position_discrepancies} balances={run.balance_discrepancies} "
+        f"fills={run.fill_discrepancies}), "
         f"{run.repairs_applied} repairs applied"
     )
     lines = [head]
