@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "django_q",
     "axes",  # admin login lockout after repeated failures
+    "django_htmx",  # the console's live panels (htmx shipped by django-htmx: no CDN, no build)
     "tradingstate",
     "killswitch",
     "reconciliation",
@@ -73,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: answers locked-out logins
 ]
@@ -138,6 +140,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = TRADINGSTATE.time_zone
 USE_I18N = True
 USE_TZ = True
+# every moment shown with seconds and the UTC offset (tradingstate/formats/en/formats.py)
+FORMAT_MODULE_PATH = ["tradingstate.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(ENV.TRADINGSTATE_STATIC_ROOT or DATA_DIR / "static")
