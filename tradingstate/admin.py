@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from tradingstate.actors import Actor
-from tradingstate.amounts import amount_str
+from tradingstate.amounts import amount_str, unpad_numbers
 from tradingstate.models import (
     AuditEntry,
     Balance,
@@ -269,6 +269,10 @@ AUDIT_FILTERS = ("target_id", "target_type", "run_id", "discrepancy_id", "correl
                  "actor_name")  # fmt: skip
 
 
+# one object's history, one request, one pass, one discrepancy: listed oldest first
+CHRONOLOGICAL = ("target_id", "correlation_id", "run_id", "discrepancy_id")
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
     """The audit trail, read-only. The list shows who, what, on which object and why; each
@@ -296,7 +300,8 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     @admin.display(description="Target")
     def target(self, obj):
-        text = obj.target_repr or f"{obj.target_type} {obj.target_id}".strip()
+        # entries written before numbers were normalised carry "0.080000000000000000"
+        text = unpad_numbers(obj.target_repr) or f"{obj.target_type} {obj.target_id}".strip()
         if not obj.target_id:
             return text or "—"
         return format_html(
@@ -334,7 +339,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def get_ordering(self, request):
         # one object's history, one request or one pass: in the order it happened
-        if any(k in request.GET for k in ("target_id", "correlation_id", "run_id")):
+        if any(k in request.GET for k in CHRONOLOGICAL):
             return ["id"]
         return ["-id"]
 

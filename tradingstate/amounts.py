@@ -4,6 +4,7 @@ Pure: no ORM (``tradingstate.rules`` and the reconciliation diff use it)."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from tradingstate.errors import ValidationFailed
@@ -109,6 +110,15 @@ def amount_display(value: Decimal | None, step: Decimal | None = None) -> str | 
     assert isinstance(step_exp, int) and isinstance(value_exp, int)
     places = max(0, -step_exp, -value_exp)
     return format(Decimal(text).quantize(Decimal(1).scaleb(-places)), "f") if places else text
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?![\w.])")
+
+
+def unpad_numbers(text: str) -> str:
+    """``text`` with every decimal number in it written by ``amount_display`` (for texts
+    recorded before numbers were normalised: "0.080000000000000000" -> "0.08")."""
+    return _NUMBER.sub(lambda m: amount_display(Decimal(m.group(0))) or m.group(0), text)
 
 
 QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)

@@ -213,7 +213,8 @@ def test_the_as_of_scrubber_shows_the_state_recorded_at_t(page, live_server, inc
             moment,
         )
         page.wait_for_function(
-            "(t) => document.getElementById('state-at-body').dataset.epoch === String(t)", arg=moment
+            "(t) => document.getElementById('state-at-body').dataset.epoch === String(t)",
+            arg=moment,
         )
         return page.locator("#held tr.position[data-symbol='BTC/USDT'] td.qty").inner_text()
 

@@ -122,6 +122,12 @@ def test_no_value_is_padded_to_18_places(client, staff, repaired):
     # regression: lists, detail pages and __str__ showed "0.080000000000000000"
     position = Position.objects.get(account=repaired.account, symbol="BTC/USDT")
     order = Order.objects.filter(account=repaired.account).first()
+    # an entry recorded before numbers were normalised (its text is history: shown unpadded)
+    AuditEntry.objects.create(
+        actor_type="system", actor_name="before-issue-18", action="position.set",
+        target_type="position", target_id=str(position.pk), account=repaired.account,
+        target_repr="paper-demo:BTC/USDT 0.050000000000000000",
+    )  # fmt: skip
     assert str(position) == "paper-demo:BTC/USDT 0.08"
     assert str(order).split()[2] in ("0.01", "0.02", "0.03")
     pages = [

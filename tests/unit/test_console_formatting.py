@@ -38,6 +38,15 @@ def test_amount_display_none():
     assert amount_display(None) is None
 
 
+def test_unpad_numbers_in_recorded_text():
+    from tradingstate.amounts import unpad_numbers
+
+    old = "abc123 buy 0.010000000000000000 BTC/USDT [submitted] 60250.000000000000000000"
+    assert unpad_numbers(old) == "abc123 buy 0.01 BTC/USDT [submitted] 60250"
+    assert unpad_numbers("paper-demo:BTC/USDT -0.50") == "paper-demo:BTC/USDT -0.5"
+    assert unpad_numbers("v1.2.3 and 10") == "v1.2.3 and 10"  # not a number: untouched
+
+
 def test_qty_filter_keeps_the_full_value_one_hover_away():
     from tradingstate.templatetags.money import qty
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django import forms
 
-from tradingstate.amounts import parse_amount
+from tradingstate.amounts import amount_str, parse_amount
 from tradingstate.errors import ValidationFailed
 from tradingstate.models import PaperMarkPrice
 from tradingstate.rules import values
@@ -115,6 +115,12 @@ class PaperMarkForm(forms.ModelForm):
     class Meta:
         model = PaperMarkPrice
         fields = ("account", "symbol", "price", "walk")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.price is not None and not self.is_bound:
+            # the stored value without its column's 18-place padding
+            self.initial["price"] = amount_str(self.instance.price)
 
     def clean_price(self):
         return _amount(self, "price", positive=True)
