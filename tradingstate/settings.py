@@ -59,7 +59,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "django_q",
     "axes",  # admin login lockout after repeated failures
-    "django_htmx",  # the console's live panels (htmx shipped by django-htmx: no CDN, no build)
+    # the console's live panels: htmx as shipped by django-htmx ({% htmx_script %}), served
+    # from our static files (no CDN, no build step). No middleware: the API's hot path is
+    # untouched; the panels are plain partial-template views.
+    "django_htmx",
     "tradingstate",
     "killswitch",
     "reconciliation",
@@ -74,7 +77,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: answers locked-out logins
 ]
