@@ -23,10 +23,11 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from reconciliation.models import Discrepancy
 from reconciliation.services import run_reconciliation
 from tests.e2e.test_admin_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PASSWORD, sync_api
 from tests.factories import StaffFactory
-from tradingstate.models import ExchangeAccount, Position
+from tradingstate.models import AuditEntry, ExchangeAccount, Position
 
 SHOTS = ARTIFACTS / "console"
 PADDED = re.compile(r"\d\.\d*0{10,}")
@@ -115,7 +116,12 @@ def test_every_console_and_list_page_fits_1280_and_shows_no_padding(page, live_s
     login(page, base)
     assert page.url.rstrip("/").endswith("/admin")  # staff land on the console
     position = Position.objects.get(account=incident, symbol="BTC/USDT")
+    discrepancy = Discrepancy.objects.filter(account=incident).order_by("id").first()
+    entry = AuditEntry.objects.filter(action="repair.apply").order_by("id").first()
     pages = {
+        "discrepancy": f"/admin/reconciliation/discrepancy/{discrepancy.pk}/change/",
+        "run": f"/admin/reconciliation/reconciliationrun/{discrepancy.run_id}/change/",
+        "audit_entry": f"/admin/tradingstate/auditentry/{entry.pk}/change/",
         "console": "/admin/",
         "models": "/admin/models/",
         "pnl": "/admin/console/pnl/",
