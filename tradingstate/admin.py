@@ -139,6 +139,7 @@ class InstrumentAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
 class MarkPriceAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
     """The prices positions and balances are valued at (refreshed by each pass)."""
 
+    amount_steps = {"price": "price"}
     list_display = ("symbol", "account", "price", "source", "time", "stale", "fetched_at")
     list_filter = ("account", "source", "stale")
     search_fields = ("symbol",)
@@ -168,6 +169,8 @@ class PnlSnapshotAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
 @admin.register(Order)
 class OrderAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
     # what matters first; type, origin, ids and the audit trail are on the order's page
+    amount_steps = {"quantity": "amount", "filled_qty": "amount", "remaining_qty": "amount",
+                    "price": "price", "avg_fill_price": "price"}  # fmt: skip
     list_display = (
         "client_order_id",
         "status",
@@ -187,6 +190,8 @@ class OrderAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelA
 
 @admin.register(Fill)
 class FillAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+    amount_steps = {"quantity": "amount", "price": "price"}
+    amount_symbol = "order__symbol"
     list_display = ("trade_id", "account", "order", "quantity", "price", "fee", "executed_at")
     list_filter = ("account",)
     search_fields = ("trade_id", "order__client_order_id")
@@ -195,6 +200,7 @@ class FillAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAd
 
 @admin.register(Position)
 class PositionAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
+    amount_steps = {"qty": "amount", "entry_price": "price"}
     list_display = ("symbol", "account", "qty", "entry_price", "realized_pnl", "fees", "updated_at")
     list_filter = ("account",)
     search_fields = ("symbol",)

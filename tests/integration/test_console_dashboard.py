@@ -147,7 +147,8 @@ def test_no_value_is_padded_to_18_places(client, staff, repaired):
         resp = client.get(url)
         assert resp.status_code == 200, url
         assert not PADDED.findall(visible_text(resp.content.decode())), url
-    assert 'title="0.08">0.08<' in client.get("/admin/tradingstate/position/").content.decode()
+    # at the instrument's precision (step 0.001), the stored value on hover
+    assert 'title="0.08">0.080<' in client.get("/admin/tradingstate/position/").content.decode()
 
 
 def test_audit_list_shows_reason_and_target_and_filters(client, staff, repaired):

@@ -14,6 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,6 +26,7 @@ from tradingstate.actors import Actor
 from tradingstate.amounts import amount_display, amount_str
 from tradingstate.errors import ApplicationError, VersionConflict
 from tradingstate.fields import AmountField
+from tradingstate.models import Instrument
 from tradingstate.services import account_auto_repair_pause
 from tradingstate.templatetags.money import moment_str
 
@@ -48,12 +50,13 @@ def audit_filter_link(label: str, **params) -> str:
     return format_html('<a href="{}">{}</a>', audit_url(**params), label)
 
 
-def amount_html(value) -> str:
-    """An amount as traders read it (``amount_display``), the full stored value on hover."""
+def amount_html(value, step=None) -> str:
+    """An amount as traders read it (``amount_display``: the instrument's precision when its
+    ``step`` is known), the full stored value on hover."""
     if value is None:
         return "—"
     return format_html(
-        '<span class="num" title="{}">{}</span>', amount_str(value), amount_display(value)
+        '<span class="num" title="{}">{}</span>', amount_str(value), amount_display(value, step)
     )
 
 
@@ -66,10 +69,35 @@ class AmountInput(forms.TextInput):
         return super().format_value(value)
 
 
+STEP_KINDS = {"amount": "amount_step", "price": "price_step"}
+
+
 class AmountDisplayMixin:
     """Every ``AmountField`` of the model shown as traders read it: in the list columns and
     on read-only change pages through ``amount_html`` (never "0.080000000000000000"), in
-    edit forms through ``AmountInput``. The full stored value stays one hover away."""
+    edit forms through ``AmountInput``. The full stored value stays one hover away.
+
+    ``amount_steps`` maps fields to the instrument's step that sets their precision
+    (``{"qty": "amount", "entry_price": "price"}``); the queryset then carries the steps of
+    the row's instrument (account + symbol) as subqueries, so the list reads no more
+    statements. Without a known step, trailing zeros are dropped."""
+
+    amount_steps: dict[str, str] = {}
+    amount_symbol = "symbol"  # the row's instrument symbol (``order__symbol`` for fills)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if not self.amount_steps:
+            return qs
+        instrument = Instrument.objects.filter(
+            account_id=OuterRef("account_id"), symbol=OuterRef(self.amount_symbol)
+        )
+        return qs.annotate(
+            **{
+                f"_{column}": Subquery(instrument.values(column)[:1])
+                for column in sorted({STEP_KINDS[k] for k in self.amount_steps.values()})
+            }
+        )
 
     def _amount_names(self) -> set[str]:
         return {f.name for f in self.model._meta.get_fields() if isinstance(f, AmountField)}
@@ -81,7 +109,9 @@ class AmountDisplayMixin:
             field = model._meta.get_field(name)
 
             def show(self, obj, _name=name):
-                return amount_html(getattr(obj, _name))
+                kind = self.amount_steps.get(_name)
+                step = getattr(obj, f"_{STEP_KINDS[kind]}", None) if kind else None
+                return amount_html(getattr(obj, _name), step)
 
             show.short_description = field.verbose_name
             show.admin_order_field = name
