@@ -98,3 +98,17 @@ def test_column_chart_draws_one_column_per_day():
     svg = column_chart_svg([("2026-12-01", 1), ("2026-12-02", 3)], title="trend")
     assert svg.count('class="bar"') == 2 and "2026-12-01" in svg and "2026-12-02" in svg
     assert "none in this window" in column_chart_svg([], title="trend")
+
+
+def test_the_scrubbers_moment():
+    from tradingstate.web.console.pages import AT_INVALID, parse_moment
+
+    now = datetime(2026, 12, 6, 14, 0, tzinfo=UTC)
+    assert parse_moment(None, now=now) == (now, "")
+    assert parse_moment("1765029792", now=now) == (datetime(2025, 12, 6, 14, 3, 12, tzinfo=UTC), "")
+    assert parse_moment("2026-12-06T14:03:12Z", now=now)[0] == datetime(
+        2026, 12, 6, 14, 3, 12, tzinfo=UTC
+    )
+    assert parse_moment("2026-12-06 14:03:12", now=now)[0].tzinfo == UTC  # naive: UTC
+    for bad in ("yesterday", "2026-13-45T00:00:00Z", "9" * 20):
+        assert parse_moment(bad, now=now) == (now, AT_INVALID)

@@ -19,6 +19,7 @@ model index stays one click away at ``/admin/models/``.
 from __future__ import annotations
 
 from collections import defaultdict
+from urllib.parse import urlencode
 
 from django.http import Http404
 from django.template.response import TemplateResponse
@@ -39,8 +40,6 @@ FEED_LENGTH = 20
 
 
 def _changelist(name: str, **params) -> str:
-    from urllib.parse import urlencode
-
     url = reverse(f"admin:{name}_changelist")
     return f"{url}?{urlencode(params)}" if params else url
 

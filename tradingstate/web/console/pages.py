@@ -32,7 +32,7 @@ def parse_moment(raw: str | None, *, now: datetime) -> tuple[datetime, str]:
     try:
         if raw.lstrip("-").isdigit():
             return datetime.fromtimestamp(int(raw), tz=UTC), ""
-        moment = parse_datetime(raw.replace(" ", "T", 1) if "T" not in raw else raw)
+        moment = parse_datetime(raw)
     except (ValueError, OverflowError, OSError):
         moment = None
     if moment is None:
