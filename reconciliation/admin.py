@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair, WorkerHeartbeat
@@ -186,7 +187,7 @@ class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                    f"{timezone.localtime(r.created_at):%Y-%m-%d %H:%M:%S %z}",
                     r.action,
                     r.get_status_display(),
                     r.actor_name,

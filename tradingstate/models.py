@@ -491,7 +491,7 @@ class AuditEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S %z} {self.actor_name} {self.action}"
 
 
 # --- The paper venue ---------------------------------------------------------------------
