@@ -190,6 +190,15 @@ def test_the_live_panel_changes_after_a_pass_without_reload(page, live_server, i
     assert "stale" in page.locator("#panel-accounts").get_attribute("class")
     assert "3 open" in row.locator(".open-discrepancies").inner_text()
     page.screenshot(path=str(SHOTS / "live_unreachable.png"), full_page=True)
+    # when the session ends: the login page is not swapped into the panels
+    page.unroute("**/admin/console/panel/**")
+    page.context.clear_cookies()
+    page.wait_for_function(
+        "() => document.getElementById('console-live').innerText.includes('Signed out')",
+        timeout=15_000,
+    )
+    assert page.locator("#panel-accounts #id_username").count() == 0
+    assert "3 open" in row.locator(".open-discrepancies").inner_text()
 
 
 def _moment_after_pause() -> int:
