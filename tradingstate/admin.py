@@ -33,12 +33,14 @@ from tradingstate.models import (
     Position,
 )
 from tradingstate.services import (
+    account_auto_repair_pause,
     account_set_enabled,
     account_upsert,
     balance_correct,
     paper_mark_set,
     position_correct,
 )
+from tradingstate.templatetags.money import moment_str
 from tradingstate.web.console.actions import reason_action
 from tradingstate.web.console.dashboard import register_dashboard
 from tradingstate.web.console.forms import BalanceCorrectForm, PaperMarkForm, PositionCorrectForm
@@ -75,7 +77,7 @@ class ExchangeAccountAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, ad
     readonly_fields = ("last_reconciled_at", "disabled_reason", "created_at", "updated_at")
     # "Reconcile now" (reconciliation.admin) and "Halt/Resume trading…" (killswitch.admin)
     # are added by their apps, ahead of this one
-    actions = ("enable_passes",)
+    actions = ("enable_passes", "resume_auto_repair")
 
     def has_change_permission(self, request, obj=None):
         # account settings change through the configuration (recover) or services
@@ -125,6 +127,34 @@ class ExchangeAccountAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, ad
             button="Re-enable",
             perform=perform,
             describe=lambda obj: obj.disabled_reason or "enabled",
+        )
+
+    @admin.action(description="Resume auto-repair now…", permissions=["reconcile_account"])
+    def resume_auto_repair(self, request, queryset):
+        """End a pause of auto-repair (set with a correction) before it expires."""
+
+        def perform(*, obj, actor, reason):
+            if obj.auto_repair_paused_until is None:
+                return f"{obj.name}: auto-repair is not paused.", messages.WARNING
+            account_auto_repair_pause(account=obj, until=None, actor=actor, reason=reason)
+            return f"{obj.name}: auto-repair resumed.", messages.SUCCESS
+
+        return reason_action(
+            self,
+            request,
+            queryset,
+            action="resume_auto_repair",
+            title="Resume auto-repair",
+            intro="The next pass of each selected account repairs what it finds again (a "
+            "manual correction that differs from the exchange is set back to its value).",
+            button="Resume auto-repair",
+            perform=perform,
+            describe=lambda obj: (
+                f"paused until {moment_str(obj.auto_repair_paused_until)}: "
+                f"{obj.auto_repair_paused_reason}"
+                if obj.auto_repair_paused_until
+                else "not paused"
+            ),
         )
 
 

@@ -141,3 +141,19 @@ def test_pause_rules(auto_demo):
         .order_by("id")
         .values_list("action", "reason")
     ) == [("account.auto_repair_pause", "pause"), ("account.auto_repair_resume", "resume")]
+
+
+def test_staff_can_resume_auto_repair_early(admin_client, auto_demo):
+    account_auto_repair_pause(account=auto_demo, until=timezone.now() + timedelta(hours=4),
+                              actor=SYSTEM, reason="correction")  # fmt: skip
+    url = "/admin/tradingstate/exchangeaccount/"
+    form = {"action": "resume_auto_repair", "_selected_action": [auto_demo.pk]}
+    page = admin_client.post(url, form)
+    assert "paused until" in page.content.decode()  # the reason page, nothing done yet
+    resp = admin_client.post(url, {**form, "confirm_reason": "yes", "reason": "desk agrees"},
+                             follow=True)  # fmt: skip
+    assert "paper-demo: auto-repair resumed." in messages_of(resp)
+    auto_demo.refresh_from_db()
+    assert auto_demo.auto_repair_paused_until is None
+    entry = AuditEntry.objects.get(action="account.auto_repair_resume")
+    assert entry.reason == "desk agrees" and entry.actor_name == "admin"
