@@ -2,48 +2,29 @@
 
 The only writes are the discrepancy actions "Apply repair" and "Acknowledge", each behind its
 own permission, asking for a reason on an intermediate page and calling the service per row;
-and "Reconcile now" on the accounts list. Also mounts the console dashboard at
-``/admin/console/`` (``reconciliation.console``).
+and "Reconcile now" on the accounts list. The console dashboard that shows this app's health
+is mounted by ``tradingstate.web.console.dashboard``.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from reconciliation.console import console_view
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair, WorkerHeartbeat
 from reconciliation.selectors import discrepancy_list_by_run
 from reconciliation.services import discrepancy_acknowledge, repair_apply, run_reconciliation
 from tradingstate.actors import Actor
+from tradingstate.amounts import amount_display
 from tradingstate.models import ExchangeAccount
 from tradingstate.web.console.actions import object_action_view, reason_action
 from tradingstate.web.console.mixins import AuditLinkMixin, ReadOnlyMixin, model_admin_add_actions
-
-
-# --- /admin/console/ ---------------------------------------------------------------------
-def register_console(site: admin.AdminSite) -> None:
-    """Add the console URL to ``site`` (the default site; settings keep Django's AdminConfig,
-    so this wraps the instance's ``get_urls`` rather than swapping the site class)."""
-    if getattr(site, "console_registered", False):
-        return
-    original = site.get_urls
-
-    def view(request):
-        return console_view(request, site=site)
-
-    def get_urls():
-        return [path("console/", site.admin_view(view), name="console"), *original()]
-
-    site.get_urls = get_urls
-    site.console_registered = True
-
-
-register_console(admin.site)
 
 
 def pretty_json(value) -> str:
@@ -79,18 +60,14 @@ class DiscrepancyInline(admin.TabularInline):
 
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+    # the per-entity counts, deferred repairs and dry-run flag are on the run's page
     list_display = (
         "id",
         "account",
-        "trigger",
         "status",
-        "dry_run",
+        "trigger",
         "discrepancies_found",
-        "order_discrepancies",
-        "position_discrepancies",
-        "balance_discrepancies",
         "repairs_applied",
-        "repairs_deferred",
         "duration_ms",
         "started_at",
     )
@@ -108,18 +85,8 @@ class ReconciliationRunAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
 # --- discrepancies ---------------------------------------------------------------------------
 @admin.register(Discrepancy)
 class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
-    list_display = (
-        "id",
-        "type",
-        "key",
-        "account",
-        "status",
-        "persistent",
-        "consecutive_runs",
-        "values",
-        "run",
-        "created_at",
-    )
+    # the run, consecutive passes and payloads are on the discrepancy's page
+    list_display = ("id", "type", "key", "values", "status", "persistent", "account", "created_at")
     list_filter = ("type", "status", "persistent", "account")
     search_fields = ("key",)
     date_hierarchy = "created_at"
@@ -163,7 +130,7 @@ class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
             ("local_status", "exchange_status"),
         ):
             if local in detail or exchange in detail:
-                return f"{detail.get(local, '—')} → {detail.get(exchange, '—')}"
+                return f"{_num(detail.get(local))} → {_num(detail.get(exchange))}"
         return "—"
 
     @admin.display(description="Run")
@@ -220,7 +187,7 @@ class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                    f"{timezone.localtime(r.created_at):%Y-%m-%d %H:%M:%S %z}",
                     r.action,
                     r.get_status_display(),
                     r.actor_name,
@@ -324,6 +291,16 @@ class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
         return tools
 
 
+def _num(value) -> str:
+    """A value from a discrepancy's detail as traders read it (numbers without padding)."""
+    if value is None:
+        return "—"
+    try:
+        return amount_display(Decimal(str(value))) or "—"
+    except (InvalidOperation, ValueError):
+        return str(value)
+
+
 def _cell(values: dict, key: str, missing: bool) -> str:
     if missing:
         return "(none)"
@@ -334,17 +311,7 @@ def _cell(values: dict, key: str, missing: bool) -> str:
 # --- repairs and the worker ------------------------------------------------------------------
 @admin.register(Repair)
 class RepairAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
-    list_display = (
-        "id",
-        "discrepancy",
-        "account",
-        "action",
-        "status",
-        "actor_name",
-        "reason",
-        "run",
-        "created_at",
-    )
+    list_display = ("id", "discrepancy", "action", "status", "actor_name", "reason", "created_at")
     list_filter = ("status", "action", "actor_type", "account")
     search_fields = ("discrepancy__key", "actor_name", "reason")
     date_hierarchy = "created_at"

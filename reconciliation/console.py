@@ -2,8 +2,8 @@
 
 ``console_rows`` reads everything in a fixed number of queries (independent of the number of
 accounts); ``discrepancy_chart_svg`` is a pure function turning run points into a small
-server-rendered SVG (no JavaScript, no CDN). ``console_view`` is mounted at
-``/admin/console/`` by ``reconciliation.admin``.
+server-rendered SVG (no JavaScript, no CDN); ``console_feed`` lists the newest events. The
+dashboard that shows them (``/admin/``) is ``tradingstate.web.console.dashboard``.
 """
 
 from __future__ import annotations
@@ -12,22 +12,24 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from html import escape
 from urllib.parse import urlencode
 
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from killswitch.models import KillSwitchEvent
 from killswitch.selectors import KillSwitchStatus, killswitch_state
-from reconciliation.models import Discrepancy, ReconciliationRun
+from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.selectors import (
     account_list_with_last_pass,
     discrepancy_open_counts,
     run_points_since,
 )
-from tradingstate.models import ExchangeAccount
+from tradingstate.amounts import amount_display
+from tradingstate.models import ExchangeAccount, Notification
 
 CHART_HOURS = 24
 CHART_BUCKETS = 96  # 15-minute columns over 24 hours
@@ -173,12 +175,22 @@ class AccountRow:
     halt_reason: str = ""
     chart: str = ""
     links: dict[str, str] = field(default_factory=dict)
+    # the effective trading state: global halt, then the account's halt, then the recovery
+    # gate (orders refused until the first pass after a restart); "trading" only if none
+    trading_state: str = "trading"
+    trading_label: str = "trading"
+    trading_detail: str = ""
+    auto_repair_paused: bool = False
 
     @property
     def last_run_status_label(self) -> str:
         if self.last_run_status is None:
             return "never"
         return ReconciliationRun.Status(self.last_run_status).label
+
+    @property
+    def can_trade(self) -> bool:
+        return self.trading_state == "trading"
 
     @property
     def overdue(self) -> bool:
@@ -197,19 +209,42 @@ class Console:
     totals: dict[str, int]
 
 
+def effective_trading_state(
+    *, account: ExchangeAccount, state: KillSwitchStatus, halted: dict
+) -> tuple[str, str, str]:
+    """(code, label, detail) of what the order guard answers for ``account`` now: the global
+    kill switch first, then the account's own halt, then the restart-recovery gate."""
+    if state.active:
+        detail = f"global: {state.reason}"
+        if account.name in halted:
+            detail += f"; account: {halted[account.name].reason}"
+        return "halted", "HALTED (global kill switch)", detail
+    if account.name in halted:
+        return "halted", "HALTED", halted[account.name].reason
+    if account.recovery_started_at is not None:
+        return (
+            "recovering",
+            "RECOVERING",
+            "new orders refused (503) until the first pass after the restart completes",
+        )
+    return "trading", "trading", ""
+
+
 def _changelist(model: str, **params) -> str:
     url = reverse(f"admin:reconciliation_{model}_changelist")
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def console_rows(*, now: datetime | None = None) -> Console:
-    """Everything the dashboard shows, in five queries whatever the number of accounts."""
+def console_rows(*, now: datetime | None = None, charts: bool = True) -> Console:
+    """Every account's reconciliation health, in four queries (three without ``charts``)
+    whatever the number of accounts."""
     now = now or timezone.now()
     accounts = list(account_list_with_last_pass())
     counts = discrepancy_open_counts()
     points: dict[int, list[RunPoint]] = defaultdict(list)
     since = now - timedelta(hours=CHART_HOURS)
-    for account_id, at, found, status in run_points_since(since=since, statuses=PASS_STATUSES):
+    runs = run_points_since(since=since, statuses=PASS_STATUSES) if charts else ()
+    for account_id, at, found, status in runs:
         points[account_id].append(RunPoint(at=at, discrepancies=found, status=status))
     state = killswitch_state()
     halted = {h.account: h for h in state.halted_accounts}
@@ -230,9 +265,15 @@ def console_rows(*, now: datetime | None = None) -> Console:
             persistent=sum(p for _, p in mine.values()),
             halted=account.name in halted,
             halt_reason=halted[account.name].reason if account.name in halted else "",
+            auto_repair_paused=account.auto_repair_paused(now),
             chart=mark_safe(  # noqa: S308 -- built by discrepancy_chart_svg, every text escaped
                 discrepancy_chart_svg(points.get(account.pk, []), now=now)
-            ),
+            )
+            if charts
+            else "",
+        )
+        row.trading_state, row.trading_label, row.trading_detail = effective_trading_state(
+            account=account, state=state, halted=halted
         )
         base = {"account__id__exact": account.pk}
         open_filter = {**base, "status__exact": Discrepancy.Status.OPEN}
@@ -263,22 +304,92 @@ def console_rows(*, now: datetime | None = None) -> Console:
     return Console(rows=rows, killswitch=state, now=now, totals=totals)
 
 
-def console_view(request, *, site):
-    """GET /admin/console/ (staff only, through ``site.admin_view``)."""
-    user = request.user
-    context = {
-        **site.each_context(request),
-        "title": "Reconciliation console",
-        "console": console_rows(),
-        "can_reconcile": user.has_perm("tradingstate.reconcile_account"),
-        "can_halt": user.has_perm("tradingstate.halt_account"),
-        "can_resume": user.has_perm("killswitch.deactivate_killswitch"),
-        "accounts_url": reverse("admin:tradingstate_exchangeaccount_changelist"),
-        "open_url": _changelist("discrepancy", status__exact=Discrepancy.Status.OPEN),
-        "persistent_url": _changelist(
-            "discrepancy", status__exact=Discrepancy.Status.OPEN, persistent__exact=1
-        ),
-        "killswitch_url": reverse("admin:killswitch_killswitch_control"),
-    }
-    request.current_app = site.name
-    return TemplateResponse(request, "admin/console.html", context)
+# --- the feed: the latest discrepancies, repairs, halts and notifications ------------------
+@dataclass(frozen=True)
+class FeedItem:
+    at: datetime
+    kind: str  # discrepancy | repair | halt | notification
+    account: str
+    text: str
+    url: str
+    level: str = "info"  # info | alert | ok
+
+
+def _feed_value(detail: dict) -> str:
+    for local, exchange in (
+        ("local_qty", "exchange_qty"),
+        ("local_total", "exchange_total"),
+        ("local_status", "exchange_status"),
+    ):
+        if local in detail or exchange in detail:
+            return f" {_display(detail.get(local))} → {_display(detail.get(exchange))}"
+    return ""
+
+
+def _display(value) -> str:
+    if value is None:
+        return "—"
+    try:
+        return amount_display(Decimal(str(value))) or "—"
+    except (InvalidOperation, ValueError):
+        return str(value)
+
+
+def console_feed(*, limit: int = 20) -> list[FeedItem]:
+    """The newest ``limit`` events, newest first, each linked to its page: discrepancies
+    when first seen, repairs (by the reconciler or staff), kill switch events and
+    notifications. Four statements whatever the history size."""
+    items: list[FeedItem] = []
+    for d in (
+        Discrepancy.objects.filter(consecutive_runs=1)
+        .select_related("account")
+        .order_by("-id")[:limit]
+    ):
+        items.append(
+            FeedItem(
+                at=d.created_at,
+                kind="discrepancy",
+                account=d.account.name,
+                text=f"{d.type} {d.key}{_feed_value(d.detail or {})} [{d.status}]",
+                url=reverse("admin:reconciliation_discrepancy_change", args=[d.pk]),
+                level="alert" if d.status == Discrepancy.Status.OPEN else "info",
+            )
+        )
+    for r in Repair.objects.select_related("account", "discrepancy").order_by("-id")[:limit]:
+        items.append(
+            FeedItem(
+                at=r.created_at,
+                kind="repair",
+                account=r.account.name,
+                text=f"repair {r.action} {r.discrepancy.type} {r.discrepancy.key}"
+                f"{_feed_value(r.discrepancy.detail or {})} {r.status} by {r.actor_name}",
+                url=reverse("admin:reconciliation_repair_change", args=[r.pk]),
+                level="ok" if r.status == Repair.Status.APPLIED else "alert",
+            )
+        )
+    for e in KillSwitchEvent.objects.select_related("account").order_by("-id")[:limit]:
+        scope = "global" if e.account_id is None else e.account.name
+        items.append(
+            FeedItem(
+                at=e.created_at,
+                kind="halt",
+                account=scope,
+                text=f"kill switch {e.get_action_display().lower()} ({scope}) by "
+                f"{e.actor_name}: {e.reason}",
+                url=reverse("admin:killswitch_killswitchevent_change", args=[e.pk]),
+                level="alert" if e.action == KillSwitchEvent.Action.ACTIVATE else "info",
+            )
+        )
+    for n in Notification.objects.order_by("-id")[:limit]:
+        items.append(
+            FeedItem(
+                at=n.created_at,
+                kind="notification",
+                account=n.key,
+                text=f"{n.title} → {n.channel} [{n.outcome}]",
+                url=reverse("admin:tradingstate_notification_change", args=[n.pk]),
+                level="alert" if n.outcome == Notification.Outcome.FAILED else "info",
+            )
+        )
+    items.sort(key=lambda i: i.at, reverse=True)
+    return items[:limit]

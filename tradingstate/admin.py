@@ -10,9 +10,10 @@ Every change page links to its audit entries.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
 from tradingstate.actors import Actor
-from tradingstate.amounts import amount_str
+from tradingstate.amounts import amount_str, unpad_numbers
 from tradingstate.models import (
     AuditEntry,
     Balance,
@@ -32,28 +33,35 @@ from tradingstate.models import (
     Position,
 )
 from tradingstate.services import (
+    account_auto_repair_pause,
     account_set_enabled,
     account_upsert,
     balance_correct,
     paper_mark_set,
     position_correct,
 )
+from tradingstate.templatetags.money import moment_str
 from tradingstate.web.console.actions import reason_action
+from tradingstate.web.console.dashboard import register_dashboard
 from tradingstate.web.console.forms import BalanceCorrectForm, PaperMarkForm, PositionCorrectForm
 from tradingstate.web.console.mixins import (
+    AmountDisplayMixin,
     AuditLinkMixin,
     CorrectionMixin,
     NoDeleteMixin,
     ReadOnlyMixin,
+    audit_url,
 )
 from tradingstate.web.console.pnl import register_pnl_console
 
+# /admin/ (and /admin/console/): the console dashboard; Django's model index at /admin/models/
+register_dashboard(admin.site)
 # /admin/console/pnl/: P&L and exposure (issue 15)
 register_pnl_console(admin.site)
 
 
 @admin.register(ExchangeAccount)
-class ExchangeAccountAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
+class ExchangeAccountAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "exchange",
@@ -69,7 +77,7 @@ class ExchangeAccountAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
     readonly_fields = ("last_reconciled_at", "disabled_reason", "created_at", "updated_at")
     # "Reconcile now" (reconciliation.admin) and "Halt/Resume trading…" (killswitch.admin)
     # are added by their apps, ahead of this one
-    actions = ("enable_passes",)
+    actions = ("enable_passes", "resume_auto_repair")
 
     def has_change_permission(self, request, obj=None):
         # account settings change through the configuration (recover) or services
@@ -121,18 +129,47 @@ class ExchangeAccountAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
             describe=lambda obj: obj.disabled_reason or "enabled",
         )
 
+    @admin.action(description="Resume auto-repair now…", permissions=["reconcile_account"])
+    def resume_auto_repair(self, request, queryset):
+        """End a pause of auto-repair (set with a correction) before it expires."""
+
+        def perform(*, obj, actor, reason):
+            if obj.auto_repair_paused_until is None:
+                return f"{obj.name}: auto-repair is not paused.", messages.WARNING
+            account_auto_repair_pause(account=obj, until=None, actor=actor, reason=reason)
+            return f"{obj.name}: auto-repair resumed.", messages.SUCCESS
+
+        return reason_action(
+            self,
+            request,
+            queryset,
+            action="resume_auto_repair",
+            title="Resume auto-repair",
+            intro="The next pass of each selected account repairs what it finds again (a "
+            "manual correction that differs from the exchange is set back to its value).",
+            button="Resume auto-repair",
+            perform=perform,
+            describe=lambda obj: (
+                f"paused until {moment_str(obj.auto_repair_paused_until)}: "
+                f"{obj.auto_repair_paused_reason}"
+                if obj.auto_repair_paused_until
+                else "not paused"
+            ),
+        )
+
 
 @admin.register(Instrument)
-class InstrumentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class InstrumentAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("symbol", "account", "base", "quote", "market_type", "amount_step", "active")
     list_filter = ("account", "market_type", "active")
     search_fields = ("symbol", "base", "quote")
 
 
 @admin.register(MarkPrice)
-class MarkPriceAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class MarkPriceAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
     """The prices positions and balances are valued at (refreshed by each pass)."""
 
+    amount_steps = {"price": "price"}
     list_display = ("symbol", "account", "price", "source", "time", "stale", "fetched_at")
     list_filter = ("account", "source", "stale")
     search_fields = ("symbol",)
@@ -140,7 +177,7 @@ class MarkPriceAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(PnlSnapshot)
-class PnlSnapshotAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class PnlSnapshotAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
     """The hourly P&L and exposure snapshots (account empty: the desk)."""
 
     list_display = (
@@ -160,20 +197,20 @@ class PnlSnapshotAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+class OrderAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+    # what matters first; type, origin, ids and the audit trail are on the order's page
+    amount_steps = {"quantity": "amount", "filled_qty": "amount", "remaining_qty": "amount",
+                    "price": "price", "avg_fill_price": "price"}  # fmt: skip
     list_display = (
         "client_order_id",
-        "account",
+        "status",
         "symbol",
         "side",
-        "type",
         "quantity",
-        "price",
         "filled_qty",
-        "status",
-        "origin",
+        "price",
+        "account",
         "updated_at",
-        "audit",
     )
     list_filter = ("account", "status", "side", "type", "origin")
     search_fields = ("client_order_id", "exchange_order_id", "symbol", "strategy_id")
@@ -182,7 +219,9 @@ class OrderAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
 
 
 @admin.register(Fill)
-class FillAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+class FillAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+    amount_steps = {"quantity": "amount", "price": "price"}
+    amount_symbol = "order__symbol"
     list_display = ("trade_id", "account", "order", "quantity", "price", "fee", "executed_at")
     list_filter = ("account",)
     search_fields = ("trade_id", "order__client_order_id")
@@ -190,18 +229,9 @@ class FillAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
 
 
 @admin.register(Position)
-class PositionAdmin(ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
-    list_display = (
-        "symbol",
-        "account",
-        "qty",
-        "entry_price",
-        "realized_pnl",
-        "fees",
-        "version",
-        "updated_at",
-        "audit",
-    )
+class PositionAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
+    amount_steps = {"qty": "amount", "entry_price": "price"}
+    list_display = ("symbol", "account", "qty", "entry_price", "realized_pnl", "fees", "updated_at")
     list_filter = ("account",)
     search_fields = ("symbol",)
     list_select_related = ("account",)
@@ -230,17 +260,8 @@ class PositionAdmin(ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
 
 
 @admin.register(Balance)
-class BalanceAdmin(ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
-    list_display = (
-        "currency",
-        "account",
-        "free",
-        "used",
-        "total",
-        "version",
-        "updated_at",
-        "audit",
-    )
+class BalanceAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
+    list_display = ("currency", "account", "free", "used", "total", "updated_at")
     list_filter = ("account",)
     search_fields = ("currency",)
     list_select_related = ("account",)
@@ -280,23 +301,83 @@ class BotProfileAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
     filter_horizontal = ("accounts",)
 
 
+AUDIT_FILTERS = ("target_id", "target_type", "run_id", "discrepancy_id", "correlation_id",
+                 "actor_name")  # fmt: skip
+
+
+# one object's history, one request, one pass, one discrepancy: listed oldest first
+CHRONOLOGICAL = ("target_id", "correlation_id", "run_id", "discrepancy_id")
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = (
-        "created_at",
-        "actor_type",
-        "actor_name",
-        "action",
-        "account",
-        "target_type",
-        "target_id",
-        "target_repr",
-        "reason",
-    )
+    """The audit trail, read-only. The list shows who, what, on which object and why; each
+    row links to everything its request or pass did (``?correlation_id=``), to everything its
+    actor did (``?actor_name=``) and to its object's history (``?target_type=&target_id=``,
+    oldest first)."""
+
+    list_display = ("created_at", "who", "action", "target", "why", "correlation")
     list_filter = ("actor_type", "action", "account", "target_type", "created_at")
     search_fields = ("actor_name", "action", "target_repr", "target_id", "reason", "correlation_id")
     date_hierarchy = "created_at"
     list_select_related = ("account",)
+    readonly_fields = ("history",)
+
+    @admin.display(description="Who", ordering="actor_name")
+    def who(self, obj):
+        return format_html(
+            '<a class="audit-actor" href="?actor_name={}" title="everything {} did">{}</a>'
+            ' <span class="help">{}</span>',
+            obj.actor_name,
+            obj.actor_name,
+            obj.actor_name,
+            obj.actor_type,
+        )
+
+    @admin.display(description="Target")
+    def target(self, obj):
+        # entries written before numbers were normalised carry "0.080000000000000000"
+        text = unpad_numbers(obj.target_repr) or f"{obj.target_type} {obj.target_id}".strip()
+        if not obj.target_id:
+            return text or "—"
+        return format_html(
+            '<a class="audit-target" href="{}" title="this object\'s history, oldest first">{}</a>',
+            audit_url(target_type=obj.target_type, target_id=obj.target_id),
+            f"{obj.target_type}: {text}",
+        )
+
+    @admin.display(description="Reason")
+    def why(self, obj):
+        reason = obj.reason or ""
+        short = reason if len(reason) <= 140 else reason[:139] + "…"
+        return format_html('<span class="audit-reason" title="{}">{}</span>', reason, short)
+
+    @admin.display(description="Request / pass")
+    def correlation(self, obj):
+        if not obj.correlation_id:
+            return "—"
+        return format_html(
+            '<a class="audit-correlation" href="?correlation_id={}" '
+            'title="everything this request or pass did">{}</a>',
+            obj.correlation_id,
+            obj.correlation_id[:8],
+        )
+
+    @admin.display(description="Related")
+    def history(self, obj):
+        links = [("this object's history", audit_url(target_type=obj.target_type,
+                                                     target_id=obj.target_id))]  # fmt: skip
+        if obj.correlation_id:
+            links.append(("everything this request or pass did",
+                          audit_url(correlation_id=obj.correlation_id)))  # fmt: skip
+        links.append((f"everything {obj.actor_name} did", audit_url(actor_name=obj.actor_name)))
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((u, t) for t, u in links))
+
+    def get_ordering(self, request):
+        # one object's history, one request or one pass: in the order it happened
+        if any(k in request.GET for k in CHRONOLOGICAL):
+            return ["id"]
+        return ["-id"]
 
     def has_add_permission(self, request):
         return False
@@ -311,12 +392,12 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return {}
 
     def lookup_allowed(self, lookup, value, request=None):
-        if lookup in ("target_id", "target_type", "run_id", "discrepancy_id"):
+        if lookup in AUDIT_FILTERS:
             return True
         return super().lookup_allowed(lookup, value, request)
 
 
-class PaperAdmin(admin.ModelAdmin):
+class PaperAdmin(AmountDisplayMixin, admin.ModelAdmin):
     """The paper venue is the *exchange's* side: editable so staff can stage desync."""
 
     list_filter = ("account",)
@@ -370,7 +451,7 @@ class PaperTradeAdmin(PaperAdmin):
 
 
 @admin.register(PaperMarkPrice)
-class PaperMarkPriceAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
+class PaperMarkPriceAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
     """The venue's mark prices. Setting one (with a reason) executes the resting orders it
     crosses; every change is audited (``paper.mark_set``)."""
 

@@ -141,6 +141,35 @@ def amount_str(value: Decimal | None) -> str | None:
     return "0" if text in ("-0", "") else text
 
 
+def amount_display(value: Decimal | None, step: Decimal | None = None) -> str | None:
+    """How a trader reads ``value``: to the instrument's precision when its ``step`` is known
+    (0.001 -> three places, 0.5 -> one place), else with the trailing zeros dropped
+    (``amount_str``). Never pads a stored value to 18 places; never rounds away a digit the
+    value has (a value finer than the step keeps its own digits).
+
+    The one formatter for people: templates (``{% load money %}``: ``qty``), the admin's
+    amount columns, ``__str__`` and the texts built from them."""
+    if value is None:
+        return None
+    text = amount_str(value)
+    if step is None or step <= 0:
+        return text
+    step_exp = step.normalize().as_tuple().exponent
+    value_exp = Decimal(text).as_tuple().exponent
+    assert isinstance(step_exp, int) and isinstance(value_exp, int)
+    places = max(0, -step_exp, -value_exp)
+    return format(Decimal(text).quantize(Decimal(1).scaleb(-places)), "f") if places else text
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?![\w.])")
+
+
+def unpad_numbers(text: str) -> str:
+    """``text`` with every decimal number in it written by ``amount_display`` (for texts
+    recorded before numbers were normalised: "0.080000000000000000" -> "0.08")."""
+    return _NUMBER.sub(lambda m: amount_display(Decimal(m.group(0))) or m.group(0), text)
+
+
 QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
 
 

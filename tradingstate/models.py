@@ -15,6 +15,7 @@ from django.db.models import F, Q
 
 from tradingstate import transitions
 from tradingstate.amounts import AMOUNT_DIGITS, AMOUNT_PLACES  # noqa: F401 (re-exported)
+from tradingstate.amounts import amount_display as _n
 from tradingstate.fields import AmountField
 from tradingstate.rules.values import CLIENT_ORDER_ID_MESSAGE, CLIENT_ORDER_ID_PATTERN
 
@@ -73,6 +74,10 @@ class ExchangeAccount(models.Model):
     # Set by `recover`; cleared when the account's first pass after it completes. While set,
     # new orders for the account are refused with 503 "reconciliation in progress".
     recovery_started_at = models.DateTimeField(null=True, blank=True)
+    # Staff paused auto-repair (after a manual correction, say): until then, passes record
+    # discrepancies but repair nothing. Set through services.account_auto_repair_pause.
+    auto_repair_paused_until = models.DateTimeField(null=True, blank=True)
+    auto_repair_paused_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -98,6 +103,13 @@ class ExchangeAccount(models.Model):
     @property
     def is_derivative(self) -> bool:
         return self.market_type != MarketType.SPOT
+
+    def auto_repair_paused(self, now) -> bool:
+        return self.auto_repair_paused_until is not None and self.auto_repair_paused_until > now
+
+    def auto_repair_active(self, now) -> bool:
+        """Whether a pass at ``now`` applies its repairs: auto-repair on and not paused."""
+        return self.auto_repair and not self.auto_repair_paused(now)
 
     def tolerance_for(self, currency: str) -> Decimal:
         override = (self.balance_tolerances or {}).get(currency)
@@ -229,7 +241,8 @@ class Order(models.Model):
         indexes = [models.Index(fields=["account", "status"], name="order_account_status")]
 
     def __str__(self) -> str:
-        return f"{self.client_order_id} {self.side} {self.quantity} {self.symbol} [{self.status}]"
+        qty = _n(self.quantity)
+        return f"{self.client_order_id} {self.side} {qty} {self.symbol} [{self.status}]"
 
     @property
     def is_active(self) -> bool:
@@ -293,7 +306,7 @@ class Fill(models.Model):
 
     def __str__(self) -> str:
         flag = " (inferred)" if self.inferred else ""
-        return f"{self.trade_id} {self.quantity}@{self.price}{flag}"
+        return f"{self.trade_id} {_n(self.quantity)}@{_n(self.price)}{flag}"
 
 
 class Position(models.Model):
@@ -323,7 +336,7 @@ class Position(models.Model):
         permissions = [("correct_position", "Can correct a position with a reason")]
 
     def __str__(self) -> str:
-        return f"{self.account.name}:{self.symbol} {self.qty}"
+        return f"{self.account.name}:{self.symbol} {_n(self.qty)}"
 
 
 class Balance(models.Model):
@@ -348,7 +361,7 @@ class Balance(models.Model):
         permissions = [("correct_balance", "Can correct a balance with a reason")]
 
     def __str__(self) -> str:
-        return f"{self.account.name}:{self.currency} {self.total}"
+        return f"{self.account.name}:{self.currency} {_n(self.total)}"
 
 
 class MarkPrice(models.Model):
@@ -387,7 +400,7 @@ class MarkPrice(models.Model):
         indexes = [models.Index(fields=["symbol"], name="markprice_symbol")]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.price} ({self.source})"
+        return f"{self.symbol} {_n(self.price)} ({self.source})"
 
 
 class PnlSnapshot(models.Model):
@@ -431,7 +444,7 @@ class PnlSnapshot(models.Model):
 
     def __str__(self) -> str:
         who = self.account.name if self.account_id else "desk"
-        return f"{who} {self.taken_at:%Y-%m-%d %H:%M} net={self.net_pnl}"
+        return f"{who} {self.taken_at:%Y-%m-%d %H:%M} net={_n(self.net_pnl)}"
 
 
 class BotProfile(models.Model):
@@ -470,6 +483,8 @@ class AuditEntry(models.Model):
         ACCOUNT_ENABLE = "account.enable", "Account enabled"
         ACCOUNT_DISABLE = "account.disable", "Account disabled"
         ACCOUNT_RECOVERY_BEGIN = "account.recovery_begin", "Account recovery begun"
+        ACCOUNT_AUTO_REPAIR_PAUSE = "account.auto_repair_pause", "Account auto-repair paused"
+        ACCOUNT_AUTO_REPAIR_RESUME = "account.auto_repair_resume", "Account auto-repair resumed"
         BOT_CREATE = "bot.create", "Bot created"
         BOT_UPDATE = "bot.update", "Bot updated"
         ORDER_REGISTER = "order.register", "Order registered"
@@ -522,7 +537,7 @@ class AuditEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S %z} {self.actor_name} {self.action}"
 
 
 # --- The paper venue ---------------------------------------------------------------------
@@ -589,7 +604,7 @@ class PaperPosition(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.qty}"
+        return f"{self.symbol} {_n(self.qty)}"
 
 
 class PaperBalance(models.Model):
@@ -609,7 +624,7 @@ class PaperBalance(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.currency} {self.total}"
+        return f"{self.currency} {_n(self.total)}"
 
 
 class NotificationState(models.Model):
@@ -696,7 +711,7 @@ class PaperMarkPrice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.price}"
+        return f"{self.symbol} {_n(self.price)}"
 
 
 class PaperTrade(models.Model):
@@ -738,4 +753,4 @@ class PaperTrade(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.trade_id} {self.side} {self.quantity}@{self.price}"
+        return f"{self.trade_id} {self.side} {_n(self.quantity)}@{_n(self.price)}"

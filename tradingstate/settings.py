@@ -59,6 +59,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "django_q",
     "axes",  # admin login lockout after repeated failures
+    # the console's live panels: htmx as shipped by django-htmx ({% htmx_script %}), served
+    # from our static files (no CDN, no build step). No middleware: the API's hot path is
+    # untouched; the panels are plain partial-template views.
+    "django_htmx",
     "tradingstate",
     "killswitch",
     "reconciliation",
@@ -143,6 +147,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = TRADINGSTATE.time_zone
 USE_I18N = True
 USE_TZ = True
+# every moment shown with seconds and the UTC offset (tradingstate/formats/en/formats.py)
+FORMAT_MODULE_PATH = ["tradingstate.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(ENV.TRADINGSTATE_STATIC_ROOT or DATA_DIR / "static")

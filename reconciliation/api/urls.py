@@ -15,6 +15,8 @@ urlpatterns = [
         views.ReconciliationListTriggerApi.as_view(),
         name="reconciliation-list",
     ),
+    path(f"{ACCOUNT}state/", views.AccountStateApi.as_view(), name="account-state"),
+    path("discrepancies/stats/", views.DiscrepancyStatsApi.as_view(), name="discrepancy-stats"),
     path(
         f"{ACCOUNT}discrepancies/",
         views.DiscrepancyListApi.as_view(),

@@ -86,7 +86,8 @@ def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:
     outcome = PassOutcome(run=run, findings=findings)
     outcome.persistent = [r for r in rows if r.persistent]
 
-    if account.auto_repair and not ctx.dry_run:
+    # a pause set by staff (after a manual correction) holds the repairs, not the diff
+    if account.auto_repair_active(timezone.now()) and not ctx.dry_run:
         outcome.applied = _apply_repairs(account, run, findings, rows)
     _close_previous(account, run, findings, snapshot)
 

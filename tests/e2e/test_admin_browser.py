@@ -100,13 +100,13 @@ def test_runbook_incident_in_the_browser(page, live_server):
     user = StaffFactory(username="ops", password=PASSWORD)
     base = live_server.url
 
-    # --- log in and open the console from the admin index -------------------------------
+    # --- log in: staff land on the console (issue 18), the model index one click away ----
     page.goto(f"{base}/admin/login/?next=/admin/")
     page.fill("#id_username", "ops")
     page.fill("#id_password", PASSWORD)
     submit(page, "input[type=submit]")
-    assert page.locator("#console-link").is_visible()
-    submit(page, "#console-link")
+    assert page.locator("#console-live").is_visible()
+    assert page.locator("#models-link").is_visible()
     row = page.locator("#account-paper-demo")
     assert "never" in row.locator(".last-pass").inner_text()
     assert "off" in row.locator(".auto-repair").inner_text()

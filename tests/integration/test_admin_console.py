@@ -30,10 +30,17 @@ def staff(client, staff_user):
     return staff_user
 
 
-def test_index_links_the_console(client, staff):
-    text = client.get(reverse("admin:index")).content.decode()
-    assert f'href="{CONSOLE}" id="console-link"' in text
-    assert f'href="{CONSOLE}" id="nav-console"' in text  # on every page
+def test_home_is_the_console_and_the_model_index_one_click_away(client, staff):
+    # issue 18 item 1: staff land on the console; Django's model index is linked from it
+    home = client.get(reverse("admin:index"))
+    text = home.content.decode()
+    assert reverse("admin:index") == "/admin/" and 'class="console-account"' not in text
+    assert 'id="console-live"' in text and 'id="panel-accounts"' in text
+    assert f'href="{reverse("admin:models")}" id="models-link"' in text
+    models = client.get(reverse("admin:models")).content.decode()
+    assert f'href="{CONSOLE}" id="console-link"' in models
+    assert "Site administration" in models
+    assert f'href="{CONSOLE}" id="nav-console"' in models  # on every page
 
 
 def test_console_needs_staff(client, db):
@@ -130,5 +137,9 @@ def test_query_count_does_not_grow_with_accounts(client, staff, django_assert_ma
         resp = client.get(CONSOLE)
     assert resp.content.decode().count('class="console-account"') == 14
     assert len(many) == len(few), [q["sql"][:80] for q in many.captured_queries]
-    with django_assert_max_num_queries(12):
+    # issue 18: the page now also shows positions with P&L, balances, the desk's exposure,
+    # the worker's heartbeat and the event feed (was 12 with the runs table alone); still
+    # independent of the number of accounts (above); the per-panel bounds are in
+    # tests/integration/test_console_dashboard.py
+    with django_assert_max_num_queries(26):
         client.get(CONSOLE)

@@ -1,6 +1,7 @@
 """Every write to the state of record. Keyword-only, atomic, audited, with a required actor."""
 
 from tradingstate.services.accounts import (
+    account_auto_repair_pause,
     account_set_enabled,
     account_sync_from_config,
     account_upsert,
@@ -27,6 +28,7 @@ __all__ = [
     "BotCredentials",
     "Overfill",
     "TransitionRequest",
+    "account_auto_repair_pause",
     "account_set_enabled",
     "account_sync_from_config",
     "account_upsert",

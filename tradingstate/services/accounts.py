@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import transaction
+from django.utils import timezone
 
 from tradingstate.actors import Actor
 from tradingstate.config import AppConfig, ExchangeConfig
+from tradingstate.errors import ValidationFailed
 from tradingstate.locks import account_qs_select_for_update
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import events
+from tradingstate.services.audit import require_reason
 from tradingstate.services.events import ACCOUNT_AUDIT_FIELDS  # noqa: F401 (re-exported)
 from tradingstate.services.notifications import notification_emit
 
@@ -103,4 +108,33 @@ def account_recovery_begin(*, account: ExchangeAccount, actor: Actor) -> Exchang
         actor=actor,
         reason="restart recovery: orders refused until the first pass completes",
     )
+    return account
+
+
+AUTO_REPAIR_PAUSE_MAX = timedelta(days=7)
+PAUSE_IN_PAST = "must be in the future"
+PAUSE_TOO_LONG = "must be at most 7 days ahead"
+
+
+@transaction.atomic
+def account_auto_repair_pause(
+    *, account: ExchangeAccount, until: datetime | None, actor: Actor, reason: str
+) -> ExchangeAccount:
+    """Pause the account's auto-repair until ``until`` (at most 7 days ahead), or resume it
+    now (``until`` None). Passes meanwhile still find and record every discrepancy; they
+    apply no repair (``ExchangeAccount.auto_repair_active``). Audited with the reason."""
+    reason = require_reason(reason)
+    now = timezone.now()
+    if until is not None and until <= now:
+        raise ValidationFailed(f"until: {PAUSE_IN_PAST}", fields={"until": [PAUSE_IN_PAST]})
+    if until is not None and until - now > AUTO_REPAIR_PAUSE_MAX:
+        raise ValidationFailed(f"until: {PAUSE_TOO_LONG}", fields={"until": [PAUSE_TOO_LONG]})
+    account = account_qs_select_for_update().get(pk=account.pk)
+    before = events.auto_repair_pause_snapshot(account)
+    account.auto_repair_paused_until = until
+    account.auto_repair_paused_reason = reason if until is not None else ""
+    account.save(
+        update_fields=["auto_repair_paused_until", "auto_repair_paused_reason", "updated_at"]
+    )
+    events.account_auto_repair_paused(account=account, before=before, actor=actor, reason=reason)
     return account

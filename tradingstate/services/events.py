@@ -184,6 +184,32 @@ def account_recovery_begun(*, account, before: dict, actor: Actor, reason: str) 
     )
 
 
+def auto_repair_pause_snapshot(account) -> dict:
+    until = account.auto_repair_paused_until
+    return {
+        "auto_repair": account.auto_repair,
+        "auto_repair_paused_until": None if until is None else until.isoformat(),
+        "auto_repair_paused_reason": account.auto_repair_paused_reason,
+    }
+
+
+def account_auto_repair_paused(*, account, before: dict, actor: Actor, reason: str) -> AuditEntry:
+    """``account.auto_repair_pause`` (with its expiry) or ``account.auto_repair_resume``."""
+    return _saved(
+        audit_build(
+            actor=actor,
+            action=Action.ACCOUNT_AUTO_REPAIR_PAUSE
+            if account.auto_repair_paused_until is not None
+            else Action.ACCOUNT_AUTO_REPAIR_RESUME,
+            target=account,
+            account=account,
+            before=before,
+            after=auto_repair_pause_snapshot(account),
+            reason=reason,
+        )
+    )
+
+
 def bot_saved(
     *, profile, created: bool, before: dict | None, after: dict, actor: Actor, reason: str = ""
 ) -> AuditEntry:

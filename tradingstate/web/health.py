@@ -35,6 +35,23 @@ def _age(moment: datetime | None, now: datetime) -> float | None:
     return None if moment is None else round(max(0.0, (now - moment).total_seconds()), 3)
 
 
+def worker_health(now: datetime) -> dict:
+    """The worker's liveness: its newest sign of life and whether it is recent enough
+    (``stale_after_seconds``: 4 of the shortest enabled interval, at least 120 s). Shared by
+    ``/api/v1/health/`` and the console."""
+    intervals = account_intervals_enabled()
+    stale_after = max(WORKER_STALE_MIN_SECONDS, WORKER_STALE_INTERVALS * min(intervals, default=30))
+    last_seen, source = worker_last_seen()
+    age = _age(last_seen, now)
+    return {
+        "ok": age is not None and age <= stale_after,
+        "last_seen": last_seen,
+        "age_seconds": age,
+        "source": source,
+        "stale_after_seconds": stale_after,
+    }
+
+
 class HealthApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = []
@@ -89,26 +106,12 @@ class HealthApi(APIView):
         return Response(self.OutputSerializer(body).data)
 
     def _report(self, request, now: datetime) -> dict:
-        intervals = account_intervals_enabled()
-        stale_after = max(
-            WORKER_STALE_MIN_SECONDS, WORKER_STALE_INTERVALS * min(intervals, default=30)
-        )
-        last_seen, source = worker_last_seen()
-        age = _age(last_seen, now)
-        worker_ok = age is not None and age <= stale_after
+        worker = worker_health(now)
         body = {
-            "status": "ok" if worker_ok else "degraded",
+            "status": "ok" if worker["ok"] else "degraded",
             "time": now,
             "db": "ok",
-            "worker": self.WorkerSerializer(
-                {
-                    "ok": worker_ok,
-                    "last_seen": last_seen,
-                    "age_seconds": age,
-                    "source": source,
-                    "stale_after_seconds": stale_after,
-                }
-            ).data,
+            "worker": self.WorkerSerializer(worker).data,
         }
         if IsBotOrStaff().has_permission(request, self):
             body["accounts"] = self.AccountSerializer(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django import forms
 
-from tradingstate.amounts import parse_amount_text
+from tradingstate.amounts import amount_str, parse_amount_text
 from tradingstate.errors import ValidationFailed
 from tradingstate.models import PaperMarkPrice
 from tradingstate.rules import values
@@ -55,11 +55,29 @@ def amount_field(label: str, *, required: bool = False, help_text: str = "") -> 
     )
 
 
-class PositionCorrectForm(ReasonForm):
+PAUSE_CHOICES = ((1, "1 hour"), (4, "4 hours"), (24, "24 hours"), (72, "3 days"))
+
+
+class AutoRepairPauseFields(forms.Form):
+    """When auto-repair is on, a correction is undone by the next pass: these let staff pause
+    auto-repair for the account in the same step (``account_auto_repair_pause``)."""
+
+    pause_auto_repair = forms.BooleanField(
+        required=False,
+        label="Pause auto-repair for this account",
+        help_text="Passes still find and record every discrepancy; they repair nothing until "
+        "the pause ends.",
+    )
+    pause_hours = forms.TypedChoiceField(
+        choices=PAUSE_CHOICES, coerce=int, initial=4, required=False, label="Pause for"
+    )
+
+
+class PositionCorrectForm(AutoRepairPauseFields, ReasonForm):
     qty = amount_field("New quantity", required=True, help_text="Signed: long > 0, short < 0.")
     entry_price = amount_field("Entry price", help_text="Optional.")
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
-    field_order = ("qty", "entry_price", "reason", "version")
+    field_order = ("qty", "entry_price", "reason", "pause_auto_repair", "pause_hours", "version")
 
     def clean_qty(self):
         return _amount(self, "qty")
@@ -68,12 +86,14 @@ class PositionCorrectForm(ReasonForm):
         return _amount(self, "entry_price", non_negative=True)
 
 
-class BalanceCorrectForm(ReasonForm):
+class BalanceCorrectForm(AutoRepairPauseFields, ReasonForm):
     free = amount_field("Free", help_text="Blank: total - used.")
     used = amount_field("Used", help_text="Blank: 0.")
     total = amount_field("Total", help_text="Blank: free + used.")
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
-    field_order = ("free", "used", "total", "reason", "version")
+    field_order = (
+        "free", "used", "total", "reason", "pause_auto_repair", "pause_hours", "version"
+    )  # fmt: skip
 
     def clean_free(self):
         return _amount(self, "free")
@@ -95,6 +115,12 @@ class PaperMarkForm(forms.ModelForm):
     class Meta:
         model = PaperMarkPrice
         fields = ("account", "symbol", "price", "walk")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.price is not None and not self.is_bound:
+            # the stored value without its column's 18-place padding
+            self.initial["price"] = amount_str(self.instance.price)
 
     def clean_price(self):
         return _amount(self, "price", positive=True)

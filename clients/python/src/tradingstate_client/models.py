@@ -381,27 +381,145 @@ class Exposure:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-# State as of a moment, and discrepancy analytics (issue 18; shapes not yet fixed there)
+# State as of a moment, and discrepancy analytics (issue 18)
+
+
+@dataclass(frozen=True)
+class HeldOrder:
+    client_order_id: str
+    symbol: str
+    side: str
+    status: str
+    quantity: Decimal | None = None
+    filled_qty: Decimal | None = None
+    exchange_order_id: str = ""
+    type: str = ""
+    price: Decimal | None = None
+    avg_fill_price: Decimal | None = None
+    version: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class HeldPosition:
+    symbol: str
+    qty: Decimal
+    entry_price: Decimal | None = None
+    version: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class HeldBalance:
+    currency: str
+    free: Decimal
+    used: Decimal
+    total: Decimal
+    version: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class HeldPnl:
+    taken_at: datetime
+    valuation_currency: str
+    realized_pnl: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    fees: Decimal | None = None
+    net_pnl: Decimal | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class HeldState:
+    """What tradingstate held at the moment: rebuilt from the audit trail."""
+
+    orders: list[HeldOrder]
+    positions: list[HeldPosition]
+    balances: list[HeldBalance]
+    last_change_at: datetime | None = None
+    pnl: HeldPnl | None = None  # the hourly snapshot at or before the moment
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ExchangeOrderView:
+    client_order_id: str
+    source: str  # "agreed" (as held then) or "reported" (the exchange's differing value)
+    symbol: str | None = None
+    side: str | None = None
+    status: str | None = None
+    amount: Decimal | None = None
+    filled: Decimal | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ExchangePositionView:
+    symbol: str
+    source: str
+    qty: Decimal | None = None
+    entry_price: Decimal | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ExchangeBalanceView:
+    currency: str
+    source: str
+    free: Decimal | None = None
+    used: Decimal | None = None
+    total: Decimal | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ExchangeView:
+    """What the exchange reported at the pass nearest the moment."""
+
+    run_id: int
+    run_status: str
+    started_at: datetime
+    orders: list[ExchangeOrderView]
+    positions: list[ExchangePositionView]
+    balances: list[ExchangeBalanceView]
+    finished_at: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class AccountState:
-    account: str | None = None
-    at: datetime | None = None
-    orders: list[Order] | None = None
-    positions: list[Position] | None = None
-    balances: list[Balance] | None = None
-    pnl: Any = None
-    exchange: Any = None  # what the exchange reported at the pass nearest ``at``
+    account: str
+    at: datetime
+    held: HeldState
+    exchange: ExchangeView | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RepairTime:
+    type: str
+    repaired: int
+    p50_seconds: Decimal | None = None
+    p95_seconds: Decimal | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class DiscrepancyStats:
-    time_to_repair: Any = None
-    recurrence: Any = None
-    persistent_trend: Any = None
-    false_stale_rate: Any = None
+    since: datetime
+    until: datetime
+    days: int
+    accounts: list[str]
+    time_to_repair: list[RepairTime]
+    recurrence_by_type: list[dict[str, Any]]
+    recurrence_by_symbol: list[dict[str, Any]]
+    recurrence_by_venue: list[dict[str, Any]]
+    persistent_trend: list[dict[str, Any]]
+    stale_orders: int
+    stale_later_seen_alive: int
+    false_stale_rate: Decimal | None = None  # stale orders later seen alive, 0-1
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -1,0 +1,243 @@
+"""The operator console in headless Chromium at 1,280 x 800 (issue 18 Tests).
+
+- every console page and every list page (discrepancies, audit, orders, positions, balances,
+  runs, repairs) fits the screen: ``scrollWidth <= clientWidth``;
+- no rendered text shows a value padded to 18 places;
+- the dashboard's figures equal the API's for the same state;
+- the live panel changes after a pass, without a reload; an unreachable server is said so,
+  with the last data greyed out;
+- the as-of scrubber shows the state recorded at T.
+
+Screenshots of each page go to tests/e2e/artifacts/console/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from reconciliation.models import Discrepancy
+from reconciliation.services import run_reconciliation
+from tests.e2e.test_admin_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PASSWORD, sync_api
+from tests.factories import StaffFactory
+from tradingstate.models import AuditEntry, ExchangeAccount, Position
+
+SHOTS = ARTIFACTS / "console"
+PADDED = re.compile(r"\d\.\d*0{10,}")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (apt-get install -y chromium)"
+    ),
+]
+
+LIST_PAGES = {
+    "discrepancies": "/admin/reconciliation/discrepancy/",
+    "audit": "/admin/tradingstate/auditentry/",
+    "orders": "/admin/tradingstate/order/",
+    "positions": "/admin/tradingstate/position/",
+    "balances": "/admin/tradingstate/balance/",
+    "runs": "/admin/reconciliation/reconciliationrun/",
+    "repairs": "/admin/reconciliation/repair/",
+}
+
+
+@pytest.fixture
+def page(monkeypatch, settings, live_server):
+    from django.db import connections
+    from django.middleware.security import SecurityMiddleware
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setattr(SecurityMiddleware, "process_request", lambda self, request: None)
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(15_000)
+        tab = context.new_page()
+        try:
+            yield tab
+        finally:
+            context.close()
+            browser.close()
+            connections.close_all()
+
+
+@pytest.fixture
+def incident(db):
+    """The runbook's demo with auto-repair on (as `make run`), repaired by one pass, and a
+    staff user."""
+    call_command("demo", stdout=StringIO())
+    account = ExchangeAccount.objects.get(name="paper-demo")
+    ExchangeAccount.objects.filter(pk=account.pk).update(auto_repair=True)
+    StaffFactory(username="ops", password=PASSWORD)
+    return account
+
+
+def login(page, base: str) -> None:
+    page.goto(f"{base}/admin/login/?next=/admin/")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", PASSWORD)
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+
+
+def fits(page) -> tuple[int, int]:
+    return page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+
+
+def check_page(page, url: str, name: str) -> None:
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    scroll, client = fits(page)
+    assert scroll <= client, f"{name}: {scroll} px wide in a {client} px window"
+    text = page.inner_text("body")
+    assert not PADDED.findall(text), f"{name}: {PADDED.findall(text)[:3]}"
+
+
+def test_every_console_and_list_page_fits_1280_and_shows_no_padding(page, live_server, incident):
+    base = live_server.url
+    run_reconciliation(incident, "manual")
+    login(page, base)
+    assert page.url.rstrip("/").endswith("/admin")  # staff land on the console
+    position = Position.objects.get(account=incident, symbol="BTC/USDT")
+    discrepancy = Discrepancy.objects.filter(account=incident).order_by("id").first()
+    entry = AuditEntry.objects.filter(action="repair.apply").order_by("id").first()
+    pages = {
+        "discrepancy": f"/admin/reconciliation/discrepancy/{discrepancy.pk}/change/",
+        "run": f"/admin/reconciliation/reconciliationrun/{discrepancy.run_id}/change/",
+        "audit_entry": f"/admin/tradingstate/auditentry/{entry.pk}/change/",
+        "console": "/admin/",
+        "models": "/admin/models/",
+        "pnl": "/admin/console/pnl/",
+        "state": "/admin/console/state/paper-demo/",
+        "analytics": "/admin/console/analytics/",
+        "correct": f"/admin/tradingstate/position/{position.pk}/correct/",
+        "position": f"/admin/tradingstate/position/{position.pk}/change/",
+        **LIST_PAGES,
+    }
+    for name, path in pages.items():
+        check_page(page, f"{base}{path}", name)
+
+
+def test_dashboard_figures_equal_the_api(page, live_server, incident):
+    base = live_server.url
+    run_reconciliation(incident, "manual")
+    login(page, base)
+    api = page.request.get(f"{base}/api/v1/accounts/paper-demo/pnl/").json()
+    row = page.locator("#account-paper-demo")
+    for position in api["positions"]:
+        cells = row.locator(f"tr.position[data-symbol='{position['symbol']}']")
+        for name in ("qty", "avg_entry_price", "mark_price", "unrealized_pnl", "net_pnl"):
+            cell = cells.locator(f"td.{name}")
+            if position[name] is None:
+                assert cell.inner_text().startswith("n/a")
+                continue
+            shown = cell.locator("span.num").first
+            assert Decimal(shown.get_attribute("title")) == Decimal(position[name]), name
+            assert Decimal(shown.inner_text()) == Decimal(position[name]), name
+    balances = page.request.get(f"{base}/api/v1/accounts/paper-demo/balances/").json()
+    for b in balances.get("results", balances):
+        total = row.locator(f"tr.balance[data-currency='{b['currency']}'] td.total")
+        assert Decimal(total.inner_text()) == Decimal(b["total"])
+    summary = page.request.get(f"{base}/api/v1/health/").json()
+    assert summary["db"] == "ok"
+
+
+def test_the_live_panel_changes_after_a_pass_without_reload(page, live_server, incident):
+    base = live_server.url
+    login(page, base)
+    page.evaluate("() => { window.__noReload = 'still here'; }")
+    row = page.locator("#account-paper-demo")
+    assert "never" in row.locator(".last-pass").inner_text()
+    assert "3 open" not in row.locator(".open-discrepancies").inner_text()
+    page.screenshot(path=str(SHOTS / "live_before.png"), full_page=True)
+    # when: a pass runs behind the page's back (the worker would)
+    ExchangeAccount.objects.filter(pk=incident.pk).update(auto_repair=False)
+    run_reconciliation(incident, "manual")
+    # then: within a refresh or two the panel shows it, the page never reloaded
+    page.wait_for_function(
+        "() => document.querySelector('#account-paper-demo .open-discrepancies')"
+        ".innerText.includes('3 open')",
+        timeout=15_000,
+    )
+    assert "never" not in row.locator(".last-pass").inner_text()
+    assert page.evaluate("() => window.__noReload") == "still here"
+    assert "updated" in page.locator("#console-live").inner_text()
+    page.screenshot(path=str(SHOTS / "live_after.png"), full_page=True)
+    # when the server cannot be reached: said so, last data kept, greyed out
+    page.route("**/admin/console/panel/**", lambda route: route.abort())
+    page.wait_for_function(
+        "() => document.getElementById('console-live').classList.contains('unreachable')",
+        timeout=15_000,
+    )
+    assert "Server unreachable" in page.locator("#console-live").inner_text()
+    assert "stale" in page.locator("#panel-accounts").get_attribute("class")
+    assert "3 open" in row.locator(".open-discrepancies").inner_text()
+    page.screenshot(path=str(SHOTS / "live_unreachable.png"), full_page=True)
+    # when the session ends: the login page is not swapped into the panels
+    page.unroute("**/admin/console/panel/**")
+    page.context.clear_cookies()
+    page.wait_for_function(
+        "() => document.getElementById('console-live').innerText.includes('Signed out')",
+        timeout=15_000,
+    )
+    assert page.locator("#panel-accounts #id_username").count() == 0
+    assert "3 open" in row.locator(".open-discrepancies").inner_text()
+
+
+def _moment_after_pause() -> int:
+    """A whole second strictly after every write so far, and before any later one."""
+    time.sleep(1.1)
+    moment = math.ceil(timezone.now().timestamp())
+    time.sleep(max(0.0, moment - timezone.now().timestamp()) + 0.2)
+    return moment
+
+
+def test_the_as_of_scrubber_shows_the_state_recorded_at_t(page, live_server, incident):
+    base = live_server.url
+    t1 = _moment_after_pause()  # the demo's desync: we held 0.05
+    recorded_t1 = Position.objects.get(account=incident, symbol="BTC/USDT").qty
+    run_reconciliation(incident, "manual")  # repairs to the venue's 0.08
+    t2 = _moment_after_pause()
+    recorded_t2 = Position.objects.get(account=incident, symbol="BTC/USDT").qty
+    assert (recorded_t1, recorded_t2) == (Decimal("0.05"), Decimal("0.08"))
+    login(page, base)
+    page.click("#account-paper-demo .state-link")
+    page.wait_for_selector("#state-range")
+
+    def scrub_to(moment: int) -> str:
+        page.evaluate(
+            "(t) => { const r = document.getElementById('state-range');"
+            " r.value = String(t); r.dispatchEvent(new Event('change', {bubbles: true})); }",
+            moment,
+        )
+        page.wait_for_function(
+            "(t) => document.getElementById('state-at-body').dataset.epoch === String(t)",
+            arg=moment,
+        )
+        return page.locator("#held tr.position[data-symbol='BTC/USDT'] td.qty").inner_text()
+
+    assert Decimal(scrub_to(t1)) == recorded_t1
+    page.screenshot(path=str(SHOTS / "state_t1.png"), full_page=True)
+    assert Decimal(scrub_to(t2)) == recorded_t2
+    exchange = page.locator("#exchange tr.position[data-symbol='BTC/USDT'] td.qty").inner_text()
+    assert Decimal(exchange) == Decimal("0.08")  # what the venue reported at that pass
+    page.screenshot(path=str(SHOTS / "state_t2.png"), full_page=True)
+    scroll, client = fits(page)
+    assert scroll <= client
