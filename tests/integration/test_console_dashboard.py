@@ -46,11 +46,12 @@ def staff(client, staff_user):
 
 @pytest.fixture
 def repaired(demo):
-    """The demo after an auto-repair pass: the runbook's three discrepancies repaired."""
+    """The demo after an auto-repair pass: the runbook's three discrepancies and the staged
+    missed fill repaired."""
     ExchangeAccount.objects.filter(pk=demo.pk).update(auto_repair=True)
     demo.refresh_from_db()
     run = run_reconciliation(demo, "manual")
-    assert run.repairs_applied == 3
+    assert run.repairs_applied == 4
     return run
 
 
@@ -82,7 +83,7 @@ def test_panels_need_staff(client, db):
 
 def test_feed_shows_the_demo_repairs_linked(client, staff, repaired):
     text = client.get(panel("feed")).content.decode()
-    assert text.count('data-kind="repair"') == 3 and text.count('data-kind="discrepancy"') == 3
+    assert text.count('data-kind="repair"') == 4 and text.count('data-kind="discrepancy"') == 4
     assert "position_mismatch BTC/USDT 0.05 → 0.08" in text
     assert "/admin/reconciliation/repair/" in text
     assert "/admin/reconciliation/discrepancy/" in text

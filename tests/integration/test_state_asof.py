@@ -16,7 +16,7 @@ from reconciliation.models import ReconciliationRun
 from reconciliation.services import run_reconciliation
 from tests.factories import AccountFactory, BotFactory
 from tradingstate.actors import Actor
-from tradingstate.models import Balance, ExchangeAccount, Order, Position
+from tradingstate.models import Balance, ExchangeAccount, Instrument, Order, Position
 from tradingstate.selectors.asof import account_state_at
 from tradingstate.services import order_register, order_transition, position_correct, position_set
 
@@ -178,6 +178,11 @@ def test_queries_stay_constant_as_history_grows(admin_client, scenario):
 
     admin_client.get(url)  # warm
     few = count()
+    # a new position's symbol must be one of the account's instruments
+    Instrument.objects.bulk_create(
+        Instrument(account=account, symbol=f"S{i}/USDT", base=f"S{i}", quote="USDT")
+        for i in range(12)
+    )
     for i in range(60):
         position_set(account=account, symbol=f"S{i % 12}/USDT", qty=Decimal(i + 1), actor=SYSTEM)
     for _ in range(3):
