@@ -56,6 +56,17 @@ def test_qty_filter_keeps_the_full_value_one_hover_away():
     assert qty("0.05") == '<span class="num" title="0.05">0.05</span>'  # audit snapshot text
 
 
+def test_money_filter_rounds_computed_figures_to_cents():
+    from tradingstate.templatetags.money import money
+
+    assert money(D("-743827153.79938266175")) == (
+        '<span class="num" title="-743827153.79938266175">-743827153.80</span>'
+    )
+    assert money(D("0.005")) == '<span class="num" title="0.005">0.00</span>'  # half-even
+    assert money(D("12")) == '<span class="num" title="12">12.00</span>'
+    assert money(None) == "n/a"
+
+
 def test_times_have_seconds_and_offset_and_ages_read_naturally(settings):
     from tradingstate.templatetags.money import age_str, ago, moment_str
 

@@ -4,6 +4,8 @@
 - ``qty``: ``amount_display`` (the instrument's precision when a step is given:
   ``{{ p.qty|qty:step }}``, else trailing zeros dropped), wrapped in a ``<span>`` whose
   title is the full stored value (one hover away).
+- ``money``: a computed figure in the valuation currency (P&L, notional) to cents, the full
+  value on hover.
 - ``ts``: a moment with seconds and UTC offset (``2026-12-06 14:03:12 +0000``).
 - ``ago``: a relative age (``12 s ago``, ``3 min ago``, ``2 h ago``, ``4 d ago``).
 """
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django import template
 from django.utils import timezone
@@ -35,14 +38,25 @@ def qty(value, step=None):
     """``amount_display`` in a span titled with the full stored value; ``n/a`` for None."""
     if value is None or value == "":
         return MISSING
-    from decimal import Decimal
-
     number = value if isinstance(value, Decimal) else Decimal(str(value))
     step_value = None if step in (None, "") else Decimal(str(step))
     return format_html(
         '<span class="num" title="{}">{}</span>',
         amount_str(number),
         amount_display(number, step_value),
+    )
+
+
+@register.filter
+def money(value, places=2):
+    """A computed figure in the valuation currency (P&L, notional) to ``places`` decimals
+    (half-even), in a span titled with the full value (the API's string); ``n/a`` for None."""
+    if value is None or value == "":
+        return MISSING
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    shown = number.quantize(Decimal(1).scaleb(-int(places)), rounding=ROUND_HALF_EVEN)
+    return format_html(
+        '<span class="num" title="{}">{}</span>', amount_str(number), format(shown, "f")
     )
 
 
