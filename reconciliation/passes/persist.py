@@ -137,7 +137,7 @@ def _persist(ctx, *, snapshot, local, findings, retry_after, previous=None) -> P
     run.save()
     updates = {"last_reconciled_at": now}
     if snapshot.trades_watermark is not None and not ctx.dry_run:
-        updates["fills_watermark_at"] = snapshot.trades_watermark
+        updates["fills_watermark_at"] = fills_watermark(snapshot.trades_watermark, outcome)
     if (
         run.status == ReconciliationRun.Status.COMPLETED
         and account.recovery_started_at is not None
@@ -147,6 +147,18 @@ def _persist(ctx, *, snapshot, local, findings, retry_after, previous=None) -> P
     ExchangeAccount.objects.filter(pk=account.pk).update(**updates)
     alerts_after_pass(account=account, run=run, outcome=outcome)  # sent after commit
     return outcome
+
+
+def fills_watermark(candidate, outcome: PassOutcome):
+    """The trade watermark after this pass: never past a venue trade still missing locally
+    (auto-repair off, a deferred repair), so the next pass reads it again."""
+    repaired = {id(f) for f, result in outcome.applied if result.applied}
+    for f in outcome.findings:
+        if f.type != d.MISSING_FILL or id(f) in repaired or f.detail.get("inferred"):
+            continue
+        executed = datetime.fromisoformat((f.exchange or {})["executed_at"])
+        candidate = min(candidate, executed)
+    return candidate
 
 
 def _run_row(ctx: PassContext) -> ReconciliationRun:
