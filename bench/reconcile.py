@@ -14,6 +14,18 @@ statements of one pass (a warm-up pass under CaptureQueriesContext, not timed).
 
     python bench/reconcile.py                      # 1,000 / 10,000 / 100,000, desync 0.1 and 0
     python bench/reconcile.py --orders 10000 --desync 0.1
+    python bench/reconcile.py --orders 10000 --trades 20000   # fills (issue 14)
+
+``--trades T`` (issue 14): the N orders (in sync, each filled 1 of 2 on the venue) carry T
+venue trades between them; 10 % of the trades are missing locally (the rest are recorded
+fills). The pass reads them (``fetch_my_trades``), finds and records the missing ones
+(``missing_fill``). It prints that pass's line and the same pass without trades (a venue
+that lists none), with the ratio of their times::
+
+    reconcile orders=N ... trades=T missing_fills=M ... ms=X ratio=R (vs ms=Y without trades)
+
+A stale order the venue does not know at all is found but repaired only after
+``stale_not_found_passes`` passes (issue 14): those are not counted as repairs.
 """
 
 from __future__ import annotations
@@ -40,6 +52,28 @@ AGE = timedelta(hours=1)  # well past stale_order_grace_seconds
 class Case:
     orders: int
     desync: float
+    trades: int = 0  # venue trades (issue 14); 10 % of them missing locally
+    with_trades: bool = True  # False: the same local fills, a venue that lists no trades
+
+    @property
+    def trades_per_order(self) -> int:
+        return max(1, self.trades // max(1, self.orders)) if self.trades else 0
+
+    @property
+    def missing_fills(self) -> int:
+        if not self.trades or not self.with_trades:
+            return 0
+        return sum(1 for k in range(self.trades_per_order * self.orders) if k % 10 == 9)
+
+    @property
+    def waiting(self) -> int:
+        """Stale orders the venue does not know: found, repaired only after
+        ``stale_not_found_passes`` passes."""
+        from django.conf import settings
+
+        if settings.TRADINGSTATE.stale_not_found_passes <= 1:
+            return 0
+        return sum(1 for j in range(self.out(self.orders)) if j % 3 == 2)
 
     @property
     def positions(self) -> int:
@@ -54,8 +88,17 @@ class Case:
 
     @property
     def expected(self) -> int:
-        # missing + stale orders (10% of N each), position and balance mismatches
-        return 2 * self.out(self.orders) + self.out(self.positions) + self.out(self.balances)
+        # missing + stale orders (10% of N each), position and balance mismatches, fills
+        return (
+            2 * self.out(self.orders)
+            + self.out(self.positions)
+            + self.out(self.balances)
+            + self.missing_fills
+        )
+
+    @property
+    def expected_repairs(self) -> int:
+        return self.expected - self.waiting
 
 
 def build_venue(case: Case):
@@ -72,18 +115,58 @@ def build_venue(case: Case):
                 raise ex.OrderNotFound(f"order {client_order_id or exchange_order_id} not found")
             return order
 
-    venue = IndexedMemoryExchange(max_order_lookups_per_pass=None)
+    class TradingMemoryExchange(IndexedMemoryExchange):
+        """Lists its trades (issue 14): every one since ``since``, complete."""
+
+        trades: list = []
+
+        def trade_history_policy(self):
+            return ex.TradeHistoryPolicy(
+                max_lookback=None,
+                default_lookback=timedelta(days=1),
+                window=None,
+                symbol_required=False,
+                page_limit=1000,
+            )
+
+        def fetch_my_trades(self, since, symbols=None):
+            self._call("fetch_my_trades")
+            items = [t for t in self.trades if t.executed_at >= since]
+            return ex.FetchResult(items, complete=True, fetched_at=_now(), covered_from=since)
+
+    trading = case.trades and case.with_trades
+    venue = (TradingMemoryExchange if trading else IndexedMemoryExchange)(
+        max_order_lookups_per_pass=None
+    )
     old = _now() - AGE
     one = Decimal(1)
     symbols = _symbols(case)
+    amount, filled = (Decimal(2), one) if case.trades else (one, Decimal(0))
     for i in range(case.orders):
         venue.add_order(
             symbol=symbols[i % len(symbols)],
-            amount=one,
+            amount=amount,
+            filled=filled,
+            average=Decimal(100) if case.trades else None,
             exchange_order_id=f"E{i}",
             client_order_id=f"c{i}",
             timestamp=old,
         )
+    if trading:
+        venue.trades = [
+            ex.ExchangeTrade(
+                trade_id=trade_id,
+                exchange_order_id=f"E{i}",
+                symbol=symbols[i % len(symbols)],
+                side="buy",
+                quantity=piece,
+                price=Decimal(100),
+                fee=Decimal("0.01"),
+                fee_currency="USDT",
+                executed_at=old,
+            )
+            for i, trade_id, piece in _trades(case)
+        ]
     for j in range(case.out(case.orders)):  # stale locals: closed, canceled, or unknown
         if j % 3 == 2:
             continue
@@ -102,6 +185,20 @@ def build_venue(case: Case):
     for i in range(case.balances):
         venue.set_balance(f"C{i}", "200" if i < case.out(case.balances) else "100")
     return venue
+
+
+def _trades(case: Case):
+    """(order index, trade id, quantity) of every venue trade; ``k % 10 == 9`` are the
+    trades missing locally."""
+    per = case.trades_per_order
+    piece = Decimal(1) / per
+    for i in range(case.orders):
+        for n in range(per):
+            yield i, f"T{i}-{n}", piece
+
+
+def _recorded(case: Case, k: int) -> bool:
+    return k % 10 != 9
 
 
 def _symbols(case: Case) -> list[str]:
@@ -131,20 +228,38 @@ def build_local(case: Case, account) -> None:
     """The local state of record, bulk-inserted (setup, not the code under test)."""
     from django.db import connection
 
-    from tradingstate.models import Balance, Order, Position
+    from tradingstate.models import Balance, ExchangeAccount, Fill, Order, Position
 
     reset_tables()
+    ExchangeAccount.objects.filter(pk=account.pk).update(fills_watermark_at=None)
     one, zero = Decimal(1), Decimal(0)
     symbols = _symbols(case)
     missing = case.out(case.orders)
     common = {"account": account, "side": "buy", "type": "limit", "quantity": one}
     common.update(price=Decimal(100), filled_qty=zero, remaining_qty=one, status="submitted")
+    # with trades: each order filled 1 of 2 (the bot saw the fill status); its recorded
+    # fills sum to what was recorded (fills_qty), the missing trades are the gap
+    recorded_qty: dict[int, Decimal] = {}
+    fills = []
+    if case.trades:
+        for k, (i, trade_id, piece) in enumerate(_trades(case)):
+            if _recorded(case, k):
+                recorded_qty[i] = recorded_qty.get(i, zero) + piece
+                fills.append((i, trade_id, piece))
+    traded = {
+        "quantity": Decimal(2),
+        "filled_qty": one,
+        "remaining_qty": one,
+        "avg_fill_price": Decimal(100),
+        "status": "partially_filled",
+    }
     rows = [
         Order(
             client_order_id=f"c{i}",
             exchange_order_id=f"E{i}",
             symbol=symbols[i % len(symbols)],
-            **common,
+            **{**common, **(traded if case.trades else {})},
+            fills_qty=recorded_qty.get(i, zero) if case.trades else zero,
         )
         for i in range(missing, case.orders)
     ]
@@ -159,6 +274,30 @@ def build_local(case: Case, account) -> None:
     ]
     Order.objects.bulk_create(rows, batch_size=2000)
     Order.objects.filter(account=account).update(updated_at=_now() - AGE)
+    if fills:
+        ids = dict(Order.objects.filter(account=account).values_list("client_order_id", "pk"))
+        old = _now() - AGE
+        Fill.objects.bulk_create(
+            [
+                Fill(
+                    account=account,
+                    order_id=ids[f"c{i}"],
+                    symbol=symbols[i % len(symbols)],
+                    side="buy",
+                    trade_id=trade_id,
+                    exchange_order_id=f"E{i}",
+                    client_order_id=f"c{i}",
+                    quantity=piece,
+                    price=Decimal(100),
+                    fee=Decimal("0.01"),
+                    fee_currency="USDT",
+                    executed_at=old,
+                )
+                for i, trade_id, piece in fills
+                if f"c{i}" in ids
+            ],
+            batch_size=2000,
+        )
     Position.objects.bulk_create(
         [Position(account=account, symbol=s, qty=one, entry_price=Decimal(100)) for s in symbols],
         batch_size=2000,
@@ -172,7 +311,7 @@ def build_local(case: Case, account) -> None:
     )
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
-            for model in (Order, Position, Balance):
+            for model in (Order, Position, Balance, Fill):
                 cur.execute(f'ANALYZE "{model._meta.db_table}"')
 
 
@@ -207,8 +346,8 @@ def verify(case: Case, run) -> None:
         problems.append(f"status {run.status} ({run.error})")
     if run.discrepancies_found != case.expected or found != case.expected:
         problems.append(f"discrepancies {run.discrepancies_found}/{found} != {case.expected}")
-    if not (run.repairs_applied == repairs == run.discrepancies_found):
-        problems.append(f"repairs {run.repairs_applied}/{repairs} != {run.discrepancies_found}")
+    if not (run.repairs_applied == repairs == case.expected_repairs):
+        problems.append(f"repairs {run.repairs_applied}/{repairs} != {case.expected_repairs}")
     if audits != repairs:
         problems.append(f"audit rows {audits} != repairs {repairs}")
     if problems:
@@ -224,11 +363,26 @@ def run_case(case: Case, passes: int) -> str:
     venue = build_venue(case)
     _, queries, run = one_pass(case, account, venue, capture=True)  # warm-up, counted
     timings = [one_pass(case, account, venue)[0] for _ in range(passes)]
+    trades = ""
+    if case.trades:
+        trades = f"trades={case.trades if case.with_trades else 0} "
+        trades += f"missing_fills={case.missing_fills} "
     return (
         f"reconcile orders={case.orders} positions={case.positions} balances={case.balances} "
-        f"desync={case.desync:g} discrepancies={run.discrepancies_found} "
+        f"desync={case.desync:g} {trades}discrepancies={run.discrepancies_found} "
         f"repairs={run.repairs_applied} queries={queries} ms={statistics.median(timings):.0f}"
     )
+
+
+def run_trades_case(orders: int, trades: int, desync: float, passes: int) -> str:
+    """The pass with ``trades`` venue trades (10 % missing locally), and its ratio to the
+    same pass without trades (the same local fills; a venue that lists none)."""
+    without = run_case(Case(orders, desync, trades, with_trades=False), passes)
+    with_ = run_case(Case(orders, desync, trades), passes)
+    ms_with = float(with_.rsplit("ms=", 1)[1])
+    ms_without = float(without.rsplit("ms=", 1)[1])
+    ratio = ms_with / ms_without if ms_without else float("inf")
+    return f"{with_} ratio={ratio:.2f} (vs ms={ms_without:.0f} without trades)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,14 +390,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, action="append", help="N (repeatable)")
     parser.add_argument("--desync", type=float, action="append", help="fraction (repeatable)")
     parser.add_argument("--passes", type=int, default=5, help="timed passes per case")
+    parser.add_argument(
+        "--trades", type=int, help="venue trades across the orders, 10%% missing (issue 14)"
+    )
     args = parser.parse_args(argv)
     sizes = args.orders or list(SIZES)
     desyncs = args.desync if args.desync is not None else list(DESYNCS)
     with bench_database():
         django_setup()
         for n in sizes:
-            for desync in desyncs:
-                print(run_case(Case(n, desync), args.passes), flush=True)
+            for desync in desyncs if not args.trades else (args.desync or [0.0]):
+                if args.trades:
+                    print(run_trades_case(n, args.trades, desync, args.passes), flush=True)
+                else:
+                    print(run_case(Case(n, desync), args.passes), flush=True)
     return 0
 
 

@@ -27,7 +27,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from tradingstate import transitions as t
-from tradingstate.amounts import amount_str
+from tradingstate.amounts import amount_str, quantize_amount
 from tradingstate.exchanges import base as ex
 from tradingstate.rules.accounting import DEFAULT_ENTRY_PRICE_TOLERANCE, entry_price_mismatch
 from tradingstate.sync_kinds import RepairKind
@@ -169,6 +169,9 @@ class DiffConfig:
     # issue 14: reconcile fills (missing_fill, fill_mismatch, inferred fills, the positions'
     # projection); off for callers that diff orders and books only
     fills: bool = False
+    # symbol -> (base, quote, settle) of the account's instruments (the fill repairs value
+    # fills with them; symbols without a row are read from the unified symbol)
+    instrument_terms: Mapping[str, tuple[str, str, str]] = field(default_factory=dict)
     stale_not_found_passes: int = 1
     order_retention: ex.OrderRetention | None = None
 
@@ -313,7 +316,12 @@ def diff_orders(
             if finding:
                 findings.append(finding)
     findings.sort(key=lambda f: f.key)  # a stable order for logs and tests (few rows)
+    traded = _traded_by_order(local, exchange)
     for order in stale_candidates(local, exchange, cfg):
+        evidence = traded.get(order.client_order_id)
+        if not venue_can_tell(order, cfg):
+            findings.append(_beyond_retention(order, evidence, cfg))
+            continue
         result = lookups.get(order.client_order_id)
         if result is None:
             continue  # no single-order answer: never stale on the bulk list alone
@@ -335,8 +343,157 @@ def diff_orders(
             continue
         if isinstance(result, ex.ExchangeOrder) and result.status == ex.OPEN:
             continue  # the open list missed it; it is alive
+        if result == NOT_FOUND:
+            findings.append(_not_found(order, evidence, local, cfg))
+            continue
         findings.append(_stale(order, result))
     return findings
+
+
+# --- stale orders the venue cannot prove an end state for (issue 14 item 5) -------------------
+@dataclass(frozen=True)
+class TradeEvidence:
+    """What the venue's trades (and the local fills) say an order filled."""
+
+    qty: Decimal
+    average: Decimal | None
+
+
+def _traded_by_order(local: LocalSnapshot, exchange: ExchangeSnapshot) -> dict[str, TradeEvidence]:
+    """Per local order: its fills (recorded) plus the venue's trades not recorded yet. Only
+    when the trade list was read completely; else {} (no trades is never evidence)."""
+    if exchange.trades is None:
+        return {}
+    by_exid = {o.exchange_order_id: o for o in local.orders if o.exchange_order_id}
+    by_coid = {o.client_order_id: o for o in local.orders}
+    qty: dict[str, Decimal] = {}
+    value: dict[str, Decimal] = {}
+    for trade in exchange.trades:
+        order = by_exid.get(trade.exchange_order_id) if trade.exchange_order_id else None
+        if order is None and trade.client_order_id:
+            order = by_coid.get(trade.client_order_id)
+        if order is None or order.symbol != trade.symbol:
+            continue
+        if (trade.symbol, trade.trade_id) in local.fills:
+            continue  # already in fills_qty
+        qty[order.client_order_id] = qty.get(order.client_order_id, Decimal(0)) + trade.quantity
+        value[order.client_order_id] = (
+            value.get(order.client_order_id, Decimal(0)) + trade.quantity * trade.price
+        )
+    out = {}
+    for o in local.orders:
+        recorded = o.filled_qty if o.fills_qty is None else o.fills_qty
+        total = recorded + qty.get(o.client_order_id, Decimal(0))
+        if total <= 0:
+            continue
+        new_value = value.get(o.client_order_id, Decimal(0))
+        old_value = (o.avg_fill_price or Decimal(0)) * recorded
+        out[o.client_order_id] = TradeEvidence(
+            total, quantize_amount((old_value + new_value) / total)
+        )
+    return out
+
+
+def venue_can_tell(order: LocalOrder, cfg: DiffConfig) -> bool:
+    """Can the venue still answer a single-order query about ``order`` (its retention)?"""
+    if cfg.order_retention is None or order.created_at is None:
+        return True
+    return cfg.order_retention.venue_can_tell(
+        order.created_at, now=cfg.now, filled=order.filled_qty > 0
+    )
+
+
+def _by_trades(order: LocalOrder, evidence: TradeEvidence | None, base: Finding) -> Finding:
+    """The trades prove the order filled: ``filled`` with its fills (recorded in the same
+    pass by the fills diff), whatever the single-order query said."""
+    assert evidence is not None
+    target = reachable_status(order.status, t.FILLED)
+    return replace(
+        base,
+        repair=RepairPlan(
+            kind=RepairKind.ORDER_STATE,
+            target_id=order.id,
+            expected_version=order.version,
+            values={
+                "status": target,
+                "filled_qty": s(order.quantity),
+                "avg_fill_price": s(evidence.average),
+                "exchange_order_id": order.exchange_order_id,
+            },
+        )
+        if target is not None
+        else None,
+        note="" if target is not None else f"no legal move from {order.status} to filled",
+    )
+
+
+def _stale_base(order: LocalOrder, exchange_view: dict) -> Finding:
+    """The runbook's fields in ``detail`` (its log line); what the venue said, and how many
+    passes it has said so, in ``exchange`` (the discrepancy's ``exchange_value``)."""
+    return Finding(
+        type=STALE_LOCAL_ORDER,
+        entity=ORDERS,
+        key=order.client_order_id,
+        detail={
+            "type": STALE_LOCAL_ORDER,
+            "client_order_id": order.client_order_id,
+            "local_status": order.status,
+        },
+        local=_order_view(order),
+        exchange=exchange_view,
+    )
+
+
+VENUE_CANNOT_SAY = (
+    "venue cannot say: the order is older than the venue's order-query retention ({source}); "
+    "staff review (its trades decide it when they sum to its quantity)"
+)
+
+
+def _beyond_retention(
+    order: LocalOrder, evidence: TradeEvidence | None, cfg: DiffConfig
+) -> Finding:
+    """Older than the venue's order-query retention: "not found" would prove nothing. Its
+    trades decide it when they sum to its quantity; otherwise staff decide."""
+    base = _stale_base(order, {"status": "venue_cannot_say", "venue_cannot_say": True})
+    if evidence is not None and evidence.qty == order.quantity:
+        return _by_trades(order, evidence, base)
+    source = cfg.order_retention.source if cfg.order_retention else ""
+    return replace(base, note=VENUE_CANNOT_SAY.format(source=source))
+
+
+NOT_FOUND_WAITING = "not found in {n} of {needed} consecutive passes; cancelled after {needed}"
+
+
+def _not_found(
+    order: LocalOrder, evidence: TradeEvidence | None, local: LocalSnapshot, cfg: DiffConfig
+) -> Finding:
+    """The venue does not know the order. Its trades summing to its quantity prove it
+    filled; otherwise it is cancelled only after ``stale_not_found_passes`` consecutive
+    "not found" passes at least the grace window apart (the count is on the discrepancy)."""
+    previous = local.not_found.get(order.client_order_id)
+    if previous is None:
+        passes, at = 1, cfg.now
+    elif cfg.now - previous[1] >= timedelta(seconds=cfg.grace_seconds):
+        passes, at = previous[0] + 1, cfg.now
+    else:
+        passes, at = previous  # too soon after the last: the same evidence
+    base = _stale_base(
+        order,
+        {"status": NOT_FOUND, "not_found_passes": passes, "not_found_at": at.isoformat()},
+    )
+    if evidence is not None and evidence.qty == order.quantity:
+        return _by_trades(order, evidence, base)
+    if passes < cfg.stale_not_found_passes:
+        return replace(
+            base, note=NOT_FOUND_WAITING.format(n=passes, needed=cfg.stale_not_found_passes)
+        )
+    finding = _stale(order, NOT_FOUND)
+    if evidence is not None and evidence.qty > order.filled_qty and finding.repair is not None:
+        values = {**finding.repair.values, "filled_qty": s(evidence.qty)}
+        values["avg_fill_price"] = s(evidence.average)
+        finding = replace(finding, repair=replace(finding.repair, values=values))
+    return replace(finding, exchange=base.exchange)
 
 
 def _missing(venue: ex.ExchangeOrder) -> Finding:

@@ -55,6 +55,8 @@ class OrderPlan:
     avg_fill_price: Decimal | None
     moved: bool  # the pass repairs this order (grace does not hold its trades back)
     updated_at: object = None
+    id: int | None = None  # the local row (None: created by this pass)
+    version: int | None = None  # the local row's version in the snapshot
 
 
 def _plans(local: d.LocalSnapshot, order_findings: list[d.Finding]) -> dict[str, OrderPlan]:
@@ -70,6 +72,8 @@ def _plans(local: d.LocalSnapshot, order_findings: list[d.Finding]) -> dict[str,
             avg_fill_price=o.avg_fill_price,
             moved=False,
             updated_at=o.updated_at,
+            id=o.id,
+            version=o.version,
         )
     for f in order_findings:
         if f.repair is None:
@@ -100,6 +104,8 @@ def _plans(local: d.LocalSnapshot, order_findings: list[d.Finding]) -> dict[str,
                 avg_fill_price=average or plan.avg_fill_price,
                 moved=True,
                 updated_at=plan.updated_at,
+                id=plan.id,
+                version=plan.version,
             )
     return plans
 
@@ -182,7 +188,11 @@ def diff_fills(
             findings.append(_inferred(plan, gap))
             deltas[plan.symbol] += _delta(plan.side, gap, Decimal(0), "", plan.symbol)
     for f in findings:
-        target = targets.get(f.repair.values["symbol"]) if f.repair is not None else None
+        if f.repair is None:
+            continue
+        symbol = f.repair.values["symbol"]
+        f.repair.values["terms"] = list(cfg.instrument_terms.get(symbol) or symbol_parts(symbol))
+        target = targets.get(symbol)
         if target is not None:
             f.repair.values["position_qty"] = s(target[0])
             f.repair.values["position_entry_price"] = s(target[1])
@@ -244,10 +254,21 @@ def _missing(t: ex.ExchangeTrade, plan: OrderPlan | None) -> d.Finding:
                 "exchange_order_id": t.exchange_order_id,
                 "is_maker": {"maker": True, "taker": False}.get(t.liquidity),
                 "inferred": False,
+                **_order_ref(plan),
             },
         ),
         payload=t.raw or None,
     )
+
+
+def _order_ref(plan: OrderPlan | None) -> dict:
+    """The local order a fill repair expects: its row and snapshot version (a bot's write
+    since defers the repair), or ``order_created`` for an order this pass creates."""
+    if plan is None:
+        return {}
+    if plan.id is None:
+        return {"order_created": True}
+    return {"order_id": plan.id, "order_version": plan.version}
 
 
 def _inferred(plan: OrderPlan, gap: Decimal) -> d.Finding:
@@ -285,6 +306,7 @@ def _inferred(plan: OrderPlan, gap: Decimal) -> d.Finding:
                 "exchange_order_id": plan.exchange_order_id,
                 "is_maker": None,
                 "inferred": True,
+                **_order_ref(plan),
             },
         )
     return d.Finding(

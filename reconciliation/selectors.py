@@ -171,47 +171,59 @@ def local_fill_orders(
 ) -> list[LocalOrder]:
     """Orders a fills pass needs beyond the active ones: those whose filled quantity is not
     the sum of their fills (any status), and those the venue's trades name. Two statements."""
-    out = [
-        o
-        for o in _local_orders(
-            Order.objects.filter(account=account).exclude(filled_qty=F("fills_qty"))
-        )
-        if o.id not in known
-    ]
-    seen = known | {o.id for o in out}
+    q = ~Q(filled_qty=F("fills_qty"))
     exids = sorted({t.exchange_order_id for t in trades or [] if t.exchange_order_id})
     coids = sorted({t.client_order_id for t in trades or [] if t.client_order_id})
-    if exids or coids:
-        q = Q(pk__in=[])
-        if exids:
-            q |= Q(exchange_order_id__any=exids)
-        if coids:
-            q |= Q(client_order_id__any=coids)
-        for o in _local_orders(Order.objects.filter(account=account).filter(q)):
-            if o.id not in seen:
-                seen.add(o.id)
-                out.append(o)
-    return out
+    if exids:
+        q |= Q(exchange_order_id__any=exids)
+    if coids:
+        q |= Q(client_order_id__any=coids)
+    return [
+        o
+        for o in _local_orders(Order.objects.filter(account=account).filter(q))
+        if o.id not in known
+    ]
 
 
-def stale_not_found_counts(*, account: ExchangeAccount) -> dict[str, tuple[int, datetime]]:
+def previous_run_findings(*, account: ExchangeAccount) -> dict[tuple[str, str], tuple[int, dict]]:
+    """The account's previous finished pass's discrepancies: (type, key) -> (consecutive_runs,
+    exchange_value). One query, read before the pass's diff (the pass holds the account's
+    lease, so no other pass finishes meanwhile)."""
+    previous = _runs_before(account=account, before_id=None).values("id")[:1]
+    return {
+        (t, k): (n, seen)
+        for t, k, n, seen in Discrepancy.objects.filter(run_id=Subquery(previous)).values_list(
+            "type", "key", "consecutive_runs", "exchange_value"
+        )
+    }
+
+
+def stale_not_found_counts(previous: dict) -> dict[str, tuple[int, datetime]]:
     """Per stale order (client order id), how many consecutive passes the venue answered
-    "not found" and when it last did, from the open ``stale_local_order`` discrepancies."""
+    "not found" and when it last did: the previous pass's ``stale_local_order`` rows (their
+    ``exchange_value``); a pass that did not see it again starts over."""
     out = {}
-    for key, detail in Discrepancy.objects.filter(
-        account=account, type="stale_local_order", status=Discrepancy.Status.OPEN
-    ).values_list("key", "detail"):
-        passes = (detail or {}).get("not_found_passes")
-        at = (detail or {}).get("not_found_at")
+    for (typ, key), (_n, seen) in previous.items():
+        if typ != "stale_local_order" or not isinstance(seen, dict):
+            continue
+        passes, at = seen.get("not_found_passes"), seen.get("not_found_at")
         if passes and at:
-            moment = datetime.fromisoformat(at)
-            if key not in out or out[key][1] < moment:
-                out[key] = (int(passes), moment)
+            out[key] = (int(passes), datetime.fromisoformat(at))
     return out
 
 
 def amount_steps(*, account: ExchangeAccount) -> dict[str, Decimal]:
     return dict(Instrument.objects.filter(account=account).values_list("symbol", "amount_step"))
+
+
+def instrument_terms(*, account: ExchangeAccount) -> dict[str, tuple[Decimal, str, str, str]]:
+    """symbol -> (amount step, base, quote, settle) of the account's instruments (one query)."""
+    return {
+        symbol: (step, base, quote, settle)
+        for symbol, step, base, quote, settle in Instrument.objects.filter(
+            account=account
+        ).values_list("symbol", "amount_step", "base", "quote", "settle")
+    }
 
 
 def _runs_before(*, account: ExchangeAccount, before_id: int | None):

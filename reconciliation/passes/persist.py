@@ -39,11 +39,19 @@ def persist_pass(
     findings: list[d.Finding],
     retry_after: float | None,
     marks: MarksFetch | None = None,
+    previous: dict[tuple[str, str], int] | None = None,
 ) -> PassOutcome:
+    """``previous``: the previous pass's ``consecutive_runs`` by (type, key) when the pass
+    read them already (else read here)."""
     with transaction.atomic():
         account_pass_lease_confirm(ctx.account.pk)  # raises LeaseLost
         outcome = _persist(
-            ctx, snapshot=snapshot, local=local, findings=findings, retry_after=retry_after
+            ctx,
+            snapshot=snapshot,
+            local=local,
+            findings=findings,
+            retry_after=retry_after,
+            previous=previous,
         )
         if marks is not None and marks.supported and marks.asked:
             mark_prices_record(
@@ -57,10 +65,11 @@ def persist_pass(
         return outcome
 
 
-def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:
+def _persist(ctx, *, snapshot, local, findings, retry_after, previous=None) -> PassOutcome:
     account = ctx.account
     run = _run_row(ctx)
-    previous = discrepancy_counts_previous_run(account=account, before_id=run.pk)
+    if previous is None:
+        previous = discrepancy_counts_previous_run(account=account, before_id=run.pk)
     threshold = settings.TRADINGSTATE.persistent_desync_runs
     rows = []
     for f in findings:
@@ -129,7 +138,7 @@ def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:
     run.save()
     updates = {"last_reconciled_at": now}
     if snapshot.trades_watermark is not None and not ctx.dry_run:
-        updates["fills_watermark_at"] = snapshot.trades_watermark
+        updates["fills_watermark_at"] = fills_watermark(snapshot.trades_watermark, outcome)
     if (
         run.status == ReconciliationRun.Status.COMPLETED
         and account.recovery_started_at is not None
@@ -139,6 +148,18 @@ def _persist(ctx, *, snapshot, local, findings, retry_after) -> PassOutcome:
     ExchangeAccount.objects.filter(pk=account.pk).update(**updates)
     alerts_after_pass(account=account, run=run, outcome=outcome)  # sent after commit
     return outcome
+
+
+def fills_watermark(candidate, outcome: PassOutcome):
+    """The trade watermark after this pass: never past a venue trade still missing locally
+    (auto-repair off, a deferred repair), so the next pass reads it again."""
+    repaired = {id(f) for f, result in outcome.applied if result.applied}
+    for f in outcome.findings:
+        if f.type != d.MISSING_FILL or id(f) in repaired or f.detail.get("inferred"):
+            continue
+        executed = datetime.fromisoformat((f.exchange or {})["executed_at"])
+        candidate = min(candidate, executed)
+    return candidate
 
 
 def _run_row(ctx: PassContext) -> ReconciliationRun:
@@ -168,6 +189,7 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
     repairs: list[Repair] = []
     repaired_ids: list[int] = []
     moved: dict[str, tuple[int | None, int, int | None]] = {}  # positions the fills moved
+    orders_moved: dict[int, tuple[int, int]] = {}  # order id -> (version seen, version left)
     for kind in REPAIR_ORDER:
         pairs = by_kind.get(kind, [])
         if not pairs:
@@ -175,9 +197,18 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
         items = [sync_item(f, row, reason=f"auto-repair: {f.type}") for f, row in pairs]
         if kind == RepairKind.POSITION_SET:
             chain_position_versions(items, moved)
+        if kind == RepairKind.FILL_RECORD:
+            chain_order_versions(items, orders_moved)
         outcomes = SYNC_BY_KIND[kind](account=account, items=items, actor=actor, run_id=run.pk)
         if kind in (RepairKind.FILL_RECORD, RepairKind.FILL_CORRECT):
             note_moved_positions(outcomes, moved)
+        if kind == RepairKind.ORDER_STATE:
+            for result in outcomes:
+                if result.applied and result.before and result.after:
+                    orders_moved[result.target_id] = (
+                        result.before["version"],
+                        result.after["version"],
+                    )
         for (f, row), result in zip(pairs, outcomes, strict=True):
             applied.append((f, result))
             repairs.append(repair_row(row, run, kind, result, actor, reason="auto-repair"))
@@ -209,6 +240,15 @@ def note_moved_positions(outcomes: list[SyncOutcome], moved: dict) -> None:
         if symbol in moved:
             first = moved[symbol][0]
         moved[symbol] = (first, last, pk)
+
+
+def chain_order_versions(items: list[SyncItem], moved: dict) -> None:
+    """A fill repair expects its order's snapshot version; where this pass's own order
+    repair moved the order from exactly that version, it expects the version it left."""
+    for item in items:
+        order_id = item.values.get("order_id")
+        if order_id in moved and item.values.get("order_version") == moved[order_id][0]:
+            item.values = {**item.values, "order_version": moved[order_id][1]}
 
 
 def chain_position_versions(items: list[SyncItem], moved: dict) -> None:

@@ -29,11 +29,12 @@ from reconciliation.passes.fetch import (
 from reconciliation.passes.log import emit_pass_logs
 from reconciliation.passes.persist import persist_pass, record_auth_failure, record_run_end
 from reconciliation.selectors import (
-    amount_steps,
+    instrument_terms,
     local_books,
     local_fill_orders,
     local_fills,
     local_snapshot,
+    previous_run_findings,
     stale_not_found_counts,
 )
 from tradingstate.exchanges import adapter_for
@@ -103,11 +104,16 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
         if auth_error is not None:
             return _auth_failed(ctx, auth_error)
         local = local_snapshot(account=account, exchange_orders=snapshot.orders, books=books)
-        local.not_found = stale_not_found_counts(account=account)
-        cfg = diff_config(account, adapter)
-        lookups, lookup_auth_error = fetch_lookups(
-            adapter, d.stale_candidates(local, snapshot, cfg)
-        )
+        previous = previous_run_findings(account=account)
+        local.not_found = stale_not_found_counts(previous)
+        terms = instrument_terms(account=account)
+        cfg = diff_config(account, adapter, terms)
+        # an order older than the venue's order-query retention is not asked about: "not
+        # found" would prove nothing (its trades decide it, else staff)
+        candidates = [
+            o for o in d.stale_candidates(local, snapshot, cfg) if d.venue_can_tell(o, cfg)
+        ]
+        lookups, lookup_auth_error = fetch_lookups(adapter, candidates)
         if lookup_auth_error is not None:
             return _auth_failed(ctx, lookup_auth_error)
         # trades last: every fill the order snapshot and lookups reflect is in the list
@@ -136,11 +142,16 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
         findings=findings,
         retry_after=retry_after,
         marks=marks,
+        previous={k: n for k, (n, _seen) in previous.items()},
     )
 
 
-def diff_config(account: ExchangeAccount, adapter: ex.ExchangeAdapter | None = None):
+def diff_config(
+    account: ExchangeAccount, adapter: ex.ExchangeAdapter | None = None, terms: dict | None = None
+):
     retention = adapter.order_retention() if adapter is not None else None
+    if terms is None:
+        terms = instrument_terms(account=account)
     return d.DiffConfig(
         now=timezone.now(),
         grace_seconds=account.stale_order_grace_seconds,
@@ -148,7 +159,8 @@ def diff_config(account: ExchangeAccount, adapter: ex.ExchangeAdapter | None = N
         balance_tolerances={
             k: Decimal(str(v)) for k, v in (account.balance_tolerances or {}).items()
         },
-        amount_steps=amount_steps(account=account),
+        amount_steps={symbol: t[0] for symbol, t in terms.items()},
+        instrument_terms={symbol: t[1:] for symbol, t in terms.items()},
         check_positions=account.is_derivative,
         entry_price_tolerance=settings.TRADINGSTATE.entry_price_tolerance,
         fills=True,

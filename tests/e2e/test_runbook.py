@@ -134,7 +134,7 @@ def test_demo_pass_then_runbook_greps(ops):
         "print(AuditEntry.objects.filter(action='repair.apply').count(),"
         " Repair.objects.filter(status='applied').count())",
     )
-    assert check.stdout.strip().splitlines()[-1].split() == ["3", "3"]
+    assert check.stdout.strip().splitlines()[-1].split() == ["4", "4"]  # with the missed fill
 
 
 def test_reconcile_exit_codes_and_errors(ops):

@@ -91,3 +91,46 @@ class MemoryExchange(ex.ExchangeAdapter):
     def load_instruments(self):
         self._call("load_instruments")
         return []
+
+
+@dataclass
+class TradingMemoryExchange(MemoryExchange):
+    """A MemoryExchange that also lists the account's trades (issue 14): every trade since
+    ``since``, complete, unless ``trades`` is in ``faults`` / ``incomplete``."""
+
+    trades: list[ex.ExchangeTrade] = field(default_factory=list)
+    retention: ex.OrderRetention | None = None
+
+    def add_trade(self, **kw) -> ex.ExchangeTrade:
+        from datetime import UTC, datetime
+
+        kw.setdefault("side", "buy")
+        kw.setdefault("fee", Decimal(0))
+        kw.setdefault("fee_currency", "")
+        kw.setdefault("executed_at", datetime.now(tz=UTC))
+        trade = ex.ExchangeTrade(**kw)
+        self.trades.append(trade)
+        return trade
+
+    def trade_history_policy(self) -> ex.TradeHistoryPolicy:
+        from datetime import timedelta
+
+        return ex.TradeHistoryPolicy(
+            max_lookback=None,
+            default_lookback=timedelta(days=7),
+            window=None,
+            symbol_required=False,
+            page_limit=1000,
+        )
+
+    def order_retention(self) -> ex.OrderRetention:
+        return self.retention or super().order_retention()
+
+    def fetch_my_trades(self, since, symbols=None):
+        self._call("fetch_my_trades")
+        items = [t for t in list(self.trades) if t.executed_at >= since]
+        if symbols is not None:
+            items = [t for t in items if t.symbol in symbols]
+        return ex.FetchResult(
+            items=items, complete="trades" not in self.incomplete, covered_from=since
+        )

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.django_db
 def test_pass_through_ccxt_repairs_to_the_venue(fake_exchange, make_fake_account, exchange):
     # given: the venue's state, and a local book that drifted from it
     seed_derivatives(getattr(fake_exchange, exchange))
-    account = make_fake_account(exchange, "swap", name=f"{exchange}-recon", save=True)
+    # grace 0: the "not found" passes below may follow each other at once
+    account = make_fake_account(
+        exchange, "swap", name=f"{exchange}-recon", save=True, stale_order_grace_seconds=0
+    )
     OrderFactory(account=account, client_order_id="abc123", exchange_order_id="1001",
                  symbol="BTC/USDT:USDT", quantity=D("0.01"), price=D("50000.5"),
                  status="submitted")  # fmt: skip
@@ -49,14 +52,26 @@ def test_pass_through_ccxt_repairs_to_the_venue(fake_exchange, make_fake_account
     assert not any(key == "abc123" for _, key in found)
     filled = Order.objects.get(client_order_id="jkl000")
     assert filled.status == "filled" and filled.filled_qty == D("0.1")
-    assert Order.objects.get(client_order_id="ghost1").status == "cancelled"
+    # issue 14: one "not found" proves nothing; ghost1 waits stale_not_found_passes passes
+    ghost = Discrepancy.objects.get(run=run, key="ghost1")
+    assert ghost.status == "open" and ghost.exchange_value["not_found_passes"] == 1
+    assert Order.objects.get(client_order_id="ghost1").status == "submitted"
     created = Order.objects.get(client_order_id="def456")
     assert created.status == "partially_filled" and created.filled_qty == D("0.5")
     assert created.origin == "reconciliation"
     assert Position.objects.get(symbol="BTC/USDT:USDT").qty == D("0.08")
     assert AuditEntry.objects.filter(action="repair.apply").count() == run.repairs_applied
-    assert run.repairs_applied == len(found)
+    # the seeded venue lists no trades: def456's and jkl000's fills are inferred
+    assert ("missing_fill", "ETH/USDT:USDT:inferred-1002-0.5") in found
+    assert ("missing_fill", "BTC/USDT:USDT:inferred-1004-0.1") in found
+    assert run.repairs_applied == len(found) - 1  # all but ghost1
 
+    second = run_reconciliation(account, "manual")
+    assert second.discrepancies_found == 1  # ghost1, not found twice
+    third = run_reconciliation(account, "manual")
+    ghost = Discrepancy.objects.get(run=third, key="ghost1")
+    assert ghost.status == "repaired" and ghost.exchange_value["not_found_passes"] == 3
+    assert Order.objects.get(client_order_id="ghost1").status == "cancelled"
     again = run_reconciliation(account, "manual")
     assert again.status == "completed" and again.discrepancies_found == 0
 

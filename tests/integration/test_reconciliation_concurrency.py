@@ -14,6 +14,7 @@ from reconciliation.services import run_reconciliation
 from tests.factories import AccountFactory, OrderFactory, PositionFactory
 from tests.fakes.memory import MemoryExchange
 from tests.pg import requires_postgres
+from tradingstate.exchanges import base as ex
 from tradingstate.models import AuditEntry, Order
 
 
@@ -27,6 +28,9 @@ def test_second_concurrent_pass_is_skipped_no_duplicate_repairs():
     PositionFactory(account=account, symbol="BTC/USDT", qty=Decimal("1"))
     slow = MemoryExchange(gate=threading.Event())
     slow.set_position("BTC/USDT", "2")
+    # "gone" from the open orders: the venue cancelled it (one pass proves it, issue 14)
+    slow.add_order(symbol="BTC/USDT", amount=Decimal(1), exchange_order_id="X-gone",
+                   client_order_id="gone", status=ex.CANCELED)  # fmt: skip
     fast = MemoryExchange()
     fast.set_position("BTC/USDT", "2")
     results = {}

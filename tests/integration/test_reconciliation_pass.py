@@ -57,6 +57,16 @@ def scenario(account, bot_actor):
         client_order_id="def456",
         timestamp=timezone.now() - timedelta(minutes=10),
     )
+    # abc123 is no longer open there: the venue cancelled it (its answer proves the end
+    # state in one pass; an order it does not know at all waits stale_not_found_passes)
+    venue.add_order(
+        symbol="BTC/USDT",
+        amount=Decimal("0.01"),
+        exchange_order_id="X-abc",
+        client_order_id="abc123",
+        status=ex.CANCELED,
+        timestamp=timezone.now() - timedelta(minutes=10),
+    )
     venue.set_position("BTC/USDT", "0.08", "61000")
     venue.set_balance("USDT", "10000")
     return venue

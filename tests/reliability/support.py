@@ -70,8 +70,12 @@ def stage_drift(name: str) -> ExchangeAccount:
         exchange_order_id=f"PAPER-L{account.pk}",
         actor=actor,
     )
-    # the submit placed it on the paper venue; the venue then lost it (stale_local_order)
-    PaperOrder.objects.filter(account=account, client_order_id="abc123").delete()
+    # the submit placed it on the paper venue; the venue then cancelled it behind the bot's
+    # back (stale_local_order: the venue's answer proves the end state in one pass; one it
+    # does not know at all waits stale_not_found_passes passes, issue 14)
+    PaperOrder.objects.filter(account=account, client_order_id="abc123").update(
+        status=PaperOrder.Status.CANCELED
+    )
     position_set(account=account, symbol="BTC/USDT", qty="0.05", entry_price="60000", actor=actor)
     balance_set(account=account, currency="USDT", free="9000", used="0", actor=actor)
     PaperPosition.objects.create(account=account, symbol="BTC/USDT", qty=Decimal("0.08"))

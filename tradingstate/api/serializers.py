@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from rest_framework import serializers
 
 from tradingstate.api.fields import AmountField
-from tradingstate.models import Order
+from tradingstate.models import Fill, Order
 
 UNKNOWN_FIELD = "Unknown field."
 
@@ -63,6 +63,54 @@ class OrderOutputSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "Order"
+
+
+class FillOutputSerializer(serializers.Serializer):
+    """A fill (issue 14). ``client_order_id``: the local order's (null for an external trade
+    recorded against no order); ``reported_client_order_id``/``exchange_order_id``: the ids
+    as the venue (or the bot) reported them with the trade."""
+
+    trade_id = serializers.CharField()
+    client_order_id = serializers.CharField(
+        source="order.client_order_id",
+        allow_null=True,
+        default=None,
+        help_text="The local order's client order id; null for an external trade.",
+    )
+    reported_client_order_id = serializers.CharField(
+        source="client_order_id", help_text="The client order id the venue reported, if any."
+    )
+    exchange_order_id = serializers.CharField()
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=Order.Side.choices)
+    quantity = AmountField()
+    price = AmountField()
+    fee = AmountField()
+    fee_currency = serializers.CharField()
+    is_maker = serializers.BooleanField(allow_null=True)
+    origin = serializers.ChoiceField(choices=Fill.Origin.choices)
+    inferred = serializers.BooleanField(help_text="The venue said filled but gave no trades.")
+    external = serializers.SerializerMethodField(help_text="Recorded against no local order.")
+    realized_pnl = AmountField()
+    fee_quote = AmountField()
+    executed_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "FillItem"
+
+    def get_external(self, fill) -> bool:
+        return fill.order_id is None
+
+
+class OrderDetailOutputSerializer(OrderOutputSerializer):
+    """An order with its fills, oldest first (issue 14)."""
+
+    fills_qty = AmountField(help_text="The sum of its fills (equals filled_qty after a pass).")
+    fills = FillOutputSerializer(many=True, source="fill_rows")
+
+    class Meta:
+        ref_name = "OrderDetail"
 
 
 class PositionOutputSerializer(serializers.Serializer):

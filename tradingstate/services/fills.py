@@ -43,6 +43,7 @@ Action = AuditEntry.Action
 
 EXECUTED_AT_RANGE = "executed_at must be within a year of now and not in the future."
 RECORDED_MEANWHILE = "the trade was recorded meanwhile (by a bot or another pass)"
+ORDER_CHANGED = "the order changed since the snapshot (a bot recorded fills meanwhile?)"
 FILL_GONE = "the local fill no longer exists"
 FILL_CHANGED = "the local fill changed since the snapshot"
 
@@ -132,6 +133,19 @@ def _terms(account: ExchangeAccount, symbols) -> dict[str, accounting.Terms]:
         i.symbol: i for i in Instrument.objects.filter(account=account, symbol__in=list(symbols))
     }
     return {s: accounting_services.position_terms(s, known.get(s)) for s in symbols}
+
+
+def _item_terms(parsed) -> dict[str, accounting.Terms] | None:
+    """The instrument terms the reconciler's plan carries for each symbol (read with the
+    pass's snapshot), or None when an item lacks them (then they are read here)."""
+    out = {}
+    for _, item, fill in parsed:
+        terms = item.values.get("terms")
+        if not terms or len(terms) != 3:
+            return None
+        base, quote, settle = terms
+        out[fill.symbol] = accounting.Terms(base=base, quote=quote, settle=settle or "")
+    return out
 
 
 def _accounting_fill(fill: Fill) -> accounting.Fill:
@@ -407,23 +421,37 @@ def fills_record_from_venue(
             parsed.append((n, item, _venue_fill(account, item.values)))
         except ApplicationError as exc:
             outcomes[n] = SyncOutcome(item.key, False, error=exc.message)
-    trade_ids = sorted({f.trade_id for _, _, f in parsed})
+    by_coid, by_exid = _orders_for(account, [item for _, item, _ in parsed])
+    # A trade of an order the snapshot knew: the order's version tells whether a bot wrote
+    # (a fill) since; one of an order this pass created: nobody else knows it. Only the
+    # rest (external trades, orders that appeared meanwhile) are looked up by trade id.
+    seen_versions: dict[int, int] = {}
+    unsure = []
+    for n, item, fill in parsed:
+        order = _match_order(item.values, fill.symbol, by_coid, by_exid)
+        v = item.values
+        if order is not None and v.get("order_id") == order.pk and v.get("order_version"):
+            seen_versions.setdefault(order.pk, order.version)
+            if seen_versions[order.pk] != v["order_version"]:
+                outcomes[n] = SyncOutcome(item.key, False, error=ORDER_CHANGED)
+        elif not (order is not None and v.get("order_created")):
+            unsure.append(fill.trade_id)
     known = (
         set(
-            Fill.objects.filter(account=account, trade_id__any=trade_ids).values_list(
+            Fill.objects.filter(account=account, trade_id__any=sorted(set(unsure))).values_list(
                 "symbol", "trade_id"
             )
         )
-        if trade_ids
+        if unsure
         else set()
     )
-    by_coid, by_exid = _orders_for(account, [item for _, item, _ in parsed])
+    parsed = [p for p in parsed if p[0] not in outcomes]
     symbols = sorted({f.symbol for _, _, f in parsed})
     positions = {
         p.symbol: p
         for p in position_qs_select_for_update().filter(account=account, symbol__in=symbols)
     }
-    terms = _terms(account, symbols) if symbols else {}
+    terms = _item_terms(parsed) or (_terms(account, symbols) if symbols else {})
     position_before: dict[str, dict | None] = {}
     versions: dict[str, int] = {}
     pending: list[_Pending] = []

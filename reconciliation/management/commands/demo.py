@@ -1,7 +1,10 @@
 """``manage.py demo``: the paper account ``paper-demo`` staged with the runbook's desync.
 
 - local BTC/USDT position 0.05, the venue holds 0.08 (``position_mismatch``);
-- local order ``abc123`` submitted five minutes ago, gone from the venue (``stale_local_order``);
+- local order ``abc123`` submitted five minutes ago, gone from the venue's open orders: staff
+  cancelled it there behind the bot's back (``stale_local_order``; the venue's answer
+  ``canceled`` proves the end state, so one pass resolves it: an order the venue does not
+  know at all waits ``stale_not_found_passes`` passes, issue 14);
 - venue order ``def456`` open, unknown locally (``missing_local_order``);
 - balances agree (USDT 10,000);
 - a missed fill: order ``ghi789`` (buy 0.03 at market) was filled by the venue, and the bot
@@ -165,9 +168,11 @@ def stage(*, reset: bool) -> ExchangeAccount:
     balance_set(
         account=account, currency="USDT", free="9000", used="1000", actor=actor, reason="demo"
     )
-    # the venue edited behind the bot's back (as staff can in the admin): abc123 is gone,
+    # the venue edited behind the bot's back (as staff can in the admin): abc123 cancelled,
     # def456 is open there, and its position and balance are the staged truth
-    PaperOrder.objects.filter(account=account, client_order_id="abc123").delete()
+    PaperOrder.objects.filter(account=account, client_order_id="abc123").update(
+        status=PaperOrder.Status.CANCELED
+    )
     PaperPosition.objects.update_or_create(
         account=account,
         symbol="BTC/USDT",

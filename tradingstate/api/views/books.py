@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from tradingstate.actors import Actor
 from tradingstate.api.fields import AmountField, ClientOrderIdField, ReasonField, StrictCharField
+from tradingstate.api.filtersets import FillFilterSet
 from tradingstate.api.serializers import (
     BalanceOutputSerializer,
+    FillOutputSerializer,
     InputSerializer,
     PositionOutputSerializer,
     validated_input,
 )
-from tradingstate.models import Balance, Position
-from tradingstate.selectors import balance_list, position_list
+from tradingstate.models import Balance, Fill, Position
+from tradingstate.selectors import balance_list, fill_list, position_list
 from tradingstate.services import balance_set, fill_record, position_set
 from tradingstate.web.base import AccountApi, AccountListApi
 
@@ -37,9 +40,25 @@ class AwareDateTimeField(serializers.DateTimeField):
 VERSION_FIELD = {"min_value": 0, "max_value": 2**63 - 1, "required": False, "allow_null": True}
 
 
-class FillRecordApi(AccountApi):
-    """Record a fill of an order. Idempotent on ``trade_id``: 201 new, 200 already recorded
-    (no second effect), 409 for the same trade id with other content or an overfill."""
+class FillRecordApi(AccountListApi):
+    """GET: the account's fills, newest first (issue 14): the bots' and those reconciliation
+    recorded (``origin``), inferred ones flagged (``inferred``), external trades with no order
+    (``order`` null). Filter by ``symbol``, ``order`` (client order id), ``origin``,
+    ``inferred``, ``external``, ``since``/``until`` (executed time); cursor-paginated.
+
+    POST: record a fill of an order. Idempotent on the trade (``trade_id`` within the order's
+    symbol): 201 new, 200 already recorded (by the bot or by a reconciliation pass: no second
+    effect), 409 for the same trade id with other content or an overfill."""
+
+    model = Fill
+    selector = staticmethod(fill_list)
+    serializer_class = FillOutputSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = FillFilterSet
+
+    @extend_schema(tags=["fills"], summary="List fills")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     class InputSerializer(InputSerializer):
         client_order_id = ClientOrderIdField()
@@ -49,6 +68,7 @@ class FillRecordApi(AccountApi):
         fee = AmountField(required=False)
         fee_currency = StrictCharField(max_length=32, required=False, allow_blank=True)
         executed_at = AwareDateTimeField(required=False)
+        is_maker = serializers.BooleanField(required=False, allow_null=True)
         reason = ReasonField()
 
         class Meta:
@@ -67,6 +87,9 @@ class FillRecordApi(AccountApi):
 
         trade_id = serializers.CharField()
         client_order_id = serializers.CharField(source="order.client_order_id")
+        symbol = serializers.CharField()
+        origin = serializers.ChoiceField(choices=Fill.Origin.choices)
+        inferred = serializers.BooleanField()
         quantity = AmountField()
         price = AmountField()
         fee = AmountField()

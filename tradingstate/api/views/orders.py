@@ -15,12 +15,13 @@ from tradingstate.api.guards import order_register_checked
 from tradingstate.api.serializers import (
     ErrorSerializer,
     InputSerializer,
+    OrderDetailOutputSerializer,
     OrderOutputSerializer,
     validated_input,
 )
 from tradingstate.errors import NotFound
 from tradingstate.models import Order
-from tradingstate.selectors import order_get, order_list
+from tradingstate.selectors import fills_of_order, order_get, order_list
 from tradingstate.services import (
     TransitionRequest,
     order_bulk_transition,
@@ -97,7 +98,9 @@ class OrderListRegisterApi(AccountListApi):
 
 
 class OrderDetailApi(AccountApi):
-    @extend_schema(tags=ORDER_TAG, summary="One order", responses=OrderOutputSerializer)
+    @extend_schema(
+        tags=ORDER_TAG, summary="One order, with its fills", responses=OrderDetailOutputSerializer
+    )
     def get(self, request, account, client_order_id):
         order = order_get(account=self.account, client_order_id=client_order_id)
         if order is None:
@@ -106,7 +109,8 @@ class OrderDetailApi(AccountApi):
                     client_order_id=client_order_id[:64], account=self.account.name
                 )
             )
-        return Response(OrderOutputSerializer(order).data)
+        order.fill_rows = fills_of_order(order=order)
+        return Response(OrderDetailOutputSerializer(order).data)
 
 
 class TransitionFieldsSerializer(InputSerializer):

@@ -8,13 +8,11 @@ tradingstate's Fill rows, and posts them as fills (``POST .../fills/``, idempote
 from __future__ import annotations
 
 import django_filters
-from django import forms
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
+from tradingstate.api import filtersets
 from tradingstate.api.fields import AmountField
 from tradingstate.errors import NotFound
 from tradingstate.models import Order, PaperTrade
@@ -24,22 +22,9 @@ from tradingstate.web.base import AccountListApi
 from tradingstate.web.pagination import ApiCursorPagination
 
 NOT_A_PAPER_ACCOUNT = "Account '{name}' is not a paper account: it has no paper venue."
-NAIVE_SINCE = "must include a timezone (e.g. 2026-01-01T00:00:00Z)"
-
-
-class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
-    default_error_messages = {"naive": NAIVE_SINCE}
-
-    def to_python(self, value):
-        # the parent would read a naive time as the server's zone: refuse it instead
-        parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
-        if parsed is not None and timezone.is_naive(parsed):
-            raise forms.ValidationError(self.error_messages["naive"], code="naive")
-        return super().to_python(value)
-
-
-class AwareIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = AwareIsoDateTimeField
+NAIVE_SINCE = filtersets.NAIVE_SINCE
+AwareIsoDateTimeField = filtersets.AwareIsoDateTimeField
+AwareIsoDateTimeFilter = filtersets.AwareIsoDateTimeFilter
 
 
 class PaperTradeFilterSet(django_filters.FilterSet):

@@ -78,6 +78,10 @@ class Fill:
     side: str | None = None
     origin: str | None = None  # bot / reconciliation / manual
     inferred: bool = False  # the venue said filled but gave no trades
+    exchange_order_id: str = ""
+    reported_client_order_id: str = ""  # as the venue reported it with the trade
+    is_maker: bool | None = None
+    external: bool = False  # recorded against no local order
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
