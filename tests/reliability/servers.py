@@ -76,9 +76,28 @@ def raw_request(base: str, request: bytes, timeout: float = 20) -> tuple[int, di
             length = headers.get("content-length")
             if length is not None and len(body) >= int(length):
                 break
+            if headers.get("transfer-encoding", "").lower() == "chunked" and body.endswith(
+                b"0\r\n\r\n"
+            ):
+                break
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    return status, _headers(head), body
+    headers = _headers(head)
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    return status, headers, body
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        data = rest[size + 2 :]
+    return out
 
 
 def _headers(head: bytes) -> dict:
