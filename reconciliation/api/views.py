@@ -14,6 +14,7 @@ from reconciliation.models import Discrepancy, ReconciliationRun
 from reconciliation.selectors import discrepancy_list, run_list
 from reconciliation.services import reconciliation_request
 from tradingstate.actors import Actor
+from tradingstate.api.fields import StrictBooleanField
 from tradingstate.api.serializers import InputSerializer, validated_input
 from tradingstate.web.base import AccountListApi
 
@@ -54,7 +55,7 @@ class ReconciliationListTriggerApi(AccountListApi):
     serializer_class = ReconciliationRunOutputSerializer
 
     class InputSerializer(InputSerializer):
-        dry_run = serializers.BooleanField(required=False, default=False)
+        dry_run = StrictBooleanField(required=False, default=False)
 
         class Meta:
             ref_name = "ReconciliationTriggerInput"
