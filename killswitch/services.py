@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from killswitch.cancel import CANCEL_MAX_ROUNDS, cancel_open_orders
@@ -418,7 +418,9 @@ def _read_halt_rows(account_id: int | None, *, lock: bool) -> list[tuple[int | N
         scope |= Q(account_id=account_id)
     qs = (
         KillSwitch.objects.filter(scope)
-        .order_by("pk")
+        # the global row first, then the account's: the order activation locks them in
+        # (by scope, never by pk: a global row re-created later would sort after accounts)
+        .order_by(F("account_id").asc(nulls_first=True))
         .values_list("account_id", "active", "reason")
     )
     if lock and connection.vendor == "postgresql" and connection.in_atomic_block:

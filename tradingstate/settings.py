@@ -242,6 +242,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingstate.web.schema.closed_request_bodies",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "HaltScopeEnum": ["global", "account", ""],
         "ActivateScopeEnum": ["global", "accounts"],

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from killswitch.selectors import KillSwitchStatus
 from tradingstate.api.fields import StrictBooleanField, StrictCharField
+from tradingstate.api.serializers import InputSerializer
 
 SCOPES = ["global", "account", "accounts"]
 
@@ -57,7 +58,7 @@ class TradingViewSerializer(KillSwitchStatusSerializer):
     )
 
 
-class ActivateInputSerializer(serializers.Serializer):
+class ActivateInputSerializer(InputSerializer):
     # blank passes here so the service's REASON_REQUIRED is the one message
     reason = StrictCharField(allow_blank=True, max_length=2000)
     account = StrictCharField(
@@ -79,7 +80,7 @@ class ActivateInputSerializer(serializers.Serializer):
     cancel_open_orders = StrictBooleanField(required=False, default=False)
 
 
-class DeactivateInputSerializer(serializers.Serializer):
+class DeactivateInputSerializer(InputSerializer):
     reason = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
     account = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=64)
 

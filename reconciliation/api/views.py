@@ -20,7 +20,7 @@ from reconciliation.selectors import discrepancy_list, run_list
 from reconciliation.services import reconciliation_request
 from tradingstate.actors import Actor
 from tradingstate.api.access import account_get_visible, account_list_visible
-from tradingstate.api.fields import AmountField
+from tradingstate.api.fields import AmountField, StrictBooleanField
 from tradingstate.api.serializers import InputSerializer, validated_input
 from tradingstate.api.views.books import AwareDateTimeField
 from tradingstate.web.base import AccountApi, AccountListApi, BaseApi
@@ -62,7 +62,7 @@ class ReconciliationListTriggerApi(AccountListApi):
     serializer_class = ReconciliationRunOutputSerializer
 
     class InputSerializer(InputSerializer):
-        dry_run = serializers.BooleanField(required=False, default=False)
+        dry_run = StrictBooleanField(required=False, default=False)
 
         class Meta:
             ref_name = "ReconciliationTriggerInput"

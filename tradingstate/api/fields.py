@@ -74,6 +74,18 @@ class StrictBooleanField(serializers.BooleanField):
         raise serializers.ValidationError(NOT_A_BOOLEAN)
 
 
+NOT_AN_INTEGER = "Must be an integer."
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An IntegerField that takes only JSON integers (DRF's own also reads "5", 5.0, true)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError(NOT_AN_INTEGER)
+        return super().to_internal_value(data)
+
+
 class ClientOrderIdField(StrictCharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("min_length", 1)

@@ -7,6 +7,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
 INVALID_CURSOR = "Invalid cursor."
+INVALID_PAGE_SIZE = "Must be a whole number from 1 (values above the maximum are capped)."
 
 
 class ApiCursorPagination(CursorPagination):
@@ -19,6 +20,23 @@ class ApiCursorPagination(CursorPagination):
         api = settings.TRADINGSTATE.api
         self.page_size = api.page_size
         self.max_page_size = api.max_page_size
+
+    def get_page_size(self, request):
+        """A ``page_size`` that is given must be a positive whole number (``null``, ``0``,
+        ``-1``, ``1.5`` are refused, not read as the default); above the maximum it is capped."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+            raise ValidationError({self.page_size_query_param: [INVALID_PAGE_SIZE]})
+        return min(int(raw), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters
 
     def decode_cursor(self, request):
         try:

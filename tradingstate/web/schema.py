@@ -29,3 +29,13 @@ class BotTokenScheme(KnoxTokenScheme):
     """Our one-statement knox authentication documents as knox's token scheme."""
 
     target_class = "tradingstate.web.auth.BotTokenAuthentication"
+
+
+def closed_request_bodies(result, generator, request, public):
+    """SPECTACULAR postprocessing hook: request bodies refuse unknown fields at runtime
+    (``InputSerializer``), so their schemas say ``additionalProperties: false``."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items():
+        if name.endswith("Request") and schema.get("type") == "object":
+            schema["additionalProperties"] = False
+    return result

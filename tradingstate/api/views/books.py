@@ -9,7 +9,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from tradingstate.actors import Actor
-from tradingstate.api.fields import AmountField, ClientOrderIdField, ReasonField, StrictCharField
+from tradingstate.api.fields import (
+    AmountField,
+    ClientOrderIdField,
+    ReasonField,
+    StrictCharField,
+    StrictIntegerField,
+)
 from tradingstate.api.filtersets import FillFilterSet
 from tradingstate.api.serializers import (
     BalanceOutputSerializer,
@@ -135,7 +141,7 @@ class PositionSetApi(AccountApi):
     class InputSerializer(InputSerializer):
         qty = AmountField()
         entry_price = AmountField(non_negative=True, required=False, allow_null=True)
-        expected_version = serializers.IntegerField(**VERSION_FIELD)
+        expected_version = StrictIntegerField(**VERSION_FIELD)
         reason = ReasonField()
 
         class Meta:
@@ -172,7 +178,7 @@ class BalanceSetApi(AccountApi):
         total = AmountField(required=False)
         free = AmountField(required=False)
         used = AmountField(non_negative=True, required=False)
-        expected_version = serializers.IntegerField(**VERSION_FIELD)
+        expected_version = StrictIntegerField(**VERSION_FIELD)
         reason = ReasonField()
 
         class Meta:

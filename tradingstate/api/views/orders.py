@@ -9,7 +9,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from tradingstate.actors import Actor
-from tradingstate.api.fields import AmountField, ClientOrderIdField, ReasonField, StrictCharField
+from tradingstate.api.fields import (
+    AmountField,
+    ClientOrderIdField,
+    ReasonField,
+    StrictCharField,
+    StrictIntegerField,
+)
 from tradingstate.api.filtersets import OrderFilterSet
 from tradingstate.api.guards import order_register_checked
 from tradingstate.api.serializers import (
@@ -118,7 +124,7 @@ class TransitionFieldsSerializer(InputSerializer):
     filled_qty = AmountField(non_negative=True, required=False, allow_null=True)
     avg_fill_price = AmountField(non_negative=True, required=False, allow_null=True)
     exchange_order_id = StrictCharField(max_length=128, required=False, allow_blank=True)
-    expected_version = serializers.IntegerField(
+    expected_version = StrictIntegerField(
         min_value=1, max_value=2**63 - 1, required=False, allow_null=True
     )
     reason = ReasonField()
@@ -193,7 +199,11 @@ class OrderBulkTransitionApi(AccountApi):
             return value
 
     class RequestSchemaSerializer(serializers.Serializer):
-        updates = BulkTransitionItemSerializer(many=True)
+        updates = serializers.ListField(
+            child=BulkTransitionItemSerializer(),
+            min_length=1,
+            max_length=settings.TRADINGSTATE.api.bulk_max_items,
+        )
 
         class Meta:
             ref_name = "OrderBulkTransitionInput"
