@@ -188,15 +188,19 @@ def bot_saved(
 
 # --- orders and fills --------------------------------------------------------------------
 def order_registered(*, order, actor: Actor, reason: str = "") -> AuditEntry:
-    return _saved(
-        audit_build(
-            actor=actor,
-            action=Action.ORDER_REGISTER,
-            target=order,
-            account=order.account,
-            after=order_snapshot(order),
-            reason=reason,
-        )
+    return _saved(order_registered_entry(order=order, actor=actor, reason=reason))
+
+
+def order_registered_entry(*, order, actor: Actor, reason: str = "") -> AuditEntry:
+    """An unsaved ``order.register`` entry (the registration inserts it with the order, in
+    one statement on PostgreSQL: ``tradingstate.db.orders``)."""
+    return audit_build(
+        actor=actor,
+        action=Action.ORDER_REGISTER,
+        target=order,
+        account=order.account,
+        after=order_snapshot(order),
+        reason=reason,
     )
 
 
