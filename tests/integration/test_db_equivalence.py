@@ -55,7 +55,7 @@ def _register(fn, account, coid, *, symbol="BTC/USDT", gate=False):
 
 
 def test_token_read_equals_the_orm():
-    a, b = AccountFactory(name="eq-a"), AccountFactory(name="eq-b")
+    a, _b = AccountFactory(name="eq-a"), AccountFactory(name="eq-b")
     _client, user = make_bot("eq", a)
     _, token = AuthToken.objects.create(user)
     _, staff_token = AuthToken.objects.create(StaffFactory(username="eq-staff"))
@@ -113,7 +113,7 @@ def test_transition_update_equals_the_orm():
         order = _new_order(account, coid)
         order.save()
         orders.append(order)
-    for order, fn in zip(orders, (db_orders.order_update, db_orders.order_update_orm)):
+    for order, fn in zip(orders, (db_orders.order_update, db_orders.order_update_orm), strict=True):
         before = events.order_snapshot(order)
         order.status, order.exchange_order_id, order.version = "submitted", "E9", 2
         order.filled_qty, order.remaining_qty = Decimal("0.5"), Decimal(1)
