@@ -128,3 +128,90 @@ def test_transition_update_equals_the_orm():
     strip = {"target_repr": "", "before": None, "after": None}
     assert a | strip == b | strip
     assert entries[0].after["status"] == "submitted" and entries[0].after["version"] == 2
+
+
+def test_fill_read_and_write_equal_the_orm():
+    from tradingstate.db import fills as db_fills
+    from tradingstate.models import Fill, Position
+
+    account = AccountFactory(name="eq-f")
+    pairs = []
+    for coid in ("f-sql", "f-orm"):
+        order = _new_order(account, coid, symbol=f"{coid}/USDT")
+        order.status = "submitted"
+        order.save()
+        Position.objects.create(account=account, symbol=order.symbol, qty=Decimal(2))
+        Fill.objects.create(
+            account=account,
+            order=order,
+            trade_id=f"{coid}-old",
+            quantity=Decimal("0.1"),
+            price=Decimal(1),
+            executed_at=timezone.now(),
+        )
+        pairs.append(coid)
+    for coid, read, write in (
+        ("f-sql", db_fills.fill_read, db_fills.fill_write),
+        ("f-orm", db_fills.fill_read_orm, db_fills.fill_write_orm),
+    ):
+        # the read: the order, the known trade (or none), the position
+        for trade in (f"{coid}-old", "unknown"):
+            got = read(account=account, client_order_id=coid, trade_id=trade)
+            ref = db_fills.fill_read_orm(account=account, client_order_id=coid, trade_id=trade)
+            assert [None if o is None else model_to_dict(o) for o in got] == [
+                None if o is None else model_to_dict(o) for o in ref
+            ]
+        assert read(account=account, client_order_id="nope", trade_id="x") == (None, None, None)
+        # the write
+        order, _, position = read(account=account, client_order_id=coid, trade_id="new")
+        order_before = events.order_snapshot(order)
+        position_before = events.position_snapshot(position)
+        order.filled_qty, order.remaining_qty, order.status = (
+            Decimal("0.6"),
+            Decimal("0.9"),
+            "partially_filled",
+        )
+        order.version += 1
+        position.qty, position.version = Decimal("2.5"), position.version + 1
+        fill = Fill(
+            account=account,
+            order=order,
+            trade_id=f"{coid}-new",
+            quantity=Decimal("0.5"),
+            price=Decimal(3),
+            executed_at=timezone.now(),
+        )
+        entry = events.fill_recorded_entry(
+            fill=fill,
+            order=order,
+            position=position,
+            order_before=order_before,
+            position_before=position_before,
+            actor=BOT,
+        )
+        assert write(fill=fill, order=order, position=position, audit=entry) is True
+        assert entry.target_id == str(fill.pk)
+        # a taken trade id writes nothing
+        again = Fill(
+            account=account,
+            order=order,
+            trade_id=f"{coid}-new",
+            quantity=Decimal(1),
+            price=Decimal(1),
+            executed_at=timezone.now(),
+        )
+        order.version += 1
+        assert write(fill=again, order=order, position=position, audit=entry) is False
+    rows = {}
+    for coid in pairs:
+        order = Order.objects.get(client_order_id=coid)
+        fill = Fill.objects.get(trade_id=f"{coid}-new")
+        rows[coid] = (
+            _row(order) | {"client_order_id": "", "symbol": ""},
+            model_to_dict(Position.objects.get(symbol=order.symbol), exclude=["id", "symbol"]),
+            _row(fill) | {"order": 0, "trade_id": "", "executed_at": None},
+            _row(AuditEntry.objects.get(action="fill.record", target_id=str(fill.pk)))
+            | {"target_repr": "", "before": None, "after": None},
+        )
+    assert rows["f-sql"] == rows["f-orm"]
+    assert Order.objects.get(client_order_id="f-sql").version == 2

@@ -33,3 +33,21 @@ def columns(fields: Iterable, prefix: str = "") -> str:
 
 def qn(name: str) -> str:
     return connection.ops.quote_name(name)
+
+
+def instance(model: type[Model], fields: list, values) -> Model:
+    """A model instance from raw column values, converted as the ORM converts them."""
+    from tradingstate.db import python_values
+
+    converted = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(
+        connection.alias, [f.attname for f in fields], python_values(fields, converted)
+    )
+
+
+def update_fields(model: type[Model], *, keep: tuple[str, ...]) -> list:
+    """Every column a full ``save()`` writes, less the primary key and ``keep``."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in keep]

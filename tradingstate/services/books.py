@@ -15,7 +15,14 @@ from django.utils import timezone
 from tradingstate import transitions
 from tradingstate.actors import Actor
 from tradingstate.amounts import amount_str, parse_amount, quantize_amount
-from tradingstate.errors import ApplicationError, Conflict, ValidationFailed, VersionConflict
+from tradingstate.db.fills import fill_read, fill_write
+from tradingstate.errors import (
+    ApplicationError,
+    Conflict,
+    NotFound,
+    ValidationFailed,
+    VersionConflict,
+)
 from tradingstate.locks import balance_qs_select_for_update, position_qs_select_for_update
 from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Fill, Order, Position
 from tradingstate.rules import balances as balance_rules
@@ -27,7 +34,7 @@ from tradingstate.services.events import (  # noqa: F401 (re-exported)
     FILL_AUDIT_FIELDS,
     POSITION_AUDIT_FIELDS,
 )
-from tradingstate.services.orders import order_get_for_update, validate_client_order_id
+from tradingstate.services.orders import ORDER_NOT_FOUND, validate_client_order_id
 
 Action = AuditEntry.Action
 
@@ -101,10 +108,19 @@ def fill_record(
 
     # Lock order: Order, then Position. The order lock serialises fills of one order, so a
     # duplicate delivered concurrently finds the first one here.
-    order = order_get_for_update(account=account, client_order_id=client_order_id)
-    existing = Fill.objects.filter(account=account, trade_id=trade_id).first()
+    # one statement (tradingstate.db.fills): the order and its position locked, and the
+    # fill already recorded under this trade id
+    order, existing, position = fill_read(
+        account=account, client_order_id=client_order_id, trade_id=trade_id
+    )
+    if order is None:
+        raise NotFound(
+            ORDER_NOT_FOUND.format(client_order_id=client_order_id, account=account.name)
+        )
     if existing is not None:
         _check_same_fill(existing, order, qty, px)
+        if existing.order_id == order.pk:
+            existing.order = order
         return existing, False
     if order.filled_qty + qty > order.quantity:
         msg = OVERFILL.format(
@@ -142,6 +158,27 @@ def fill_record(
         fee_currency=fee_currency,
         executed_at=executed,
     )
+    if position is not None:
+        # the position exists (and is locked): the writes and the audit row in one statement
+        position_before = events.position_snapshot(position)
+        delta = qty if order.side == Order.Side.BUY else -qty
+        _apply_position_delta(position, delta, px)
+        entry = events.fill_recorded_entry(
+            fill=fill,
+            order=order,
+            position=position,
+            order_before=order_before,
+            position_before=position_before,
+            actor=actor,
+            reason=reason,
+        )
+        if fill_write(fill=fill, order=order, position=position, audit=entry):
+            return fill, True
+        # the same trade id recorded against another order of this account meanwhile
+        other = Fill.objects.get(account=account, trade_id=trade_id)
+        _check_same_fill(other, order, qty, px)
+        return other, False
+    # the account's first fill of this symbol: the position row is created here
     try:
         with transaction.atomic():
             fill.save(force_insert=True)

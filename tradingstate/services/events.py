@@ -241,19 +241,42 @@ def fill_recorded(
 ) -> AuditEntry:
     """``fill.record``: the fill with the order and position it moved, before and after."""
     return _saved(
-        audit_build(
+        fill_recorded_entry(
+            fill=fill,
+            order=order,
+            position=position,
+            order_before=order_before,
+            position_before=position_before,
             actor=actor,
-            action=Action.FILL_RECORD,
-            target=fill,
-            account=fill.account,
-            before={"order": order_before, "position": position_before},
-            after={
-                "fill": fill_snapshot(fill),
-                "order": order_snapshot(order),
-                "position": position_snapshot(position),
-            },
             reason=reason,
         )
+    )
+
+
+def fill_recorded_entry(
+    *,
+    fill,
+    order,
+    position,
+    order_before: dict,
+    position_before: dict | None,
+    actor: Actor,
+    reason: str = "",
+) -> AuditEntry:
+    """An unsaved ``fill.record`` entry (the bots' fill inserts it with its writes, in one
+    statement on PostgreSQL: ``tradingstate.db.fills``)."""
+    return audit_build(
+        actor=actor,
+        action=Action.FILL_RECORD,
+        target=fill,
+        account=fill.account,
+        before={"order": order_before, "position": position_before},
+        after={
+            "fill": fill_snapshot(fill),
+            "order": order_snapshot(order),
+            "position": position_snapshot(position),
+        },
+        reason=reason,
     )
 
 
