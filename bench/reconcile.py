@@ -58,9 +58,7 @@ class Case:
         return 2 * self.out(self.orders) + self.out(self.positions) + self.out(self.balances)
 
 
-def build_venue(case: Case):
-    """The exchange's truth. Single-order lookups are indexed (the stock MemoryExchange
-    scans every order per lookup, which would make the fake, not the pass, the cost)."""
+def _indexed_memory_exchange():
     from tests.fakes.memory import MemoryExchange
     from tradingstate.exchanges import base as ex
 
@@ -71,6 +69,18 @@ def build_venue(case: Case):
             if order is None:
                 raise ex.OrderNotFound(f"order {client_order_id or exchange_order_id} not found")
             return order
+
+    return IndexedMemoryExchange
+
+
+def IndexedMemoryExchange(**kwargs):
+    return _indexed_memory_exchange()(**kwargs)
+
+
+def build_venue(case: Case):
+    """The exchange's truth. Single-order lookups are indexed (the stock MemoryExchange
+    scans every order per lookup, which would make the fake, not the pass, the cost)."""
+    from tradingstate.exchanges import base as ex
 
     venue = IndexedMemoryExchange(max_order_lookups_per_pass=None)
     old = _now() - AGE

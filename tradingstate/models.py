@@ -699,7 +699,8 @@ class PaperTrade(models.Model):
 class RateCounter(models.Model):
     """The bot rate limit's counts when no Redis is configured: one row per bot (``key``),
     this window's count and the previous window's, updated by one upsert per request
-    (``tradingstate.db.throttle``). Created by ``migrate``: no extra step."""
+    (``tradingstate.db.throttle``). Created by ``migrate``: no extra step. UNLOGGED on
+    PostgreSQL (migration 0012): no WAL flush per request; a crash resets the counts."""
 
     key = models.CharField(max_length=100, primary_key=True)
     period_index = models.BigIntegerField()

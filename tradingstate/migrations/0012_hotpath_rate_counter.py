@@ -3,6 +3,18 @@
 from django.db import migrations, models
 
 
+def unlogged(apps, schema_editor):
+    """PostgreSQL: the counts are not worth a WAL flush per request (a crash forgets them,
+    which only resets the rate limit's windows)."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE tradingstate_ratecounter SET UNLOGGED")
+
+
+def logged(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER TABLE tradingstate_ratecounter SET LOGGED")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -20,4 +32,5 @@ class Migration(migrations.Migration):
                 ('allowed', models.BooleanField(default=True)),
             ],
         ),
+        migrations.RunPython(unlogged, logged),
     ]
