@@ -16,6 +16,7 @@ from tradingstate.api.serializers import (
     ErrorSerializer,
     InputSerializer,
     OrderOutputSerializer,
+    represent,
     validated_input,
 )
 from tradingstate.errors import NotFound
@@ -91,7 +92,7 @@ class OrderListRegisterApi(AccountListApi):
             account=self.account, actor=Actor.from_request(request), **data
         )
         return Response(
-            OrderOutputSerializer(order).data,
+            represent(OrderOutputSerializer, order),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -142,7 +143,7 @@ class OrderTransitionApi(AccountApi):
             actor=Actor.from_request(request),
             **data,
         )
-        return Response(OrderOutputSerializer(order).data)
+        return Response(represent(OrderOutputSerializer, order))
 
 
 class BulkTransitionItemSerializer(TransitionFieldsSerializer):
