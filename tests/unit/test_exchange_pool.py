@@ -45,7 +45,7 @@ def test_other_keys_and_venues_do_not_wait_for_each_other():
 
 def test_cost_takes_that_many_slots():
     pool.reset()
-    throttle = pool.throttle_for("binance", None, 10)
+    throttle = pool.throttle_for("binance", None, 10).throttle
     started = time.monotonic()
     throttle(cost=20)  # takes 200 ms of the key's budget
     throttle()
