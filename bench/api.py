@@ -1,18 +1,35 @@
 """API benchmark: gunicorn (2 workers, 127.0.0.1, a free port) under 32 concurrent
 connections for 20 s per endpoint, on a dedicated bench database.
 
-- ``GET /api/v1/killswitch/`` against a bare Django JSON view in the same process (ceiling)
-- order registration (``POST /api/v1/accounts/bench/orders/``, a new order per request)
-- bulk transitions (``POST .../orders/bulk-transition/``, 1,000 updates per call)
+Every line carries ``ratio=``: its requests/s over a bare Django JSON view's, measured in
+the same run, same process, same middleware (``baseline_rps``).
 
-The load generator is ``wrk`` when installed (C, keep-alive, Lua for unique bodies), else a
-Python one (threads, ``http.client`` keep-alive). Loopback only. Lines::
+- ``GET /api/v1/killswitch/`` (target ratio >= 0.7, p99 <= 20 ms)
+- order registration (``POST /api/v1/accounts/bench/orders/``, a new order per request;
+  target ratio >= 0.25, p99 <= 50 ms)
+- a transition (``POST .../orders/{id}/transition/``, pending -> submitted, a different
+  order per request; target ratio >= 0.25)
+- a fill (``POST .../fills/``, a new trade id per request, over 256 orders each on its own
+  symbol; target ratio >= 0.25)
+- bulk transitions (``POST .../orders/bulk-transition/``, 1,000 updates per call; target
+  >= 5,000 updates/s; ``ratio`` there is updates/s over the bare view's requests/s)
+- ``register-under-passes`` (with ``--passes``, the default): registrations while a
+  10,000-order pass with 10 % desync runs on the same account every 2 s in another
+  process (bench/passes_bg.py); ``ratio`` over the quiet registration figure (target
+  >= 0.8, p99 <= 100 ms)
+
+The account is a venue account (binance, swap) with one instrument: the paper venue would
+also place orders on its simulated book. The load generator is ``wrk`` when installed (C,
+keep-alive, Lua for unique bodies), else a Python one (threads, ``http.client`` keep-alive).
+Loopback only. Lines::
 
     api endpoint=killswitch rps=… p50_ms=… p99_ms=… baseline_rps=… ratio=…
-    api endpoint=register rps=… p50_ms=… p99_ms=…
-    api endpoint=bulk-transition updates_per_s=…
+    api endpoint=register rps=… p50_ms=… p99_ms=… baseline_rps=… ratio=…
+    api endpoint=transition …   api endpoint=fill …
+    api endpoint=bulk-transition updates_per_s=… baseline_rps=… ratio=…
+    api endpoint=register-under-passes rps=… p50_ms=… p99_ms=… quiet_rps=… passes=… ratio=…
 
-    python bench/api.py [--duration 20] [--connections 32]
+    python bench/api.py [--duration 20] [--connections 32] [--no-passes]
 """
 
 from __future__ import annotations
@@ -21,6 +38,7 @@ import argparse
 import contextlib
 import http.client
 import io
+import itertools
 import json
 import os
 import shutil
@@ -52,16 +70,67 @@ def free_port() -> int:
 
 
 # --- setup ----------------------------------------------------------------------------------
+TRANSITION_POOL = 40_000  # pending orders per wrk thread (a transition moves one each)
+FILL_ORDERS = 256
+
+
 def make_bot() -> str:
     from django.core.management import call_command
 
-    from tradingstate.models import ExchangeAccount
+    from tradingstate.models import ExchangeAccount, Instrument
 
-    ExchangeAccount.objects.create(name=ACCOUNT, exchange="paper", market_type="swap")
+    # stale grace of an hour: the background passes leave the bots' new orders alone
+    account = ExchangeAccount.objects.create(
+        name=ACCOUNT, exchange="binance", market_type="swap", stale_order_grace_seconds=3600
+    )
+    Instrument.objects.create(account=account, symbol="BTC/USDT", base="BTC", quote="USDT")
     out = io.StringIO()
     call_command("create_bot", "bench-bot", accounts=ACCOUNT, reason="bench", stdout=out)
     lines = out.getvalue().splitlines()
     return lines[lines.index("API token (shown only once; store it now):") + 1].strip()
+
+
+def make_transition_and_fill_orders() -> None:
+    """Pending orders ``tr{t}-{k}`` (one transition each) and ``fo-{k}`` on symbol
+    ``F{k}/USDT`` with an existing position (fills)."""
+    from tradingstate.models import ExchangeAccount, Instrument, Order, Position
+
+    account = ExchangeAccount.objects.get(name=ACCOUNT)
+    big = Decimal(10**12)
+    common = {"account": account, "side": "buy", "type": "limit", "price": Decimal(100)}
+    rows = [
+        Order(
+            client_order_id=f"tr{t}-{k}",
+            symbol="BTC/USDT",
+            quantity=Decimal(1),
+            remaining_qty=Decimal(1),
+            status="pending",
+            **common,
+        )
+        for t in (1, 2)
+        for k in range(TRANSITION_POOL)
+    ]
+    rows += [
+        Order(
+            client_order_id=f"fo-{k}",
+            symbol=f"F{k}/USDT",
+            quantity=big,
+            remaining_qty=big,
+            status="submitted",
+            **common,
+        )
+        for k in range(FILL_ORDERS)
+    ]
+    Order.objects.bulk_create(rows, batch_size=5000)
+    Instrument.objects.bulk_create(
+        [
+            Instrument(account=account, symbol=f"F{k}/USDT", base=f"F{k}", quote="USDT")
+            for k in range(FILL_ORDERS)
+        ]
+    )
+    Position.objects.bulk_create(
+        [Position(account=account, symbol=f"F{k}/USDT", qty=Decimal(0)) for k in range(FILL_ORDERS)]
+    )
 
 
 def make_bulk_orders(connections: int) -> list[list[str]]:
@@ -166,12 +235,13 @@ def _headers(token, body) -> dict:
 
 # --- load generators ---------------------------------------------------------------------------
 WRK_SCRIPT = r"""
+-- tid is a global each thread gets from setup() (a chunk-level local would shadow it)
 local counter = 0
-local tid = 0
+local nthreads = 0
 local threads = {}
 function setup(thread)
-  tid = tid + 1
-  thread:set("tid", tid)
+  nthreads = nthreads + 1
+  thread:set("tid", nthreads)
   table.insert(threads, thread)
 end
 function init(args)
@@ -179,7 +249,7 @@ function init(args)
   token = args[2]
   prefix = "w" .. tostring(tid) .. "-" .. tostring(os.time()) .. "-"
   hdrs = {["Authorization"] = "Token " .. token, ["Host"] = "127.0.0.1"}
-  if mode == "register" then
+  if mode ~= "get" then
     hdrs["Content-Type"] = "application/json"
   end
 end
@@ -188,6 +258,15 @@ function request()
     counter = counter + 1
     local body = '{"client_order_id": "' .. prefix .. counter .. '", "symbol": "BTC/USDT", '
       .. '"side": "buy", "type": "limit", "quantity": "1", "price": "100"}'
+    return wrk.format("POST", wrk.path, hdrs, body)
+  elseif mode == "transition" then
+    local path = wrk.path .. "tr" .. tid .. "-" .. counter .. "/transition/"
+    counter = counter + 1
+    return wrk.format("POST", path, hdrs, '{"status": "submitted"}')
+  elseif mode == "fill" then
+    counter = counter + 1
+    local body = '{"client_order_id": "fo-' .. ((counter * 2 + tid) % 256) .. '", '
+      .. '"trade_id": "' .. prefix .. counter .. '", "quantity": "1", "price": "100"}'
     return wrk.format("POST", wrk.path, hdrs, body)
   end
   return wrk.format("GET", wrk.path, hdrs)
@@ -288,8 +367,22 @@ def load(port, path, mode, token, connections, duration) -> dict:
     if shutil.which("wrk"):
         return run_wrk(port, path, mode, token, connections, duration)
     prefix = f"p{int(time.time())}-"
+    counters = {1: itertools.count(), 2: itertools.count()}
 
     def make(w, n):
+        if mode == "transition":
+            t = w % 2 + 1
+            return "POST", f"{path}tr{t}-{next(counters[t])}/transition/", _SUBMIT, token
+        if mode == "fill":
+            body = json.dumps(
+                {
+                    "client_order_id": f"fo-{(n * 32 + w) % FILL_ORDERS}",
+                    "trade_id": f"{prefix}{w}-{n}",
+                    "quantity": "1",
+                    "price": "100",
+                }
+            )
+            return "POST", path, body, token
         if mode == "register":
             body = json.dumps(
                 {
@@ -305,6 +398,9 @@ def load(port, path, mode, token, connections, duration) -> dict:
         return "GET", path, None, token
 
     return run_python(port, connections, duration, make)
+
+
+_SUBMIT = json.dumps({"status": "submitted"})
 
 
 def bulk_load(port, token, sets, duration) -> dict:
@@ -328,45 +424,86 @@ def check(name: str, result: dict) -> None:
         raise SystemExit(f"api bench: {name}: {result['errors']} failed requests")
 
 
+def line(name: str, result: dict, base: float, **extra) -> str:
+    fields = " ".join(f"{k}={v}" for k, v in extra.items())
+    return (
+        f"api endpoint={name} rps={result['rps']:.0f} p50_ms={result['p50_ms']:.1f} "
+        f"p99_ms={result['p99_ms']:.1f} baseline_rps={base:.0f} "
+        f"ratio={result['rps'] / base:.2f}" + (f" {fields}" if fields else "")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=20, help="seconds per endpoint")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--no-passes", action="store_true", help="skip register-under-passes")
+    parser.add_argument("--only", action="append", help="endpoints to run (repeatable)")
     args = parser.parse_args(argv)
     c, d = args.connections, args.duration
+    only = set(args.only or [])
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
     with bench_database():
         os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
         django_setup(SETTINGS)
         token = make_bot()
+        make_transition_and_fill_orders()
         sets = make_bulk_orders(c)
         from django.db import connections
 
         connections.close_all()
         port = free_port()
+        orders = f"/api/v1/accounts/{ACCOUNT}/orders/"
         with gunicorn(port):
             status, body = request(port, "GET", "/api/v1/killswitch/", token=token)
             if status != 200 or json.loads(body).get("active") is not False:
                 raise SystemExit(f"api bench: kill switch read failed: {status} {body[:200]}")
             base = load(port, "/bench/bare/", "get", token, c, d)
             check("baseline", base)
-            ks = load(port, "/api/v1/killswitch/", "get", token, c, d)
-            check("killswitch", ks)
-            print(
-                f"api endpoint=killswitch rps={ks['rps']:.0f} p50_ms={ks['p50_ms']:.1f} "
-                f"p99_ms={ks['p99_ms']:.1f} baseline_rps={base['rps']:.0f} "
-                f"ratio={ks['rps'] / base['rps']:.2f}",
-                flush=True,
-            )
-            reg = load(port, f"/api/v1/accounts/{ACCOUNT}/orders/", "register", token, c, d)
-            check("register", reg)
-            print(
-                f"api endpoint=register rps={reg['rps']:.0f} p50_ms={reg['p50_ms']:.1f} "
-                f"p99_ms={reg['p99_ms']:.1f}",
-                flush=True,
-            )
-            bulk = bulk_load(port, token, sets, d)
-            check("bulk-transition", bulk)
-            print(f"api endpoint=bulk-transition updates_per_s={bulk['updates_per_s']:.0f}")
+            b = base["rps"]
+            if wanted("killswitch"):
+                ks = load(port, "/api/v1/killswitch/", "get", token, c, d)
+                check("killswitch", ks)
+                print(line("killswitch", ks, b), flush=True)
+            reg = None
+            if wanted("register") or wanted("register-under-passes"):
+                reg = load(port, orders, "register", token, c, d)
+                check("register", reg)
+                print(line("register", reg, b), flush=True)
+            if wanted("transition"):
+                tr = load(port, orders, "transition", token, c, d)
+                check("transition", tr)
+                print(line("transition", tr, b), flush=True)
+            if wanted("fill"):
+                fl = load(port, f"/api/v1/accounts/{ACCOUNT}/fills/", "fill", token, c, d)
+                check("fill", fl)
+                print(line("fill", fl, b), flush=True)
+            if wanted("bulk-transition"):
+                bulk = bulk_load(port, token, sets, d)
+                check("bulk-transition", bulk)
+                print(
+                    f"api endpoint=bulk-transition updates_per_s={bulk['updates_per_s']:.0f} "
+                    f"baseline_rps={b:.0f} ratio={bulk['updates_per_s'] / b:.2f} target=5000",
+                    flush=True,
+                )
+            if reg is not None and not args.no_passes and wanted("register-under-passes"):
+                from passes_bg import passes_running
+
+                with passes_running(ACCOUNT) as stats:
+                    under = load(port, orders, "register", token, c, d)
+                check("register-under-passes", under)
+                print(
+                    f"api endpoint=register-under-passes rps={under['rps']:.0f} "
+                    f"p50_ms={under['p50_ms']:.1f} p99_ms={under['p99_ms']:.1f} "
+                    f"quiet_rps={reg['rps']:.0f} ratio={under['rps'] / reg['rps']:.2f} "
+                    f"passes={stats.get('passes', 0)} pass_ms_p50={stats.get('p50_ms', 0)} "
+                    f"pass_ms_max={stats.get('max_ms', 0)} discrepancies_per_pass="
+                    f"{stats.get('discrepancies', 0)}",
+                    flush=True,
+                )
     return 0
 
 

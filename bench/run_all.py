@@ -31,7 +31,13 @@ SCRIPTS = [
     ("reconciliation pass", "reconcile.py", [], {}),
     ("retention: prune 1,000,000 runs while passes run", "prune.py", [], {}),
     ("P&L and exposure reads (statements: target <= 5 each)", "pnl.py", [], {}),
-    ("API, cache (throttle counts) in the database: the zero-setup default", "api.py", [], {}),
+    ("API, throttle counts in the database: the zero-setup default", "api.py", [], {}),
+    (
+        "many accounts per host (bench/accounts.py; --duration from BENCH_ACCOUNTS_DURATION)",
+        "accounts.py",
+        ["--duration", os.environ.get("BENCH_ACCOUNTS_DURATION", "300")],
+        {},
+    ),
 ]
 
 
@@ -48,17 +54,26 @@ RESULTS = HERE / "RESULTS.md"
 TIMEOUT = 15 * 60
 
 
+def _uptime() -> str:
+    """The host's load averages (other processes share the cores: say so beside the
+    figures)."""
+    try:
+        return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "load average unknown"
+
+
 def main() -> int:
     started = dt.datetime.now(dt.UTC)
     lines: list[str] = []
     failed: list[str] = []
     scripts = list(SCRIPTS)
     if not os.environ.get("REDIS_URL") and _redis_up(REDIS_URL):
-        label = "API, cache (throttle counts) in Redis: the production setup"
-        scripts.append((label, "api.py", [], {"REDIS_URL": REDIS_URL}))
+        label = "API, throttle counts in Redis: the production setup"
+        scripts.append((label, "api.py", ["--no-passes"], {"REDIS_URL": REDIS_URL}))
     for label, script, args, env in scripts:
         print(f"# {label}", flush=True)
-        lines.append(f"# {label}")
+        lines.append(f"# {label} ({_uptime()} at start)")
         proc = subprocess.Popen(
             [sys.executable, str(HERE / script), *args],
             stdout=subprocess.PIPE,
@@ -70,11 +85,12 @@ def main() -> int:
         for line in proc.stdout:
             line = line.rstrip("\n")
             print(line, flush=True)
-            if line.startswith(("floor ", "reconcile ", "api ", "prune ", "pnl ")):
+            if line.startswith(("floor ", "reconcile ", "api ", "prune ", "pnl ", "accounts ")):
                 lines.append(line)
         if proc.wait(TIMEOUT) != 0:
             failed.append(f"{script} exited {proc.returncode}")
     minutes = (dt.datetime.now(dt.UTC) - started).total_seconds() / 60
+    lines.append(f"load: {_uptime()}")
     engine = "PostgreSQL" if is_postgres(os.environ.get("DATABASE_URL", "")) else "SQLite"
     block = [
         "",

@@ -452,9 +452,15 @@ def order_register_guarded(**kwargs) -> tuple[Order, bool]:
     Takes exactly ``order_register``'s keyword arguments.
     """
     with transaction.atomic():
-        retry = Order.objects.filter(
-            account=kwargs.get("account"), client_order_id=kwargs.get("client_order_id")
-        ).exists()
-        if not retry:
-            order_guard(kwargs.get("account"), lock=True)
-        return order_register(**kwargs)
+        # hotpath: the guard first; the retry check runs only when the guard refuses, so an
+        # allowed registration costs no extra read (a retry that is allowed finds its order
+        # through the insert's ON CONFLICT in order_register)
+        decision = trading_allowed(kwargs.get("account"), lock=True)
+        if not decision.allowed and not (
+            decision.scope != "unavailable"
+            and Order.objects.filter(
+                account=kwargs.get("account"), client_order_id=kwargs.get("client_order_id")
+            ).exists()
+        ):
+            raise TradingHalted(decision.reason, reason=decision.reason, scope=decision.scope)
+        return order_register(savepoint=False, **kwargs)  # this block is its transaction

@@ -203,6 +203,9 @@ class WorkerConfig(_Strict):
     task_timeout_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     retry_seconds: Annotated[int, Field(ge=6, le=7200)] = 90
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 1
+    # reconciliation passes one worker process runs at once (threads, each with its own
+    # database connection; a pass mostly waits on the venue): bench/accounts.py
+    passes_per_worker: Annotated[int, Field(ge=1, le=64)] = 8
 
 
 NOTIFICATION_EVENTS = (

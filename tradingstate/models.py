@@ -754,3 +754,20 @@ class PaperTrade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trade_id} {self.side} {_n(self.quantity)}@{_n(self.price)}"
+
+
+# --- Bookkeeping of the API ----------------------------------------------------------------
+class RateCounter(models.Model):
+    """The bot rate limit's counts when no Redis is configured: one row per bot (``key``),
+    this window's count and the previous window's, updated by one upsert per request
+    (``tradingstate.db.throttle``). Created by ``migrate``: no extra step. UNLOGGED on
+    PostgreSQL (migration 0012): no WAL flush per request; a crash resets the counts."""
+
+    key = models.CharField(max_length=100, primary_key=True)
+    period_index = models.BigIntegerField()
+    current = models.BigIntegerField(default=0)
+    previous = models.BigIntegerField(default=0)
+    allowed = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.current}/{self.previous}"

@@ -27,6 +27,7 @@ from tests.api_support import (
 )
 from tests.factories import AccountFactory, StaffFactory
 from tradingstate.actors import Actor
+from tradingstate.models import RateCounter
 from tradingstate.web.throttling import BotRateThrottle
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_cache_table")]
@@ -204,8 +205,9 @@ def test_rate_limit_counter_stays_a_number(settings):
     throttle = _throttle(settings, "1000/min", clock)
     assert _allowed(throttle, request, 300) == 300
     window = int(clock.now // 60)
-    # one integer per bot and window, not the time of every request
-    assert cache.get(f"throttle_bot_{request.user.pk}_{window}") == 300
+    # two integers per bot (this window's and the previous one's), not every request's time
+    row = RateCounter.objects.get(key=f"throttle_bot_{request.user.pk}")
+    assert (row.period_index, row.current, row.previous) == (window, 300, 0)
 
 
 def test_rate_limit_is_per_bot(settings):

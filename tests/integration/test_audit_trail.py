@@ -32,6 +32,7 @@ EXEMPT = {
     "reconciliation.repair": "the record of a repair; the repaired row's AuditEntry says it",
     "reconciliation.workerheartbeat": "liveness bookkeeping, no trading state",
     "tradingstate.auditentry": "the audit trail itself (append-only)",
+    "tradingstate.ratecounter": "the API rate limit's request counts, no trading state",
     "tradingstate.notification": "a record of a message sent about an audited change",
     "tradingstate.notificationstate": "alert bookkeeping: the last state notified per alert",
     "reconciliation.metricsrollup": "counter totals folded from runs/discrepancies/repairs",

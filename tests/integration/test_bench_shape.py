@@ -181,7 +181,7 @@ def test_pass_statements_with_fills_do_not_grow_with_size(desync):
 
 LINE = re.compile(
     r"^reconcile orders=200 positions=20 balances=20 desync=(0\.1|0) discrepancies=(\d+) "
-    r"repairs=(\d+) queries=(\d+) ms=(\d+)$"
+    r"repairs=(\d+) queries=(\d+) ms=(\d+) target_ms=(\d+) ratio=(\d+\.\d\d)$"
 )
 
 

@@ -1,16 +1,12 @@
-"""Checks made before a bot's new order is registered: the account is not in restart
-recovery (503), then the kill switch's guarded registration (423 while halted)."""
+"""Checks made on a bot's new order: the kill switch's guarded registration (423 while
+halted), which also refuses it while the account is in restart recovery (503)."""
 
 from __future__ import annotations
 
 from killswitch.services import order_register_guarded
 from tradingstate.errors import RecoveryInProgress
 from tradingstate.models import ExchangeAccount, Order
-
-RECOVERY_IN_PROGRESS = (
-    "Account '{account}' is reconciling after a restart; new orders are refused until its "
-    "first pass completes. Retry shortly."
-)
+from tradingstate.services.orders import RECOVERY_IN_PROGRESS
 
 
 def account_require_not_recovering(account: ExchangeAccount) -> None:
@@ -26,6 +22,6 @@ def account_require_not_recovering(account: ExchangeAccount) -> None:
 
 
 def order_register_checked(*, account: ExchangeAccount, **kwargs) -> tuple[Order, bool]:
-    """``order_register``'s arguments; recovery gate, then kill switch + registration."""
-    account_require_not_recovering(account)
-    return order_register_guarded(account=account, **kwargs)
+    """``order_register``'s arguments; kill switch + registration with the recovery gate
+    (read afresh in the inserting statement: the request's copy may predate ``recover``)."""
+    return order_register_guarded(account=account, recovery_gate=True, **kwargs)

@@ -60,6 +60,7 @@ from tradingstate.exchanges.ccxt_support import (
     step_from_precision,
     to_decimal,
 )
+from tradingstate.exchanges.pool import throttle_for
 from tradingstate.exchanges.venues import dialect_for
 
 __all__ = [
@@ -124,6 +125,10 @@ class CcxtExchange(ExchangeAdapter):
                     self._exchange.urls["api"] = copy.deepcopy(api_override)
         except ccxt.BaseError as exc:
             raise ConfigurationError(self.redact(f"{exchange_id}: {exc}")) from None
+        # one request spacing per venue and key across concurrent passes (exchanges.pool)
+        self._exchange.throttle = throttle_for(
+            exchange_id, credentials.get("apiKey"), self._exchange.rateLimit
+        ).throttle
         self._markets: dict | None = None
 
     # --- construction -------------------------------------------------------------------

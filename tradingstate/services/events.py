@@ -228,15 +228,19 @@ def bot_saved(
 
 # --- orders and fills --------------------------------------------------------------------
 def order_registered(*, order, actor: Actor, reason: str = "") -> AuditEntry:
-    return _saved(
-        audit_build(
-            actor=actor,
-            action=Action.ORDER_REGISTER,
-            target=order,
-            account=order.account,
-            after=order_snapshot(order),
-            reason=reason,
-        )
+    return _saved(order_registered_entry(order=order, actor=actor, reason=reason))
+
+
+def order_registered_entry(*, order, actor: Actor, reason: str = "") -> AuditEntry:
+    """An unsaved ``order.register`` entry (the registration inserts it with the order, in
+    one statement on PostgreSQL: ``tradingstate.db.orders``)."""
+    return audit_build(
+        actor=actor,
+        action=Action.ORDER_REGISTER,
+        target=order,
+        account=order.account,
+        after=order_snapshot(order),
+        reason=reason,
     )
 
 
@@ -277,19 +281,41 @@ def fill_recorded(
 ) -> AuditEntry:
     """``fill.record``: the fill with the order and position it moved, before and after."""
     return _saved(
-        audit_build(
+        fill_recorded_entry(
+            fill=fill,
+            order=order,
+            position=position,
+            order_before=order_before,
+            position_before=position_before,
             actor=actor,
-            action=Action.FILL_RECORD,
-            target=fill,
-            account=fill.account,
-            before={"order": order_before, "position": position_before},
-            after={
-                "fill": fill_snapshot(fill),
-                "order": order_snapshot(order),
-                "position": position_snapshot(position),
-            },
             reason=reason,
         )
+    )
+
+
+def fill_recorded_entry(
+    *,
+    fill,
+    order,
+    position,
+    order_before: dict,
+    position_before: dict | None,
+    actor: Actor,
+    reason: str = "",
+) -> AuditEntry:
+    """An unsaved ``fill.record`` entry: the fill with the order and position it moved."""
+    return audit_build(
+        actor=actor,
+        action=Action.FILL_RECORD,
+        target=fill,
+        account=fill.account,
+        before={"order": order_before, "position": position_before},
+        after={
+            "fill": fill_snapshot(fill),
+            "order": order_snapshot(order),
+            "position": position_snapshot(position),
+        },
+        reason=reason,
     )
 
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from tradingstate.actors import Actor
-from tradingstate.errors import ApplicationError, Conflict, NotFound, VersionConflict
+from tradingstate.db.orders import order_insert, order_update
+from tradingstate.errors import (
+    ApplicationError,
+    Conflict,
+    NotFound,
+    RecoveryInProgress,
+    VersionConflict,
+)
 from tradingstate.locks import order_qs_select_for_update
 from tradingstate.models import ExchangeAccount, Instrument, Order
 from tradingstate.rules import Source, values
@@ -33,6 +40,10 @@ from tradingstate.services import paper as paper_venue
 from tradingstate.services.bulk import rows_bulk_update
 from tradingstate.services.events import ORDER_AUDIT_FIELDS  # noqa: F401 (re-exported)
 
+RECOVERY_IN_PROGRESS = (
+    "Account '{account}' is reconciling after a restart; new orders are refused until its "
+    "first pass completes. Retry shortly."
+)
 ORDER_NOT_FOUND = "Order '{client_order_id}' not found on account '{account}'."
 REGISTER_CONFLICT = (
     "Order '{client_order_id}' is already registered with different content: {fields}."
@@ -54,11 +65,13 @@ validate_client_order_id = values.client_order_id
 
 def order_get_for_update(*, account: ExchangeAccount, client_order_id: str) -> Order:
     try:
-        return order_qs_select_for_update().get(account=account, client_order_id=client_order_id)
+        order = order_qs_select_for_update().get(account=account, client_order_id=client_order_id)
     except Order.DoesNotExist:
         raise NotFound(
             ORDER_NOT_FOUND.format(client_order_id=client_order_id, account=account.name)
         ) from None
+    order.account = account  # the caller's row: no second read when the order names it
+    return order
 
 
 def order_from_rule(account: ExchangeAccount, new: rules.NewOrder, *, origin: str) -> Order:
@@ -81,7 +94,6 @@ def order_from_rule(account: ExchangeAccount, new: rules.NewOrder, *, origin: st
     )
 
 
-@transaction.atomic
 def order_register(
     *,
     account: ExchangeAccount,
@@ -94,13 +106,50 @@ def order_register(
     price: object = None,
     strategy_id: str = "",
     reason: str = "",
+    recovery_gate: bool = False,
+    savepoint: bool = True,
 ) -> tuple[Order, bool]:
     """Register a bot's new order. Idempotent on ``client_order_id``.
 
     Returns ``(order, created)``. The same content again returns the existing order; different
     content raises ``Conflict`` naming the differing fields. Callers check the kill switch
-    (``killswitch.services.trading_allowed``) before calling this.
+    (``killswitch.services.trading_allowed``) before calling this. With ``recovery_gate``
+    (the bots' API), an account in restart recovery refuses it (``RecoveryInProgress``,
+    503), read in the inserting statement. ``savepoint=False``: inside a caller's
+    transaction that a failure here aborts anyway (the kill switch's guarded
+    registration), no savepoint is taken; nothing inside is retried (a duplicate is an
+    ``ON CONFLICT`` no-op, not a caught error).
     """
+    with transaction.atomic(savepoint=savepoint):
+        return _order_register(
+            account=account,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            actor=actor,
+            type=type,
+            price=price,
+            strategy_id=strategy_id,
+            reason=reason,
+            recovery_gate=recovery_gate,
+        )
+
+
+def _order_register(
+    *,
+    account,
+    client_order_id,
+    symbol,
+    side,
+    quantity,
+    actor,
+    type,
+    price,
+    strategy_id,
+    reason,
+    recovery_gate,
+) -> tuple[Order, bool]:
     new = rules.order_new(
         source=Source.BOT,
         client_order_id=client_order_id,
@@ -110,22 +159,23 @@ def order_register(
         quantity=quantity,
         price=price,
         strategy_id=strategy_id,
-        known_symbol=KnownSymbol(account),
+        known_symbol=None,  # checked by the inserting statement (tradingstate.db.orders)
         account_name=account.name,
     )
-    existing = Order.objects.filter(account=account, client_order_id=new.client_order_id).first()
-    if existing is None:
-        origin = Order.Origin.BOT if actor.type == "bot" else Order.Origin.MANUAL
-        order = order_from_rule(account, new, origin=origin)
-        try:
-            with transaction.atomic():
-                order.save(force_insert=True)
-        except IntegrityError:
-            # a concurrent registration of the same client_order_id won the race
-            existing = Order.objects.get(account=account, client_order_id=new.client_order_id)
-        else:
-            events.order_registered(order=order, actor=actor, reason=reason)
-            return order, True
+    origin = Order.Origin.BOT if actor.type == "bot" else Order.Origin.MANUAL
+    order = order_from_rule(account, new, origin=origin)
+    entry = events.order_registered_entry(order=order, actor=actor, reason=reason)
+    # one statement on PostgreSQL: the symbol and recovery checks, the insert (a duplicate
+    # client_order_id inserts nothing) and its audit row (tradingstate.db.orders)
+    outcome = order_insert(order, entry, recovery_gate=recovery_gate)
+    if outcome.inserted:
+        return order, True
+    if outcome.recovering:
+        raise RecoveryInProgress(RECOVERY_IN_PROGRESS.format(account=account.name))
+    if not outcome.known_symbol:
+        values.fail("symbol", UNKNOWN_SYMBOL.format(symbol=new.symbol, account=account.name))
+    # a row with this client_order_id exists (a retry, or a concurrent registration)
+    existing = Order.objects.get(account=account, client_order_id=new.client_order_id)
     _check_same_content(existing, new)
     return existing, False
 
@@ -270,10 +320,16 @@ def order_transition(
     if venue is not None:
         venue.moved(order, frm, reason)
         events.entries_record(venue.follow())
-    order.save()
-    events.order_transitioned(
+        order.save()
+        events.order_transitioned(
+            order=order, account=account, before=before, actor=actor, reason=reason
+        )
+        return order
+    # the columns a transition writes and its audit row: one statement on PostgreSQL
+    entry = events.order_transition_entry(
         order=order, account=account, before=before, actor=actor, reason=reason
     )
+    order_update(order, TRANSITION_FIELDS, entry)
     return order
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rest_framework import generics
 from rest_framework.views import APIView
 
-from tradingstate.api.access import account_get_visible
+from tradingstate.api.access import ACCOUNT_NOT_FOUND, account_get_visible
+from tradingstate.errors import NotFound
 from tradingstate.models import ExchangeAccount
 from tradingstate.web.pagination import ApiCursorPagination
 from tradingstate.web.permissions import IsBotOrStaff
@@ -25,7 +26,16 @@ class AccountScopedMixin:
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        self.account = account_get_visible(request.user, kwargs["account"])
+        name = kwargs["account"]
+        # a bot's token check already read the account it names, if granted to it
+        # (tradingstate.web.auth); staff sessions, and anything else, look it up here
+        read = getattr(request.user, "visible_account", None)
+        if read is not None and read[0] == name and read[1] is not None:
+            self.account = read[1]
+        elif read is not None and read[0] == name and not request.user.is_staff:
+            raise NotFound(ACCOUNT_NOT_FOUND.format(name=name[:100]), fields={})
+        else:
+            self.account = account_get_visible(request.user, name)
 
 
 class AccountApi(AccountScopedMixin, BaseApi):

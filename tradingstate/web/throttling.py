@@ -1,32 +1,63 @@
-"""Rate limit per bot, counted in the default cache (Redis in production, the database
-cache by default), so every web process and host shares the count. Staff sessions are not
+"""Rate limit per bot, shared by every web process and host, at one round trip a request.
+
+- Redis configured (``REDIS_URL``, the production setup): one Lua script per request in
+  the cache's Redis, which rolls the windows, decides and counts atomically.
+- Otherwise: one upsert on the ``RateCounter`` table (``tradingstate.db.throttle``),
+  created by ``migrate`` like every other table: no ``createcachetable`` step.
+
+Both keep two counters per bot (this fixed window's and the previous one's) and estimate
+the sliding window from them, weighting the previous window by the share of it still
+inside the sliding window. A refused request is not counted. Staff sessions are not
 throttled.
 
-DRF's ``SimpleRateThrottle`` keeps the time of every request of the window in one cached
-list, read, trimmed, pickled and written back on each request: at the default
-6,000/min that is a list of up to 6,000 floats per bot, per request. This throttle keeps
-two counters per bot instead (this window's and the previous one's) and estimates the
-sliding window from them, weighting the previous window by the share of it still inside
-the sliding window. The cost is constant: one read of both counters and one increment
-(atomic on Redis).
+The throttle never answers 500: if its store cannot be reached (Redis down, the table
+missing, the database refusing), the request is let through and the failure is logged
+once a minute per process (fail open: the rate limit protects capacity; it is not a
+safety check. The kill switch, which is, fails closed).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+from tradingstate.db.throttle import Count, rate_count
 from tradingstate.web.permissions import is_bot
 
-KEY = "throttle_bot_{ident}_{window}"
+logger = logging.getLogger("tradingstate.throttle")
+
+KEY = "throttle_bot_{ident}"
+STORE_UNAVAILABLE = "Rate-limit store unavailable; request let through (%s: %s)"
+LOG_EVERY_SECONDS = 60.0
+
+# KEYS[1] the bot's hash; ARGV: window index, limit, weight of the previous window, ttl.
+# Fields w (window index), c (this window's count), p (the previous window's count).
+REDIS_SCRIPT = """
+local w = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local weight = tonumber(ARGV[3])
+local row = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+local rw, c, p = tonumber(row[1]), tonumber(row[2]) or 0, tonumber(row[3]) or 0
+if rw == nil then c, p = 0, 0
+elseif rw == w - 1 then p, c = c, 0
+elseif rw ~= w then c, p = 0, 0 end
+local ok = 0
+if p * weight + c < limit then ok = 1; c = c + 1 end
+redis.call('HSET', KEYS[1], 'w', w, 'c', c, 'p', p)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return {ok, c, p}
+"""
 
 
 class BotRateThrottle(BaseThrottle):
     scope = "bot"
     timer = time.time
+    _last_failure_log = 0.0
 
     def __init__(self):
         self._wait: float | None = None
@@ -48,30 +79,27 @@ class BotRateThrottle(BaseThrottle):
         now = self.timer()
         window, offset = divmod(now, period)
         window = int(window)
-        current = KEY.format(ident=request.user.pk, window=window)
-        previous = KEY.format(ident=request.user.pk, window=window - 1)
-        counts = cache.get_many([previous, current])
-        in_current = counts.get(current, 0)
-        in_previous = counts.get(previous, 0)
         weight = 1 - offset / period  # the previous window's share of the sliding window
-        if in_previous * weight + in_current >= limit:
-            self._wait = self._wait_for(limit, period, offset, in_previous, in_current)
+        key = KEY.format(ident=request.user.pk)
+        try:
+            count = _count(key, window, limit, weight, period)
+        except Exception as exc:  # never a 500 from the rate limit: let the request through
+            self._log_failure(exc)
+            return True
+        if not count.allowed:
+            self._wait = self._wait_for(limit, period, offset, count.previous, count.current)
             return False
-        self._count(current, period, present=current in counts)
         return True
 
     def wait(self) -> float | None:
         return self._wait
 
-    @staticmethod
-    def _count(key: str, period: int, *, present: bool) -> None:
-        # both windows must outlive the next one: keep each counter for two periods
-        if not present and cache.add(key, 1, timeout=2 * period):
-            return
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between the read and the increment
-            cache.set(key, 1, timeout=2 * period)
+    @classmethod
+    def _log_failure(cls, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - cls._last_failure_log >= LOG_EVERY_SECONDS or not cls._last_failure_log:
+            cls._last_failure_log = now
+            logger.error(STORE_UNAVAILABLE, type(exc).__name__, exc)
 
     @staticmethod
     def _wait_for(limit: int, period: int, offset: float, previous: int, current: int) -> float:
@@ -84,3 +112,20 @@ class BotRateThrottle(BaseThrottle):
             return period - offset
         # this window is full on its own: in the next one it is the previous window
         return (period - offset) + period * (1 - limit / current)
+
+
+def _redis_client():
+    """The default cache's Redis client when the cache is Redis, else None."""
+    if not settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        return None
+    return cache._cache.get_client(write=True)
+
+
+def _count(key: str, window: int, limit: int, weight: float, period: int) -> Count:
+    client = _redis_client()
+    if client is None:
+        return rate_count(key=key, period_index=window, limit=limit, weight=weight)
+    ok, current, previous = client.eval(
+        REDIS_SCRIPT, 1, cache.make_key(key), window, limit, repr(weight), 2 * period
+    )
+    return Count(bool(ok), int(current), int(previous))

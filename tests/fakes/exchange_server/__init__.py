@@ -96,6 +96,10 @@ class FakeExchangeServer:
         self.canned: dict[str, list[Canned]] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.api_key = "test-api-key"
+        # also accept any key starting with this (many accounts, each its own key: bench)
+        self.api_key_prefix: str | None = None
+        self.latency = 0.0  # seconds slept before each answer (a distant venue: bench)
+        self.keep_requests = True
         self.page_size = 50
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -179,9 +183,17 @@ class FakeExchangeServer:
         raise ValueError(f"the fake server does not speak {exchange}")
 
     # request handling (called from the handler thread)
+    def key_ok(self, key: str | None) -> bool:
+        if key == self.api_key:
+            return True
+        return bool(key and self.api_key_prefix and key.startswith(self.api_key_prefix))
+
     def handle(self, method: str, path: str, query: dict, headers) -> tuple[int, dict, str]:
+        if self.latency:
+            time.sleep(self.latency)
         with self._lock:
-            self.requests.append((method, path, query))
+            if self.keep_requests:
+                self.requests.append((method, path, query))
             fault = self.faults.get(path)
             if fault is not None and fault.after > 0:
                 fault.after -= 1

@@ -171,7 +171,7 @@ def _binance_find_order(state: VenueState, query: dict, futures: bool) -> FakeOr
 
 
 def _binance_signed(fake: FakeExchangeServer, query: dict, headers) -> tuple[int, dict] | None:
-    if headers.get("X-MBX-APIKEY") != fake.api_key or "signature" not in query:
+    if not fake.key_ok(headers.get("X-MBX-APIKEY")) or "signature" not in query:
         return _binance_error(-2015, "Invalid API-key, IP, or permissions for action.", 401)
     return None
 

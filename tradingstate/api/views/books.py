@@ -22,6 +22,7 @@ from tradingstate.api.serializers import (
     FillOutputSerializer,
     InputSerializer,
     PositionOutputSerializer,
+    represent,
     validated_input,
 )
 from tradingstate.models import Balance, Fill, Position
@@ -120,7 +121,7 @@ class FillRecordApi(AccountListApi):
         data = validated_input(self.InputSerializer, request.data)
         fill, created = fill_record(account=self.account, actor=Actor.from_request(request), **data)
         return Response(
-            self.OutputSerializer(fill).data,
+            represent(self.OutputSerializer, fill),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 

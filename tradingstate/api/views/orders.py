@@ -23,6 +23,7 @@ from tradingstate.api.serializers import (
     InputSerializer,
     OrderDetailOutputSerializer,
     OrderOutputSerializer,
+    represent,
     validated_input,
 )
 from tradingstate.errors import NotFound
@@ -98,7 +99,7 @@ class OrderListRegisterApi(AccountListApi):
             account=self.account, actor=Actor.from_request(request), **data
         )
         return Response(
-            OrderOutputSerializer(order).data,
+            represent(OrderOutputSerializer, order),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -152,7 +153,7 @@ class OrderTransitionApi(AccountApi):
             actor=Actor.from_request(request),
             **data,
         )
-        return Response(OrderOutputSerializer(order).data)
+        return Response(represent(OrderOutputSerializer, order))
 
 
 class BulkTransitionItemSerializer(TransitionFieldsSerializer):

@@ -1,4 +1,21 @@
-"""Hot reads: statements a bot's every request runs (its token check, the kill-switch state).
+"""Hot-path SQL in one place: the statements a bot's every request runs, and the helpers
+that run them.
+
+Each module holds its raw statements beside the ORM expression each replaces (a function
+named ``*_orm`` doing the same through the ORM), and names the ``make bench`` line that
+justifies it (``BENCH = "..."``); ``tests/integration/test_db_equivalence.py`` runs both
+forms on the same rows and asserts they give the same result:
+
+- ``auth``: the token, its user, bot profile, and the account named in the URL (one read).
+- ``throttle``: the bot rate limit's counter row (one upsert).
+- ``orders``: registration (guard-free insert + audit) and a transition's write + audit.
+- ``fills``: a fill's locking read and its writes.
+
+The helpers below (``fetch_all``, ``execute``) run a statement through psycopg directly on
+PostgreSQL and through Django's cursor elsewhere; either way the statement is recorded
+where Django records queries (so ``CaptureQueriesContext`` counts it).
+
+Hot reads (their token check, the kill-switch state):
 
 On PostgreSQL they run through a server-binding psycopg cursor, so psycopg prepares each on
 a connection after a few runs and PostgreSQL stops planning it every time (planning was
@@ -34,6 +51,25 @@ def fetch_all(sql: str, params: list | tuple = ()) -> list[tuple]:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
     record_query(connection, f"{sql} -- {list(params)!r}", started)
+    return rows
+
+
+def execute(sql: str, params: dict | list | tuple = ()) -> list[tuple]:
+    """A statement that may write (``INSERT ... RETURNING``, a CTE): its rows, if any.
+
+    Named (``%(name)s``) or positional parameters. Runs in the caller's transaction."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    started = time.monotonic()
+    with connection.wrap_database_errors:
+        connection.ensure_connection()
+        connection.validate_no_broken_transaction()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall() if cursor.description else []
+    record_query(connection, f"{sql} -- {params!r}", started)
     return rows
 
 

@@ -1,0 +1,130 @@
+"""Each hand-written hot-path statement in ``tradingstate.db`` gives the same rows as the
+ORM expression it replaces (issue 19 point 6). Run on PostgreSQL (the statements the
+bench measures) and on SQLite (their portable forms)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.forms.models import model_to_dict
+from django.utils import timezone
+from knox.models import AuthToken
+
+from tests.api_support import make_bot
+from tests.factories import AccountFactory, StaffFactory
+from tradingstate.actors import Actor
+from tradingstate.db import auth as db_auth
+from tradingstate.db import orders as db_orders
+from tradingstate.models import AuditEntry, Instrument, Order
+from tradingstate.services import events
+from tradingstate.services.orders import TRANSITION_FIELDS
+
+pytestmark = pytest.mark.django_db
+
+BOT = Actor(type="bot", name="eq-bot", correlation_id="req-1")
+VOLATILE = {"id", "created_at", "updated_at", "target_id"}
+
+
+def _row(obj) -> dict:
+    obj.refresh_from_db()
+    return {k: v for k, v in model_to_dict(obj).items() if k not in VOLATILE}
+
+
+def _new_order(account, coid, symbol="BTC/USDT") -> Order:
+    return Order(
+        account=account,
+        client_order_id=coid,
+        symbol=symbol,
+        side="buy",
+        type="limit",
+        quantity=Decimal("1.5"),
+        price=Decimal(100),
+        filled_qty=Decimal(0),
+        remaining_qty=Decimal("1.5"),
+        status="pending",
+        origin="bot",
+    )
+
+
+def _register(fn, account, coid, *, symbol="BTC/USDT", gate=False):
+    order = _new_order(account, coid, symbol)
+    entry = events.order_registered_entry(order=order, actor=BOT, reason="why")
+    return fn(order, entry, recovery_gate=gate), order, entry
+
+
+def test_token_read_equals_the_orm():
+    a, _b = AccountFactory(name="eq-a"), AccountFactory(name="eq-b")
+    _client, user = make_bot("eq", a)
+    _, token = AuthToken.objects.create(user)
+    _, staff_token = AuthToken.objects.create(StaffFactory(username="eq-staff"))
+    for key in (token[:15], staff_token[:15], "nope-nope-nope-"):
+        for name in (None, "eq-a", "eq-b", "missing"):
+            raw = db_auth.token_rows(key, name)
+            orm = db_auth.token_rows_orm(key, name)
+            assert [model_to_dict(t) for t in raw] == [model_to_dict(t) for t in orm]
+            assert [model_to_dict(t.user) for t in raw] == [model_to_dict(t.user) for t in orm]
+            assert [getattr(t.user, "bot", None) for t in raw] == [
+                getattr(t.user, "bot", None) for t in orm
+            ]
+            got = [getattr(t.visible_account, "pk", None) for t in raw]
+            assert got == [getattr(t.visible_account, "pk", None) for t in orm], (key, name)
+    assert db_auth.token_rows(token[:15], "eq-a")[0].visible_account == a
+    assert db_auth.token_rows(token[:15], "eq-b")[0].visible_account is None
+
+
+def test_registration_insert_equals_the_orm():
+    sql_acct, orm_acct = AccountFactory(name="eq-s"), AccountFactory(name="eq-o")
+    for acct in (sql_acct, orm_acct):
+        Instrument.objects.create(account=acct, symbol="BTC/USDT", base="BTC", quote="USDT")
+    cases = [
+        ("new", {}),
+        ("new", {}),  # the same client_order_id again: nothing inserted
+        ("eth", {"symbol": "ETH/USDT"}),  # not an instrument of the account
+    ]
+    for coid, over in cases:
+        got_sql, order_sql, entry_sql = _register(db_orders.order_insert, sql_acct, coid, **over)
+        got_orm, order_orm, entry_orm = _register(
+            db_orders.order_insert_orm, orm_acct, coid, **over
+        )
+        assert got_sql == got_orm, (coid, over)
+        if got_sql.inserted:
+            assert _row(order_sql) | {"account": 0} == _row(order_orm) | {"account": 0}
+            assert entry_sql.target_id == str(order_sql.pk)
+            assert entry_orm.target_id == str(order_orm.pk)
+            a = AuditEntry.objects.get(target_id=str(order_sql.pk), account=sql_acct)
+            b = AuditEntry.objects.get(target_id=str(order_orm.pk), account=orm_acct)
+            assert _row(a) | {"account": 0} == _row(b) | {"account": 0}
+    # the recovery gate, read in the same statement
+    for acct in (sql_acct, orm_acct):
+        acct.recovery_started_at = timezone.now() - timedelta(seconds=1)
+        acct.save(update_fields=["recovery_started_at"])
+    got_sql, *_ = _register(db_orders.order_insert, sql_acct, "rec", gate=True)
+    got_orm, *_ = _register(db_orders.order_insert_orm, orm_acct, "rec", gate=True)
+    assert got_sql == got_orm == db_orders.Inserted(False, True, True)
+    assert Order.objects.filter(client_order_id="rec").count() == 0
+
+
+def test_transition_update_equals_the_orm():
+    account = AccountFactory(name="eq-t")
+    orders = []
+    for coid in ("u-sql", "u-orm"):
+        order = _new_order(account, coid)
+        order.save()
+        orders.append(order)
+    for order, fn in zip(orders, (db_orders.order_update, db_orders.order_update_orm), strict=True):
+        before = events.order_snapshot(order)
+        order.status, order.exchange_order_id, order.version = "submitted", "E9", 2
+        order.filled_qty, order.remaining_qty = Decimal("0.5"), Decimal(1)
+        entry = events.order_transition_entry(
+            order=order, account=account, before=before, actor=BOT, reason="r"
+        )
+        fn(order, TRANSITION_FIELDS, entry)
+    a, b = (_row(o) for o in orders)
+    assert a | {"client_order_id": ""} == b | {"client_order_id": ""}
+    entries = [AuditEntry.objects.get(target_id=str(o.pk)) for o in orders]
+    a, b = (_row(e) for e in entries)
+    strip = {"target_repr": "", "before": None, "after": None}
+    assert a | strip == b | strip
+    assert entries[0].after["status"] == "submitted" and entries[0].after["version"] == 2

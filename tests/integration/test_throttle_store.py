@@ -1,0 +1,131 @@
+"""The rate limit's store (issue 13 point 12, issue 17 point 1): ``migrate`` alone leaves a
+working API, the throttle costs one round trip, and it never answers 500.
+
+- No cache table (``createcachetable`` never ran): bots' requests work (they were 500 with
+  an HTML page when the counts lived in the database cache).
+- Its own table missing or unreachable: the request is let through and the failure logged.
+- Redis configured: the same sliding-window decisions, counted by one script per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.api_support import API, make_bot
+from tests.factories import AccountFactory
+from tradingstate.db.throttle import rate_count, rate_count_orm
+from tradingstate.web.throttling import BotRateThrottle
+
+REDIS_URL = "redis://127.0.0.1:6379/4"  # this branch's Redis database
+
+
+def _redis_up() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.django_db
+def test_migrate_alone_serves_bots_without_the_cache_table(settings):
+    # given a database made by `migrate` only: no cache table
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS tradingstate_cache")
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"bot": "2/min"},
+    }
+    client, _ = make_bot("alpha", AccountFactory(name="acct-m"))
+    # when a bot calls a throttled endpoint
+    responses = [client.get(f"{API}/accounts/") for _ in range(3)]
+    # then it is served, and still limited
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert responses[2]["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_throttle_store_missing_lets_the_request_through(settings, caplog):
+    client, _ = make_bot("alpha", AccountFactory(name="acct-n"))
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE tradingstate_ratecounter RENAME TO ratecounter_moved")
+    try:
+        with caplog.at_level(logging.ERROR, logger="tradingstate.throttle"):
+            response = client.get(f"{API}/accounts/")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE ratecounter_moved RENAME TO tradingstate_ratecounter")
+    assert response.status_code == 200, response.content[:300]
+    assert "Rate-limit store unavailable" in caplog.text
+
+
+@pytest.mark.django_db
+def test_the_counter_is_one_statement():
+    with CaptureQueriesContext(connection) as ctx:
+        count = rate_count(key="k", period_index=10, limit=5, weight=0.5)
+    assert count.allowed and count.current == 1 and len(ctx.captured_queries) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fn", [rate_count, rate_count_orm], ids=["sql", "orm"])
+def test_counter_rolls_windows_and_refuses_without_counting(fn):
+    # window 10: 3 allowed of limit 3, the 4th refused and not counted
+    got = [fn(key="k", period_index=10, limit=3, weight=1.0) for _ in range(4)]
+    assert [(c.allowed, c.current, c.previous) for c in got] == [
+        (True, 1, 0),
+        (True, 2, 0),
+        (True, 3, 0),
+        (False, 3, 0),
+    ]
+    # window 11 at weight 1/3: 3 * 1/3 + current < 3 allows 1, then 2; the third is refused
+    got = [fn(key="k", period_index=11, limit=3, weight=1 / 3) for _ in range(3)]
+    assert [(c.allowed, c.current, c.previous) for c in got] == [
+        (True, 1, 3),
+        (True, 2, 3),
+        (False, 2, 3),
+    ]
+    # a gap of more than one window forgets both
+    c = fn(key="k", period_index=20, limit=3, weight=1.0)
+    assert (c.allowed, c.current, c.previous) == (True, 1, 0)
+    # limit 0 refuses a first request too
+    c = fn(key="z", period_index=20, limit=0, weight=1.0)
+    assert (c.allowed, c.current) == (False, 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
+def test_redis_store_gives_the_same_decisions(settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"bot": "10/min"},
+    }
+    cache.clear()
+    try:
+        _, user = make_bot("alpha", AccountFactory(name="acct-r"))
+        request = SimpleNamespace(user=user)
+        now = [6_000_000.0]
+        throttle = BotRateThrottle()
+        throttle.timer = lambda: now[0]
+
+        def allowed(n):
+            return sum(throttle.allow_request(request, None) for _ in range(n))
+
+        with CaptureQueriesContext(connection) as ctx:
+            assert allowed(15) == 10
+        assert len(ctx.captured_queries) == 0  # no SQL: one Redis script a request
+        assert throttle.wait() == pytest.approx(60.0)
+        now[0] += 75  # a quarter into the next window: the previous 10 weigh 7.5
+        assert allowed(10) == 3
+        assert throttle.wait() == pytest.approx(3.0)
+    finally:
+        cache.clear()
