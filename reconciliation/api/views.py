@@ -15,6 +15,7 @@ from reconciliation.selectors import discrepancy_list, run_list
 from reconciliation.services import reconciliation_request
 from tradingstate.actors import Actor
 from tradingstate.api.fields import StrictBooleanField
+from tradingstate.api.filtersets import StrictBooleanFilter
 from tradingstate.api.serializers import InputSerializer, validated_input
 from tradingstate.web.base import AccountListApi
 
@@ -96,7 +97,7 @@ class ReconciliationListTriggerApi(AccountListApi):
 class DiscrepancyFilterSet(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=Discrepancy.Type.choices)
     status = django_filters.ChoiceFilter(choices=Discrepancy.Status.choices)
-    persistent = django_filters.BooleanFilter()
+    persistent = StrictBooleanFilter()
 
     class Meta:
         model = Discrepancy

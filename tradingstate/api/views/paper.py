@@ -31,6 +31,8 @@ class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     default_error_messages = {"naive": NAIVE_SINCE}
 
     def to_python(self, value):
+        if value == "":  # given but empty: not "no filter" (the schema says date-time)
+            raise forms.ValidationError(self.error_messages["naive"], code="naive")
         # the parent would read a naive time as the server's zone: refuse it instead
         parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
         if parsed is not None and timezone.is_naive(parsed):
