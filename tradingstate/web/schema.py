@@ -7,7 +7,7 @@ from drf_spectacular.openapi import AutoSchema
 
 from tradingstate.api.serializers import ErrorSerializer
 
-COMMON_ERRORS = ("400", "401", "403", "404", "405", "406", "413", "415", "429")
+COMMON_ERRORS = ("400", "401", "403", "404", "405", "406", "411", "413", "414", "415", "429")
 WRITE_ERRORS = ("409",)
 
 
