@@ -41,18 +41,30 @@ DEACTIVATE_DENIED = (
     "'killswitch.deactivate_killswitch' permission; bots may not."
 )
 GLOBAL_DENIED = (
-    "Activating the global kill switch needs the 'killswitch.activate_global' permission; "
-    "a bot halts its own accounts (omit 'scope', or name one 'account')."
+    "Activating the global kill switch needs staff with 'killswitch.activate_killswitch' (or "
+    "'killswitch.activate_global'), or a bot granted 'killswitch.activate_global'; a bot "
+    "halts its own accounts (omit 'scope', or name one 'account')."
 )
 NO_ACCOUNTS = "This bot is granted no accounts: there is nothing it may halt."
 SCOPE_WITH_ACCOUNT = "Give either 'account' or 'scope', not both."
 GLOBAL_PERMISSION = "killswitch.activate_global"
+STAFF_ACTIVATE_PERMISSION = "killswitch.activate_killswitch"  # the admin's control page too
+
+
+def may_halt_globally(user) -> bool:
+    """Staff with the admin's activate permission (or activate_global); a bot only when its
+    user is explicitly granted ``killswitch.activate_global``."""
+    if _acts_as_bot(user):
+        return user.has_perm(GLOBAL_PERMISSION)
+    return user.has_perm(GLOBAL_PERMISSION) or user.has_perm(STAFF_ACTIVATE_PERMISSION)
+
 
 RULE = (
     "Who may halt what: a bot halts only accounts it is granted; without `account` (and "
     "without `scope`) a bot halts all of its own accounts. The global switch (`scope` "
-    "'global', staff's default) needs staff with `killswitch.activate_global` or a bot "
-    "explicitly granted that permission. `cancel_open_orders` cancels only on accounts the "
+    "'global', staff's default) needs staff with `killswitch.activate_killswitch` (the "
+    "admin's permission) or `killswitch.activate_global`, or a bot explicitly granted "
+    "`killswitch.activate_global`. `cancel_open_orders` cancels only on accounts the "
     "caller may act on, and the response (`state`, `cancel_summary`) names only those."
 )
 
@@ -180,7 +192,7 @@ class KillSwitchActivateApi(APIView):
                 reason=data["reason"], actor=actor, accounts=visible, cancel_open_orders=cancel
             )
             return _change_response(request, results, scope="accounts")
-        if not user.has_perm(GLOBAL_PERMISSION):
+        if not may_halt_globally(user):
             raise PermissionRefused(GLOBAL_DENIED)
         result = killswitch_activate(
             reason=data["reason"],

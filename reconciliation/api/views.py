@@ -21,6 +21,7 @@ from reconciliation.services import reconciliation_request
 from tradingstate.actors import Actor
 from tradingstate.api.access import account_get_visible, account_list_visible
 from tradingstate.api.fields import AmountField, StrictBooleanField
+from tradingstate.api.filtersets import StrictBooleanFilter
 from tradingstate.api.serializers import InputSerializer, validated_input
 from tradingstate.api.views.books import AwareDateTimeField
 from tradingstate.web.base import AccountApi, AccountListApi, BaseApi
@@ -103,7 +104,7 @@ class ReconciliationListTriggerApi(AccountListApi):
 class DiscrepancyFilterSet(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=Discrepancy.Type.choices)
     status = django_filters.ChoiceFilter(choices=Discrepancy.Status.choices)
-    persistent = django_filters.BooleanFilter()
+    persistent = StrictBooleanFilter()
 
     class Meta:
         model = Discrepancy

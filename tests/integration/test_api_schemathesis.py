@@ -7,6 +7,14 @@ pytest 9 (it sets ``node._nodeid``), so the operations are driven here with hypo
 """
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import hypothesis
 import pytest
@@ -96,3 +104,74 @@ def test_every_operation_conforms_to_the_schema(settings, monkeypatch):
         "GET /api/v1/accounts/{account}/orders/",
         "GET /api/v1/accounts/{account}/positions/",
     } <= successes, statuses
+
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CLI_CONFIG = Path(__file__).with_name("schemathesis.toml")
+CLI_MAX_EXAMPLES = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_schemathesis_cli_all_checks_stateful(tmp_path):
+    """CI's schemathesis run (issue 13, D11): the CLI against a real gunicorn, every phase
+    (examples, coverage, fuzzing, stateful through the schema's OpenAPI links), ``--checks
+    all``, 0 failures. Its own SQLite database: a paper account (the demo) and a bot."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "TRADINGSTATE_LOG_DIR": str(tmp_path / "logs"),
+        "DEBUG": "0",
+        "SECRET_KEY": "schemathesis-" + "k" * 50,
+        "TRADINGSTATE_API__RECONCILE_WAIT_SECONDS": "2",
+    }
+    env.pop("REDIS_URL", None)
+
+    def manage(*args) -> str:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
+            capture_output=True, text=True, timeout=180,
+        ).stdout  # fmt: skip
+
+    manage("migrate", "-v", "0")
+    manage("createcachetable")
+    manage("demo")
+    out = manage("create_bot", "fuzz-bot", "--accounts", "paper-demo")
+    token = next(w for line in out.splitlines() for w in line.split() if len(w) >= 40)
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "gunicorn"), "tradingstate.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
+         "--log-level", "warning", "--limit-request-line", "8190"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(base + "/api/schema/?format=json", timeout=2).close()
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.2)
+        # when
+        run = subprocess.run(
+            [str(BIN / "st"), "--config-file", str(CLI_CONFIG), "run",
+             f"{base}/api/schema/?format=json", "-H", f"Authorization: Token {token}",
+             "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
+             "--max-examples", str(CLI_MAX_EXAMPLES), "--seed", "1", "--workers", "1",
+             "--suppress-health-check", "filter_too_much"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(20)
+    # then
+    summary = run.stdout[-6000:]
+    assert run.returncode == 0, summary
+    assert "✅ Stateful" in summary and "generated" in summary, summary

@@ -152,3 +152,22 @@ def test_a_bot_with_several_accounts_reads_each(tenants):
     }
     one = bot.get(URL, {"account": "acct-a"}).json()
     assert one["trading_allowed"] is True and not one["active"]
+
+
+def test_the_admins_activate_permission_lets_staff_halt_all_but_not_a_bot(tenants):
+    from rest_framework.test import APIClient
+
+    _a, _b, bot_a, user_a = tenants
+    activate = Permission.objects.get(codename="activate_killswitch")
+    # a bot granted the staff permission still halts only its own accounts' scope
+    user_a.user_permissions.add(activate)
+    response = bot_a.post(URL + "activate/", {"reason": "x", "scope": "global"}, format="json")
+    assert_error(response, 403, "permission_denied")
+    # staff with it may halt everything (as on the admin's control page)
+    staff = UserFactory(username="carol", is_staff=True)
+    staff.user_permissions.add(activate)
+    client = APIClient()
+    client.force_login(staff)
+    response = client.post(URL + "activate/", {"reason": "x"}, format="json")
+    assert response.status_code == 200 and response.json()["scope"] == "global"
+    assert KillSwitch.objects.get(account__isnull=True).active

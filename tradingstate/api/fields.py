@@ -48,6 +48,23 @@ class AmountField(serializers.Field):
         return amount_str(value)
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "decimal",
+        "pattern": r"^-?[0-9]+(\.[0-9]{1,18})?$",
+        "example": "1234.5",
+        "description": (
+            "A computed figure (a sum or product of amounts) as a decimal string: at most 18 "
+            "places, and as many integer digits as it needs."
+        ),
+    }
+)
+class FigureField(AmountField):
+    """An output-only computed figure (P&L, notional, totals): it may outgrow the 20 integer
+    digits of an input amount, so its schema does not claim them."""
+
+
 class StrictCharField(serializers.CharField):
     """A CharField that takes only JSON strings (no numbers turned into text) and never trims."""
 

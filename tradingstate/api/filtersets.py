@@ -16,6 +16,8 @@ class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     default_error_messages = {"naive": NAIVE_SINCE}
 
     def to_python(self, value):
+        if value == "":  # given but empty: not "no filter" (the schema says date-time)
+            raise forms.ValidationError(self.error_messages["naive"], code="naive")
         # the parent would read a naive time as the server's zone: refuse it instead
         parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
         if parsed is not None and timezone.is_naive(parsed):
@@ -27,10 +29,31 @@ class AwareIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = AwareIsoDateTimeField
 
 
+BOOLEAN_CHOICES = {"true": True, "false": False}
+NOT_A_BOOLEAN = "Use true or false."
+
+
+class StrictBooleanFormField(forms.Field):
+    """``true`` / ``false`` only (django-filter's own reads anything else as "not given",
+    so ``?active=5`` listed every order while the schema says boolean)."""
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return BOOLEAN_CHOICES[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError(NOT_A_BOOLEAN) from None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanFormField
+
+
 class OrderFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
     symbol = django_filters.CharFilter(max_length=64)
-    active = django_filters.BooleanFilter(method="filter_active", label="Active orders only")
+    active = StrictBooleanFilter(method="filter_active", label="Active orders only")
 
     class Meta:
         model = Order

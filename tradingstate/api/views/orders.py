@@ -200,10 +200,20 @@ class OrderBulkTransitionApi(AccountApi):
             return value
 
     class RequestSchemaSerializer(serializers.Serializer):
+        # what the server enforces on the envelope: 1..bulk_max_items items, each any JSON
+        # value; each item is then checked on its own (OrderBulkTransitionItem: client_order_id,
+        # status, filled_qty, avg_fill_price, exchange_order_id, expected_version, reason) and
+        # a malformed one fails alone, reported in `results` (it does not sink the request)
         updates = serializers.ListField(
-            child=BulkTransitionItemSerializer(),
+            child=serializers.JSONField(),
             min_length=1,
             max_length=settings.TRADINGSTATE.api.bulk_max_items,
+            help_text=(
+                "Transitions, each {client_order_id, status, filled_qty?, avg_fill_price?, "
+                "exchange_order_id?, expected_version?, reason?} as for the single transition. "
+                "Each item is validated on its own: a malformed or refused item fails alone "
+                "and is reported in `results` with its error."
+            ),
         )
 
         class Meta:

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from tradingstate.api.access import account_list_visible
-from tradingstate.api.fields import AmountField
+from tradingstate.api.fields import AmountField, FigureField
 from tradingstate.api.serializers import InputSerializer, validated_input
 from tradingstate.api.views.books import AwareDateTimeField
 from tradingstate.models import PnlSnapshot
@@ -35,20 +35,20 @@ class PnlPositionSerializer(_Strict):
     mark_price = AmountField(allow_null=True)
     mark_time = serializers.DateTimeField(allow_null=True)
     mark_stale = serializers.BooleanField()
-    realized_pnl = AmountField(allow_null=True)
-    unrealized_pnl = AmountField(allow_null=True)
-    fees = AmountField(allow_null=True)
-    net_pnl = AmountField(allow_null=True)
+    realized_pnl = FigureField(allow_null=True)
+    unrealized_pnl = FigureField(allow_null=True)
+    fees = FigureField(allow_null=True)
+    net_pnl = FigureField(allow_null=True)
 
     class Meta:
         ref_name = "PnlPosition"
 
 
 class PnlTotalsSerializer(_Strict):
-    realized_pnl = AmountField(allow_null=True)
-    unrealized_pnl = AmountField(allow_null=True)
-    fees = AmountField(allow_null=True)
-    net_pnl = AmountField(allow_null=True)
+    realized_pnl = FigureField(allow_null=True)
+    unrealized_pnl = FigureField(allow_null=True)
+    fees = FigureField(allow_null=True)
+    net_pnl = FigureField(allow_null=True)
 
     class Meta:
         ref_name = "PnlTotals"
@@ -93,12 +93,12 @@ class PnlApi(AccountApi):
 class PnlPointSerializer(_Strict):
     as_of = serializers.DateTimeField(source="taken_at")
     valuation_currency = serializers.CharField()
-    realized_pnl = AmountField(allow_null=True)
-    unrealized_pnl = AmountField(allow_null=True)
-    fees = AmountField(allow_null=True)
-    net_pnl = AmountField(allow_null=True)
-    net_notional = AmountField(allow_null=True)
-    gross_notional = AmountField(allow_null=True)
+    realized_pnl = FigureField(allow_null=True)
+    unrealized_pnl = FigureField(allow_null=True)
+    fees = FigureField(allow_null=True)
+    net_pnl = FigureField(allow_null=True)
+    net_notional = FigureField(allow_null=True)
+    gross_notional = FigureField(allow_null=True)
     stale = serializers.BooleanField()
 
     class Meta:
@@ -154,9 +154,9 @@ class PnlHistoryApi(AccountListApi):
 
 class ExposureShareSerializer(_Strict):
     venue = serializers.CharField()
-    net_qty = AmountField()
-    net_notional = AmountField(allow_null=True)
-    gross_notional = AmountField(allow_null=True)
+    net_qty = FigureField()
+    net_notional = FigureField(allow_null=True)
+    gross_notional = FigureField(allow_null=True)
     mark_stale = serializers.BooleanField()
 
     class Meta:
@@ -165,9 +165,9 @@ class ExposureShareSerializer(_Strict):
 
 class ExposureAssetSerializer(_Strict):
     asset = serializers.CharField()
-    net_qty = AmountField()
-    net_notional = AmountField(allow_null=True)
-    gross_notional = AmountField(allow_null=True)
+    net_qty = FigureField()
+    net_notional = FigureField(allow_null=True)
+    gross_notional = FigureField(allow_null=True)
     mark_stale = serializers.BooleanField()
     by_account = serializers.DictField(child=ExposureShareSerializer())
     by_venue = serializers.DictField(child=ExposureShareSerializer())
@@ -177,8 +177,8 @@ class ExposureAssetSerializer(_Strict):
 
 
 class ExposureTotalsSerializer(_Strict):
-    net_notional = AmountField(allow_null=True)
-    gross_notional = AmountField(allow_null=True)
+    net_notional = FigureField(allow_null=True)
+    gross_notional = FigureField(allow_null=True)
     excluded_assets = serializers.ListField(child=serializers.CharField())
     stale_assets = serializers.ListField(child=serializers.CharField())
 
