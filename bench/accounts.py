@@ -193,6 +193,8 @@ def run(n: int, interval: float, duration: float, concurrency: int, latency: flo
                     starts[account_id].append(time.monotonic())
                     pool.submit(closing, account_id)
                 heapq.heappush(due, (at + interval, account_id))
+            # the passes still queued when the time is up are not run (nor counted)
+            pool.shutdown(wait=True, cancel_futures=True)
         elapsed = time.monotonic() - t_start
         cpu1 = os.times()
         connections.close_all()
