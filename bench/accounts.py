@@ -86,16 +86,16 @@ def make_accounts(n: int, url: str) -> list[int]:
     server = FakeExchangeServer()
     server._httpd = type("H", (), {"server_address": tuple(url[7:].split(":"))})()
     urls = server.ccxt_urls("binance")
-    ExchangeAccount.objects.filter(name__startswith="acc-").delete()
+    prefix = f"acc{n}-"  # one set per size (accounts cannot be deleted: their rows protect them)
     accounts = []
     for i in range(n):
-        os.environ[f"TS_BENCH_KEY_{i}"] = f"{KEY_PREFIX}{i}"
+        os.environ[f"TS_BENCH_KEY_{n}_{i}"] = f"{KEY_PREFIX}{n}-{i}"
         accounts.append(
             ExchangeAccount(
-                name=f"acc-{i}",
+                name=f"{prefix}{i}",
                 exchange="binance",
                 market_type="swap",
-                api_key_env=f"TS_BENCH_KEY_{i}",
+                api_key_env=f"TS_BENCH_KEY_{n}_{i}",
                 secret_env="TS_BENCH_SECRET",  # noqa: S106 (a variable's name)
                 ccxt_options={"urls": urls, "timeout": 10000},
                 reconciliation_interval_seconds=15,
@@ -103,7 +103,7 @@ def make_accounts(n: int, url: str) -> list[int]:
         )
     os.environ["TS_BENCH_SECRET"] = SECRET
     ExchangeAccount.objects.bulk_create(accounts, batch_size=1000)
-    accounts = list(ExchangeAccount.objects.filter(name__startswith="acc-").order_by("id"))
+    accounts = list(ExchangeAccount.objects.filter(name__startswith=prefix).order_by("id"))
     bases = ["BTC", "ETH", "SOL", "XRP", "DOGE"]
     one = Decimal(1)
     orders, positions, balances = [], [], []
@@ -193,6 +193,8 @@ def run(n: int, interval: float, duration: float, concurrency: int, latency: flo
                     starts[account_id].append(time.monotonic())
                     pool.submit(closing, account_id)
                 heapq.heappush(due, (at + interval, account_id))
+            # the passes still queued when the time is up are not run (nor counted)
+            pool.shutdown(wait=True, cancel_futures=True)
         elapsed = time.monotonic() - t_start
         cpu1 = os.times()
         connections.close_all()

@@ -25,6 +25,12 @@ from tradingstate.web.throttling import BotRateThrottle
 REDIS_URL = "redis://127.0.0.1:6379/4"  # this branch's Redis database
 
 
+@pytest.fixture(autouse=True)
+def _fresh_failure_log(monkeypatch):
+    # the throttle logs a store failure at most once a minute per process
+    monkeypatch.setattr(BotRateThrottle, "_last_failure_log", 0.0, raising=False)
+
+
 def _redis_up() -> bool:
     import redis
 
@@ -129,3 +135,21 @@ def test_redis_store_gives_the_same_decisions(settings):
         assert throttle.wait() == pytest.approx(3.0)
     finally:
         cache.clear()
+
+
+@pytest.mark.django_db
+def test_redis_unreachable_lets_the_request_through(settings, caplog):
+    # given Redis configured but down (a closed port)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    client, _ = make_bot("alpha", AccountFactory(name="acct-down"))
+    # when a bot calls a throttled endpoint
+    with caplog.at_level(logging.ERROR, logger="tradingstate.throttle"):
+        response = client.get(f"{API}/accounts/")
+    # then it is served (no 500), and the failure is logged
+    assert response.status_code == 200, response.content[:300]
+    assert "Rate-limit store unavailable" in caplog.text
