@@ -128,3 +128,120 @@ def test_transition_update_equals_the_orm():
     strip = {"target_repr": "", "before": None, "after": None}
     assert a | strip == b | strip
     assert entries[0].after["status"] == "submitted" and entries[0].after["version"] == 2
+
+
+def test_fill_read_and_write_equal_the_orm():
+    from tradingstate.db import fills as db_fills
+    from tradingstate.models import Fill, Position
+
+    account = AccountFactory(name="eq-f")
+    coids = ("f-sql", "f-orm")
+    for coid in coids:
+        order = _new_order(account, coid, symbol=f"{coid}/USDT")
+        order.status = "submitted"
+        order.save()
+        Position.objects.create(account=account, symbol=order.symbol, qty=Decimal(2))
+        Instrument.objects.create(account=account, symbol=order.symbol, base=coid, quote="USDT")
+        Fill.objects.create(
+            account=account,
+            order=order,
+            symbol=order.symbol,
+            side=order.side,
+            trade_id="old",
+            quantity=Decimal("0.1"),
+            price=Decimal(1),
+            executed_at=timezone.now(),
+        )
+    # the same trade id on another symbol is another trade
+    other = _new_order(account, "f-other", symbol="OTHER/USDT")
+    other.save()
+    Fill.objects.create(
+        account=account,
+        order=other,
+        symbol=other.symbol,
+        trade_id="elsewhere",
+        quantity=Decimal(1),
+        price=Decimal(1),
+        executed_at=timezone.now(),
+    )
+
+    def dicts(objs):
+        return [None if o is None else model_to_dict(o) for o in objs]
+
+    for coid, read, write in (
+        ("f-sql", db_fills.fill_read, db_fills.fill_write),
+        ("f-orm", db_fills.fill_read_orm, db_fills.fill_write_orm),
+    ):
+        # the read: the order, the known trade (or none), the position, the instrument
+        for trade in ("old", "unknown", "elsewhere"):
+            got = read(account=account, client_order_id=coid, trade_id=trade)
+            ref = db_fills.fill_read_orm(account=account, client_order_id=coid, trade_id=trade)
+            assert dicts(got) == dicts(ref), trade
+        assert read(account=account, client_order_id="nope", trade_id="x") == (None,) * 4
+        # an order whose symbol has no position nor instrument yet
+        got = read(account=account, client_order_id="f-other", trade_id="none")
+        assert got[0].client_order_id == "f-other" and got[1:] == (None, None, None)
+        # the write
+        order, _, position, _ = read(account=account, client_order_id=coid, trade_id="new")
+        order_before = events.order_snapshot(order)
+        position_before = events.position_snapshot(position)
+        order.filled_qty, order.fills_qty = Decimal("0.6"), Decimal("0.6")
+        order.remaining_qty, order.status = Decimal("0.9"), "partially_filled"
+        order.avg_fill_price = Decimal("2.5")
+        order.version += 1
+        position.qty, position.entry_price = Decimal("2.5"), Decimal(3)
+        position.fees_other, position.fill_count = {"BNB": "0.1"}, 1
+        position.version += 1
+        fill = Fill(
+            account=account,
+            order=order,
+            symbol=order.symbol,
+            side=order.side,
+            trade_id="new",
+            client_order_id=coid,
+            quantity=Decimal("0.5"),
+            price=Decimal(3),
+            fee=Decimal("0.1"),
+            fee_currency="BNB",
+            origin=Fill.Origin.BOT,
+            executed_at=timezone.now(),
+            realized_pnl=Decimal("0.25"),
+        )
+        entry = events.fill_recorded_entry(
+            fill=fill,
+            order=order,
+            position=position,
+            order_before=order_before,
+            position_before=position_before,
+            actor=BOT,
+        )
+        assert write(fill=fill, order=order, position=position, audit=entry) is True
+        assert entry.target_id == str(fill.pk)
+        # a recorded trade writes nothing
+        again = Fill(
+            account=account,
+            order=order,
+            symbol=order.symbol,
+            trade_id="new",
+            quantity=Decimal(1),
+            price=Decimal(1),
+            executed_at=timezone.now(),
+        )
+        order.version += 1
+        position.version += 1
+        assert write(fill=again, order=order, position=position, audit=entry) is False
+    rows = {}
+    for coid in coids:
+        order = Order.objects.get(client_order_id=coid)
+        fill = Fill.objects.get(order=order, trade_id="new")
+        rows[coid] = (
+            _row(order) | {"client_order_id": "", "symbol": ""},
+            model_to_dict(Position.objects.get(symbol=order.symbol), exclude=["id", "symbol"]),
+            _row(fill) | {"order": 0, "symbol": "", "client_order_id": "", "executed_at": None},
+            _row(AuditEntry.objects.get(action="fill.record", target_id=str(fill.pk)))
+            | {"target_repr": "", "before": None, "after": None},
+        )
+    assert rows["f-sql"] == rows["f-orm"]
+    assert Order.objects.get(client_order_id="f-sql").version == 2
+    assert Position.objects.get(symbol="f-sql/USDT").version == 2
+    assert Fill.objects.filter(trade_id="new").count() == 2

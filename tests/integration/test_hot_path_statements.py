@@ -9,6 +9,8 @@ kill switch, recovery gate, instruments, audit) are asserted here on the same re
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -147,3 +149,112 @@ def test_transition_is_at_most_six_statements(bot, venue_account):
     )
     assert response.status_code == 409
     assert Order.objects.get(client_order_id="t-1").version == 2
+
+
+def _fill(bot, coid, trade_id, qty="0.4", price="101"):
+    return bot.post(
+        f"{API}/accounts/hot/fills/",
+        {"client_order_id": coid, "trade_id": trade_id, "quantity": qty, "price": price},
+        format="json",
+    )
+
+
+def test_fill_is_at_most_six_statements(bot, venue_account):
+    Instrument.objects.create(account=venue_account, symbol="BTC/USDT", base="BTC", quote="USDT")
+    assert _register(bot, "f-1").status_code == 201
+    bot.post(f"{API}/accounts/hot/orders/f-1/transition/", {"status": "submitted"}, format="json")
+    assert _fill(bot, "f-1", "T0").status_code == 201  # the first fill creates the position
+    response, sql = _count(lambda: _fill(bot, "f-1", "T1", qty="0.5", price="103"))
+    assert response.status_code == 201, response.content
+    if connection.vendor == "postgresql":
+        _assert_shape(sql)
+        # token+account, rate counter, BEGIN, locking read, fill+order+position+audit, COMMIT
+        assert len(sql) == 6, "\n".join(sql)
+    else:
+        # SQLite has no writable CTE: the fill, order, position and audit writes are four
+        # statements, so 7 in all (BEGIN/COMMIT left out, as in _assert_shape)
+        assert len([s for s in sql if s.split()[0] not in TRANSACTION_CONTROL]) <= 7
+        assert not any("SAVEPOINT" in s.upper() for s in sql), "\n".join(sql)
+    body = response.json()
+    assert body["order"]["filled_qty"] == "0.9" and body["order"]["status"] == "partially_filled"
+    order = Order.objects.get(client_order_id="f-1")
+    position = order.account.positions.get(symbol="BTC/USDT")
+    assert (order.filled_qty, order.remaining_qty, order.version) == (
+        Decimal("0.9"),
+        Decimal("0.1"),
+        4,
+    )
+    # the accounting rules moved the position: the average entry, the fill count
+    assert position.qty == Decimal("0.9") and position.version == 2
+    assert position.fill_count == 2
+    assert position.entry_price == Decimal("102.111111111111111111")  # (0.4*101 + 0.5*103) / 0.9
+    fill = order.fills.get(trade_id="T1")
+    assert (fill.symbol, fill.origin, fill.quantity) == ("BTC/USDT", "bot", Decimal("0.5"))
+    entry = AuditEntry.objects.filter(action="fill.record").order_by("-id").first()
+    assert entry.after["fill"]["trade_id"] == "T1" and entry.before["position"]["qty"] == "0.4"
+    assert entry.target_id == str(fill.pk) and entry.actor_name == "hot-bot"
+    # the same trade again: no second effect; an overfill: refused, nothing written
+    assert _fill(bot, "f-1", "T1", qty="0.5", price="103").status_code == 200
+    assert_error(_fill(bot, "f-1", "T2", qty="5"), 409, "overfill")
+    order = Order.objects.get(client_order_id="f-1")
+    assert (order.filled_qty, order.version) == (Decimal("0.9"), 4)
+    assert order.account.positions.get(symbol="BTC/USDT").qty == Decimal("0.9")
+    assert AuditEntry.objects.filter(action="fill.record").count() == 2
+    assert order.fills.count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_fill_of_a_trade_recorded_meanwhile_is_not_counted_twice(bot, venue_account):
+    """The locking read waits for the position's lock while a pass records the same trade
+    (with no order: it did not know it yet); the read's snapshot misses that fill, so the
+    one-statement write inserts nothing (ON CONFLICT), writes nothing else, and the service
+    attaches the pass's fill to the order as the same trade posted again."""
+    import threading
+
+    from django.db import close_old_connections, transaction
+
+    from tradingstate.models import Fill, Position
+
+    assert _register(bot, "m-1").status_code == 201
+    bot.post(f"{API}/accounts/hot/orders/m-1/transition/", {"status": "submitted"}, format="json")
+    assert _fill(bot, "m-1", "T0").status_code == 201
+    locked, done = threading.Event(), threading.Event()
+
+    def the_pass():
+        try:
+            with transaction.atomic():
+                position = Position.objects.select_for_update().get(symbol="BTC/USDT")
+                locked.set()
+                done.wait(1)  # the bot's read is now waiting for this lock
+                Fill.objects.create(
+                    account=venue_account,
+                    symbol="BTC/USDT",
+                    trade_id="T1",
+                    quantity=Decimal("0.5"),
+                    price=Decimal(103),
+                    origin=Fill.Origin.RECONCILIATION,
+                    executed_at=timezone.now(),
+                )
+                position.qty += Decimal("0.5")
+                position.fill_count += 1
+                position.version += 1
+                position.save()
+        finally:
+            close_old_connections()
+            connection.close()
+
+    thread = threading.Thread(target=the_pass)
+    thread.start()
+    assert locked.wait(10)
+    response, sql = _count(lambda: _fill(bot, "m-1", "T1", qty="0.5", price="103"))
+    thread.join(10)
+    assert response.status_code == 200, response.content  # the same trade: already recorded
+    assert any("ON CONFLICT" in s and "tradingstate_fill" in s for s in sql)
+    fill = Fill.objects.get(trade_id="T1")
+    order = Order.objects.get(client_order_id="m-1")
+    assert fill.order_id == order.pk and fill.origin == "reconciliation"
+    assert (order.filled_qty, order.status) == (Decimal("0.9"), "partially_filled")
+    position = Position.objects.get(symbol="BTC/USDT")
+    assert (position.qty, position.fill_count) == (Decimal("0.9"), 2)  # counted once
+    assert Fill.objects.count() == 2
+    assert AuditEntry.objects.filter(action="fill.record").count() == 2  # T0, the attach

@@ -27,7 +27,8 @@ from django.utils.dateparse import parse_datetime
 
 from tradingstate.actors import Actor
 from tradingstate.amounts import parse_amount
-from tradingstate.errors import ApplicationError, Conflict, ValidationFailed
+from tradingstate.db import fills as db_fills
+from tradingstate.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from tradingstate.locks import order_qs_select_for_update, position_qs_select_for_update
 from tradingstate.models import AuditEntry, ExchangeAccount, Fill, Instrument, Order, Position
 from tradingstate.rules import accounting
@@ -37,7 +38,7 @@ from tradingstate.services import accounting as accounting_services
 from tradingstate.services import events
 from tradingstate.services.audit import audit_snapshot
 from tradingstate.services.bulk import rows_bulk_create, rows_bulk_update
-from tradingstate.services.orders import order_get_for_update, validate_client_order_id
+from tradingstate.services.orders import ORDER_NOT_FOUND, validate_client_order_id
 
 Action = AuditEntry.Action
 
@@ -222,9 +223,15 @@ def fill_record(
         raise ValidationFailed(f"fee_currency: {msg}", fields={"fee_currency": [msg]})
 
     # Lock order: Order, then Position. The order lock serialises fills of one order, so a
-    # duplicate delivered concurrently finds the first one here.
-    order = order_get_for_update(account=account, client_order_id=client_order_id)
-    existing = Fill.objects.filter(account=account, symbol=order.symbol, trade_id=trade_id).first()
+    # duplicate delivered concurrently finds the first one here. One statement (issue 17):
+    # the order and its position locked, the trade if recorded, the instrument's terms.
+    order, existing, position, instrument = db_fills.fill_read(
+        account=account, client_order_id=client_order_id, trade_id=trade_id
+    )
+    if order is None:
+        raise NotFound(
+            ORDER_NOT_FOUND.format(client_order_id=client_order_id, account=account.name)
+        )
     if existing is not None:
         return _existing_fill(existing, order, qty, px, actor, reason), False
 
@@ -251,6 +258,26 @@ def fill_record(
         origin=Fill.Origin.BOT if actor.type == "bot" else Fill.Origin.MANUAL,
         executed_at=executed,
     )
+    if position is not None:
+        # the position exists (locked above): the writes and the audit row in one statement
+        position_before = _position_view(position)
+        _move_position(position, fill, accounting_services.position_terms(order.symbol, instrument))
+        entry = events.fill_recorded_entry(
+            fill=fill,
+            order=order,
+            position=position,
+            order_before=order_before,
+            position_before=position_before,
+            actor=actor,
+            reason=reason,
+        )
+        if db_fills.fill_write(fill=fill, order=order, position=position, audit=entry):
+            return fill, True
+        # the same trade recorded meanwhile (another order's fill, or a pass): nothing written
+        other = Fill.objects.get(account=account, symbol=order.symbol, trade_id=trade_id)
+        order.refresh_from_db()
+        return _existing_fill(other, order, qty, px, actor, reason), False
+    # the account's first fill of this symbol: the position row is created here
     position, position_before = _position_for_update(account, order.symbol)
     _move_position(position, fill, _terms(account, [order.symbol])[order.symbol])
     try:
