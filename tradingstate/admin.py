@@ -183,9 +183,32 @@ class OrderAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
 
 @admin.register(Fill)
 class FillAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
-    list_display = ("trade_id", "account", "order", "quantity", "price", "fee", "executed_at")
-    list_filter = ("account",)
-    search_fields = ("trade_id", "order__client_order_id")
+    """Fills (issue 14): the bots' and those reconciliation recorded (``origin``), inferred
+    ones flagged, external trades (no order) shown as such."""
+
+    list_display = (
+        "trade_id",
+        "account",
+        "symbol",
+        "side",
+        "order",
+        "quantity",
+        "price",
+        "fee",
+        "fee_currency",
+        "origin",
+        "inferred",
+        "is_maker",
+        "executed_at",
+    )
+    list_filter = (
+        "account",
+        "origin",
+        "inferred",
+        ("order", admin.EmptyFieldListFilter),
+        "symbol",
+    )
+    search_fields = ("trade_id", "order__client_order_id", "client_order_id", "exchange_order_id")
     list_select_related = ("account", "order")
 
 

@@ -86,14 +86,16 @@ def demo_account(*, auto_repair: bool) -> ExchangeAccount:
 
 
 def test_exactly_one_message_per_persistent_desync_opened_and_closed(receiver):
-    # given: the demo's three discrepancies, left open (auto-repair off)
+    # given: the demo's four discrepancies (the runbook's three and the missed fill of
+    # issue 14), left open (auto-repair off)
     account = demo_account(auto_repair=False)
     # when: six passes see them (persistent from the third on)
     for _ in range(6):
         assert run_reconciliation(account).status == ReconciliationRun.Status.COMPLETED
     # then: one message per persistent desync, not one per pass
     opened = receiver.titles("persistent desync")
-    assert len(opened) == 3, receiver.messages
+    assert len(opened) == 4, receiver.messages
+    assert any("missing_fill BTC/USDT:PT-" in t for t in opened)
     assert any("position_mismatch BTC/USDT" in t for t in opened)
     assert any("stale_local_order abc123" in t for t in opened)
     assert any("missing_local_order def456" in t for t in opened)
@@ -106,10 +108,10 @@ def test_exactly_one_message_per_persistent_desync_opened_and_closed(receiver):
     for _ in range(3):
         run_reconciliation(account)
     # then: one "closed" message per desync, and nothing more
-    assert len(receiver.titles("desync closed")) == 3, receiver.titles()
-    assert len(receiver.messages) == 6
+    assert len(receiver.titles("desync closed")) == 4, receiver.titles()
+    assert len(receiver.messages) == 8
     rows = Notification.objects.filter(event="desync.persistent")
-    assert rows.count() == 6
+    assert rows.count() == 8
     assert set(rows.values_list("outcome", "channel", "attempts")) == {("sent", "hook", 1)}
 
 
@@ -151,7 +153,7 @@ def test_a_failed_send_is_retried_with_backoff_and_never_fails_the_pass(receiver
         assert run_reconciliation(account).status == ReconciliationRun.Status.COMPLETED
     # then: the pass completed; the sends are recorded as failed-with-retry (or sent after)
     rows = list(Notification.objects.order_by("pk"))
-    assert len(rows) == 3
+    assert len(rows) == 4  # the runbook's three and the missed fill (issue 14)
     retrying = [r for r in rows if r.outcome == "retrying"]
     assert len(retrying) == 2
     for r in retrying:
@@ -165,9 +167,9 @@ def test_a_failed_send_is_retried_with_backoff_and_never_fails_the_pass(receiver
     )
     assert notifications_send_due() == 2
     # then: each message reached the receiver exactly once
-    assert len(receiver.titles("persistent desync")) == 3
+    assert len(receiver.titles("persistent desync")) == 4
     assert set(Notification.objects.values_list("outcome", flat=True)) == {"sent"}
-    assert sorted(Notification.objects.values_list("attempts", flat=True)) == [1, 2, 2]
+    assert sorted(Notification.objects.values_list("attempts", flat=True)) == [1, 1, 2, 2]
 
 
 def test_gives_up_after_the_configured_attempts(receiver, settings):
