@@ -124,14 +124,16 @@ def test_runbook_incident_in_the_browser(page, live_server):
     shot(page, "02_reconcile_result")
     submit(page, "#back-to-console")
     row = page.locator("#account-paper-demo")
-    assert "3 open" in row.locator(".open-discrepancies").inner_text()
+    # the runbook's three and the demo's missed fill (issue 14)
+    assert "4 open" in row.locator(".open-discrepancies").inner_text()
+    assert "Missing fill: 1" in row.locator(".open-discrepancies").inner_text()
     assert row.locator(".chart svg rect.bar").count() >= 1
     shot(page, "03_console_after_pass")
 
     # --- see the discrepancies (the dashboard links into the filtered changelist) -------
     submit(page, "#account-paper-demo .open-discrepancies a >> nth=0")
     assert "status__exact=open" in page.url and f"account__id__exact={account.pk}" in page.url
-    assert page.locator("#result_list tbody tr").count() == 3
+    assert page.locator("#result_list tbody tr").count() == 4
     shot(page, "04_open_discrepancies")
 
     # --- runbook step 1: activate the kill switch (global) -------------------------------
@@ -202,7 +204,8 @@ def test_runbook_incident_in_the_browser(page, live_server):
     assert page.locator("#killswitch-banner").count() == 0
     page.goto(f"{base}/admin/console/")
     assert "inactive" in page.locator("#global-killswitch").inner_text()
-    assert "1 open" in page.locator("#account-paper-demo .open-discrepancies").inner_text()
+    # def456 and the missed fill are left open
+    assert "2 open" in page.locator("#account-paper-demo .open-discrepancies").inner_text()
     shot(page, "11_console_after")
 
     # --- then: the state and an audit entry for every step, with the user and the reason ---
