@@ -220,11 +220,33 @@ class OrderAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelA
 
 @admin.register(Fill)
 class FillAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+    """Fills (issue 14): the bots' and those reconciliation recorded (``origin``), inferred
+    ones flagged, external trades (no order) shown as such. The important columns first; the
+    venue ids, fee currency and maker flag are on the detail page."""
+
     amount_steps = {"quantity": "amount", "price": "price"}
-    amount_symbol = "order__symbol"
-    list_display = ("trade_id", "account", "order", "quantity", "price", "fee", "executed_at")
-    list_filter = ("account",)
-    search_fields = ("trade_id", "order__client_order_id")
+    amount_symbol = "symbol"
+    list_display = (
+        "trade_id",
+        "account",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "fee",
+        "origin",
+        "inferred",
+        "order",
+        "executed_at",
+    )
+    list_filter = (
+        "account",
+        "origin",
+        "inferred",
+        ("order", admin.EmptyFieldListFilter),
+        "symbol",
+    )
+    search_fields = ("trade_id", "order__client_order_id", "client_order_id", "exchange_order_id")
     list_select_related = ("account", "order")
 
 

@@ -124,7 +124,9 @@ def test_runbook_incident_in_the_browser(page, live_server):
     shot(page, "02_reconcile_result")
     submit(page, "#back-to-console")
     row = page.locator("#account-paper-demo")
+    # the runbook's three and the demo's missed fill (issue 14)
     assert "4 open" in row.locator(".open-discrepancies").inner_text()
+    assert "Missing fill: 1" in row.locator(".open-discrepancies").inner_text()
     assert row.locator(".chart svg rect.bar").count() >= 1
     shot(page, "03_console_after_pass")
 
@@ -202,7 +204,7 @@ def test_runbook_incident_in_the_browser(page, live_server):
     assert page.locator("#killswitch-banner").count() == 0
     page.goto(f"{base}/admin/console/")
     assert "inactive" in page.locator("#global-killswitch").inner_text()
-    # def456 and the missed fill stay open (the walkthrough repairs neither)
+    # def456 and the missed fill are left open
     assert "2 open" in page.locator("#account-paper-demo .open-discrepancies").inner_text()
     shot(page, "11_console_after")
 

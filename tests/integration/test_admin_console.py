@@ -88,14 +88,14 @@ def test_console_flags_persistent_halted_disabled_and_global_switch(client, staf
     killswitch_activate(reason="market chaos", actor=SYSTEM)
     text = client.get(CONSOLE).content.decode()
     row = text[text.index('id="account-paper-demo"') :]
-    assert "4 persistent" in row[:4000]  # the runbook's three and the missed fill
+    assert "4 persistent" in row[:4000]  # the runbook's three and the missed fill (issue 14)
     assert "persistent__exact=1" in row[:4000]
     assert "HALTED" in row[:5000] and "desync" in row[:5000]
     assert 'value="resume_trading"' in row[:8000]
     broken_row = text[text.index('id="account-broken"') : text.index('id="account-paper-demo"')]
     assert "DISABLED" in broken_row and "authentication failed: invalid API key" in broken_row
     assert "<strong>ACTIVE</strong> — market chaos" in text
-    assert 'id="total-persistent" class="alert">4<' in text
+    assert 'id="total-persistent" class="alert">4<' in text  # with the missed fill
 
 
 def test_console_actions_hidden_without_permissions(client, reconciled):

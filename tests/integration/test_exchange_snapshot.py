@@ -104,3 +104,33 @@ def test_snapshot_of_the_paper_venue():
     assert _line(output, "BTC/USDT", "0.08", "0.05").startswith("  !=")
     assert "unknown locally" in _line(output, "def456")
     assert "not open on the exchange" in _line(output, "abc123")
+
+
+def test_snapshot_lists_the_venues_trades_beside_the_local_fills():
+    # given: the paper venue's trades; one recorded locally, one missing, one different
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tradingstate.models import Fill, PaperTrade
+
+    account = AccountFactory(name="paper-fills", exchange="paper", market_type="swap")
+    order = OrderFactory(account=account, client_order_id="o1", symbol="BTC/USDT",
+                         status="partially_filled", quantity=D("1"))  # fmt: skip
+    at = timezone.now() - timedelta(minutes=5)
+    for tid, price in (("PT-1", "100"), ("PT-2", "101"), ("PT-3", "102")):
+        PaperTrade.objects.create(account=account, trade_id=tid, exchange_order_id="p-1",
+                                  client_order_id="o1", symbol="BTC/USDT", side="buy",
+                                  quantity=D("0.1"), price=D(price), liquidity="taker",
+                                  executed_at=at)  # fmt: skip
+    Fill.objects.create(account=account, order=order, symbol="BTC/USDT", trade_id="PT-1",
+                        quantity=D("0.1"), price=D("100"), executed_at=at)  # fmt: skip
+    Fill.objects.create(account=account, order=order, symbol="BTC/USDT", trade_id="PT-3",
+                        quantity=D("0.1"), price=D("99"), executed_at=at)  # fmt: skip
+    # when
+    output = _snapshot("paper-fills")
+    # then
+    assert "Trades since" in output
+    assert not _line(output, "PT-1").startswith("  !=")
+    assert _line(output, "PT-2").startswith("  !=") and "missing_fill" in _line(output, "PT-2")
+    assert "fill_mismatch" in _line(output, "PT-3")

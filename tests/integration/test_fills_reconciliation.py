@@ -354,3 +354,25 @@ def test_spot_fee_in_the_base_currency_reduces_the_held_amount(fake_exchange, ma
     assert (fill.fee, fill.fee_currency) == (D("0.00001"), "BTC")
     assert Position.objects.get(account=account, symbol="BTC/USDT").qty == D("0.00999")
     assert_fills_invariant(account)
+
+
+def test_a_truncated_trade_list_is_a_fetch_error_never_no_trades():
+    # given: an order the venue says filled, and a trade list cut off (pages missing)
+    from tests.factories import AccountFactory
+    from tests.fakes.memory import TradingMemoryExchange
+    from tradingstate.exchanges import base as ex
+
+    account = AccountFactory(name="truncated", market_type="swap")
+    _stale_local_order(account)
+    venue = TradingMemoryExchange(incomplete={"trades"})
+    venue.add_order(
+        symbol=SYMBOL, amount=D("0.020"), filled=D("0.020"), status=ex.CLOSED,
+        average=D("49000"), exchange_order_id="2001", client_order_id="done1",
+    )  # fmt: skip
+    # when
+    run = run_reconciliation(account, "manual", adapter=venue)
+    # then: incomplete; no fill recorded, none inferred from the "empty" list
+    assert run.status == "incomplete"
+    assert Discrepancy.objects.filter(run=run, type="fetch_error", key="fills").exists()
+    assert not Fill.objects.filter(account=account).exists()
+    assert not Discrepancy.objects.filter(run=run, type="missing_fill").exists()

@@ -87,7 +87,7 @@ def demo_account(*, auto_repair: bool) -> ExchangeAccount:
 
 def test_exactly_one_message_per_persistent_desync_opened_and_closed(receiver):
     # given: the demo's four discrepancies (the runbook's three and the missed fill of
-    # ghi789), left open (auto-repair off)
+    # issue 14), left open (auto-repair off)
     account = demo_account(auto_repair=False)
     # when: six passes see them (persistent from the third on)
     for _ in range(6):
@@ -95,7 +95,7 @@ def test_exactly_one_message_per_persistent_desync_opened_and_closed(receiver):
     # then: one message per persistent desync, not one per pass
     opened = receiver.titles("persistent desync")
     assert len(opened) == 4, receiver.messages
-    assert any("missing_fill BTC/USDT" in t for t in opened)
+    assert any("missing_fill BTC/USDT:PT-" in t for t in opened)
     assert any("position_mismatch BTC/USDT" in t for t in opened)
     assert any("stale_local_order abc123" in t for t in opened)
     assert any("missing_local_order def456" in t for t in opened)
@@ -153,7 +153,7 @@ def test_a_failed_send_is_retried_with_backoff_and_never_fails_the_pass(receiver
         assert run_reconciliation(account).status == ReconciliationRun.Status.COMPLETED
     # then: the pass completed; the sends are recorded as failed-with-retry (or sent after)
     rows = list(Notification.objects.order_by("pk"))
-    assert len(rows) == 4  # the runbook's three and the missed fill
+    assert len(rows) == 4  # the runbook's three and the missed fill (issue 14)
     retrying = [r for r in rows if r.outcome == "retrying"]
     assert len(retrying) == 2
     for r in retrying:

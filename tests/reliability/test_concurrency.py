@@ -16,13 +16,14 @@ from decimal import Decimal
 
 import pytest
 from django.db import close_old_connections, connection
-from django.db.models import Sum
+from django.db.models import Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from killswitch.services import order_register_guarded
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.services import run_reconciliation
-from tests.fakes.memory import MemoryExchange
+from tests.fakes.memory import TradingMemoryExchange
 from tests.pg import requires_postgres
 from tests.reliability.conftest import HERE, python, worker_env
 from tests.reliability.support import (
@@ -44,8 +45,9 @@ PASS_EVERY = 1.0
 DUPLICATE_SHARE = 0.2
 
 
-class LockedVenue(MemoryExchange):
-    """The MemoryExchange, safe to share between bot threads and the pass thread."""
+class LockedVenue(TradingMemoryExchange):
+    """The MemoryExchange, listing its trades (issue 14), safe to share between bot threads
+    and the pass thread."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -66,6 +68,14 @@ class LockedVenue(MemoryExchange):
     def fetch_order(self, *args):
         with self.lock:
             return super().fetch_order(*args)
+
+    def fetch_my_trades(self, since, symbols=None):
+        with self.lock:
+            return super().fetch_my_trades(since, symbols)
+
+    def trade(self, **kw) -> None:
+        with self.lock:
+            self.add_trade(**kw)
 
     def put(self, order: ex.ExchangeOrder) -> None:
         with self.lock:
@@ -186,6 +196,8 @@ def _bot(n, account, venue, ledger, stop, redeliver: queue.Queue, rng_seed):
                         filled=filled,
                         status=ex.CLOSED if filled == qty else ex.OPEN,
                     )
+                    venue.trade(trade_id=trade_id, exchange_order_id=exid, symbol="BTC/USDT",
+                                side=order.side, quantity=piece, price=Decimal(50000))  # fmt: skip
                     if rng.random() < DUPLICATE_SHARE:
                         redeliver.put((coid, trade_id, piece))  # another bot delivers it again
                 seen.add(trade_id)
@@ -218,7 +230,22 @@ def _bot(n, account, venue, ledger, stop, redeliver: queue.Queue, rng_seed):
         connection.close()
 
 
-def _passes(account, venue, stop, runs: list, drift: list):
+def _invariant_breaks(account) -> list[str]:
+    """Orders whose filled quantity is not the sum of their fills (issue 14), read in one
+    statement (one snapshot while the bots keep writing; PostgreSQL sums the amounts)."""
+    rows = (
+        Order.objects.filter(account=account)
+        .annotate(total=Coalesce(Sum("fills__quantity"), Value(Decimal(0))))
+        .values_list("client_order_id", "filled_qty", "fills_qty", "total")
+    )
+    return [
+        f"{coid}: filled {filled} != fills {total} (fills_qty {fills_qty})"
+        for coid, filled, fills_qty, total in rows
+        if not filled == fills_qty == total
+    ]
+
+
+def _passes(account, venue, stop, runs: list, drift: list, breaks: list | None = None):
     n = 0
     try:
         while not stop.is_set():
@@ -236,7 +263,10 @@ def _passes(account, venue, stop, runs: list, drift: list):
                     )
                 drift.append(coid)
             close_old_connections()
-            runs.append(run_reconciliation(account, "schedule", adapter=venue).status)
+            run = run_reconciliation(account, "schedule", adapter=venue)
+            runs.append(run.status)
+            if breaks is not None and run.status == ReconciliationRun.Status.COMPLETED:
+                breaks.extend(f"pass {run.pk}: {b}" for b in _invariant_breaks(account))
             stop.wait(max(0.0, PASS_EVERY - (time.monotonic() - started)))
     finally:
         connection.close()
@@ -252,6 +282,7 @@ def test_16_bots_and_passes_every_second_lose_nothing(figure, seed):
     redeliver: queue.Queue = queue.Queue()
     runs: list[str] = []
     drift: list[str] = []
+    breaks: list[str] = []  # filled_qty != sum of fills after a pass (issue 14)
     audits_before = AuditEntry.objects.filter(account=account).count()
     watch_errors: list[str] = []
 
@@ -273,7 +304,9 @@ def test_16_bots_and_passes_every_second_lose_nothing(figure, seed):
         )
         for n in range(BOTS)
     ]
-    threads.append(threading.Thread(target=_passes, args=(account, venue, stop, runs, drift)))
+    threads.append(
+        threading.Thread(target=_passes, args=(account, venue, stop, runs, drift, breaks))
+    )
     threads.append(threading.Thread(target=watch, daemon=True))
     # when
     for thread in threads:
@@ -299,6 +332,9 @@ def test_16_bots_and_passes_every_second_lose_nothing(figure, seed):
 
     # then: the bots never failed
     assert not ledger.errors, ledger.errors[:5]
+    # after every completed pass, every order's filled_qty was the sum of its fills
+    assert breaks == [], breaks[:5]
+    assert _invariant_breaks(account) == []
     assert not watch_errors, watch_errors[:5]
     # every order's filled_qty is the sum of its distinct fills
     sums = dict(

@@ -22,7 +22,7 @@ from tests.fakes.fixtures import fake_account
 from tests.fakes.scenarios import seed_derivatives
 from tests.pg import requires_postgres
 from tradingstate.actors import Actor
-from tradingstate.models import Balance, Order, Position
+from tradingstate.models import Balance, ExchangeAccount, Order, Position
 from tradingstate.services import fill_record, order_register, order_transition
 
 pytestmark = [requires_postgres]
@@ -138,14 +138,19 @@ def test_not_found_inside_the_grace_window_leaves_the_order_alone(
     assert book() == before
     assert Order.objects.get(client_order_id="fresh1").status == "submitted"
     assert BINANCE_ORDER not in fake_exchange.paths()
-    # past the grace window the single-order query decides: not found -> cancelled
+    # past the grace window the single-order query decides: not found -> cancelled, but
+    # only after stale_not_found_passes (3) such passes a grace window apart (issue 14;
+    # grace 0 here so the passes may follow each other at once)
     Order.objects.filter(client_order_id="fresh1").update(
         updated_at=timezone.now() - timedelta(minutes=5)
     )
-    later = run_reconciliation(account, "schedule")
-    assert BINANCE_ORDER in fake_exchange.paths()
-    assert Order.objects.get(client_order_id="fresh1").status == "cancelled", later.error
-    figure(ops=2, repairs=later.repairs_applied, lost=0, duplicates=0)
+    ExchangeAccount.objects.filter(pk=account.pk).update(stale_order_grace_seconds=0)
+    for n in range(1, 4):
+        later = run_reconciliation(account, "schedule")
+        assert BINANCE_ORDER in fake_exchange.paths()
+        status = Order.objects.get(client_order_id="fresh1").status
+        assert status == ("cancelled" if n == 3 else "submitted"), (n, later.error)
+    figure(ops=4, repairs=later.repairs_applied, lost=0, duplicates=0)
 
 
 class HookedServer(FakeExchangeServer):

@@ -8,7 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradingstate.exchanges.base import ExchangeBalance, ExchangeOrder, ExchangePosition
+from tradingstate.exchanges.base import (
+    ExchangeBalance,
+    ExchangeOrder,
+    ExchangePosition,
+    ExchangeTrade,
+)
 from tradingstate.rules import accounting, valuation
 from tradingstate.transitions import ACTIVE
 
@@ -158,3 +163,64 @@ def unrealized_pnl(qty: Decimal | None, entry: Decimal | None, mark: Decimal | N
         return None
     state = accounting.PositionState(qty=qty, avg_entry_price=entry if qty else None)
     return valuation.valuation(state, accounting.Mark(mark), Decimal(1)).unrealized_pnl
+
+
+# --- trades and fills (issue 14) -----------------------------------------------------------
+MISSING_FILL = "missing_fill"
+FILL_MISMATCH = "fill_mismatch"
+
+
+@dataclass(frozen=True)
+class LocalFill:
+    symbol: str
+    trade_id: str
+    client_order_id: str  # the local order's ("" for an external trade)
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    inferred: bool = False
+
+
+@dataclass(frozen=True)
+class TradeRow:
+    trade_id: str
+    symbol: str
+    side: str
+    exchange_qty: Decimal
+    exchange_price: Decimal
+    exchange_fee: str
+    local_qty: Decimal | None
+    local_price: Decimal | None
+    local_order: str
+    mark: str
+    note: str = ""  # missing_fill / fill_mismatch, as the pass would report it
+
+
+def compare_trades(trades: list[ExchangeTrade], local: dict) -> list[TradeRow]:
+    """Each venue trade beside the local fill of the same (symbol, trade id): unknown locally
+    is ``missing_fill``, other quantity/price/fee is ``fill_mismatch`` (both ``!=``)."""
+    rows = []
+    for t in sorted(trades, key=lambda t: (t.executed_at, t.symbol, t.trade_id)):
+        mine = local.get((t.symbol, t.trade_id))
+        if mine is None:
+            mark, note = DIFF, MISSING_FILL
+        elif (mine.quantity, mine.price, mine.fee) != (t.quantity, t.price, t.fee):
+            mark, note = DIFF, FILL_MISMATCH
+        else:
+            mark, note = SAME, ""
+        rows.append(
+            TradeRow(
+                trade_id=t.trade_id,
+                symbol=t.symbol,
+                side=t.side,
+                exchange_qty=t.quantity,
+                exchange_price=t.price,
+                exchange_fee=f"{fmt(t.fee)} {t.fee_currency}".strip(),
+                local_qty=mine.quantity if mine else None,
+                local_price=mine.price if mine else None,
+                local_order=(mine.client_order_id or "external") if mine else "-",
+                mark=mark,
+                note=note,
+            )
+        )
+    return rows

@@ -1,27 +1,43 @@
 """``exchange_snapshot --account NAME``: the runbook's step 2.
 
 The exchange's open orders, positions (with the entry price and unrealized P&L at the venue's
-mark) and balances beside the local values, symbol by symbol and currency by currency;
-differences are marked ``!=`` (``~`` = within tolerance). A failed fetch prints
+mark), balances and recent trades (issue 14: since the account's trade watermark less
+the overlap, else the last ``--trades-hours``) beside the local values and fills; the
+differences are marked ``!=`` (``~`` = within tolerance; a trade unknown locally is a
+``missing_fill``, one that differs a ``fill_mismatch``). A failed fetch prints
 ``error: <class>: <message>`` and the command exits non-zero (a mark price the venue cannot
 give is not a failure: the stored one is shown, marked STALE).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from tradingstate.exchanges import adapter_for
 from tradingstate.exchanges.base import ExchangeError
 from tradingstate.exchanges.snapshot import (
+    LocalFill,
     LocalOrder,
     compare_balances,
     compare_orders,
     compare_positions,
+    compare_trades,
     fmt,
     unrealized_pnl,
 )
-from tradingstate.models import Balance, ExchangeAccount, Instrument, MarkPrice, Order, Position
+from tradingstate.models import (
+    Balance,
+    ExchangeAccount,
+    Fill,
+    Instrument,
+    MarkPrice,
+    Order,
+    Position,
+)
 
 UNKNOWN_ACCOUNT = "unknown account {name!r}; known accounts: {known}"
 
@@ -31,8 +47,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--account", required=True, help="ExchangeAccount name")
+        parser.add_argument(
+            "--trades-hours",
+            type=int,
+            default=24,
+            help="Trades of the last N hours when no pass has read the account's trades yet",
+        )
 
-    def handle(self, *args, account: str, **options):
+    def handle(self, *args, account: str, trades_hours: int = 24, **options):
         acct = ExchangeAccount.objects.filter(name=account).first()
         if acct is None:
             known = ", ".join(ExchangeAccount.objects.values_list("name", flat=True)) or "(none)"
@@ -49,6 +71,7 @@ class Command(BaseCommand):
             self._orders(acct, adapter, errors)
             self._positions(acct, adapter, errors)
             self._balances(acct, adapter, errors)
+            self._trades(acct, adapter, errors, trades_hours)
         finally:
             adapter.close()
         if errors:
@@ -154,6 +177,59 @@ class Command(BaseCommand):
             for r in compare_balances(result.items, local, acct.tolerance_for)
         ]
         self._table(("", "currency", "exchange", "local", "exchange detail", "local detail"), rows)
+
+    def _trades(self, acct, adapter, errors, hours: int):
+        now = timezone.now()
+        if acct.fills_watermark_at is not None:
+            since = acct.fills_watermark_at - timedelta(
+                seconds=settings.TRADINGSTATE.fill_overlap_seconds
+            )
+        else:
+            since = now - timedelta(hours=hours)
+        self.stdout.write(f"\nTrades since {since:%Y-%m-%d %H:%M:%S} UTC (beside local fills)")
+        try:
+            policy = adapter.trade_history_policy()
+        except NotImplementedError:
+            self.stdout.write("  (the venue lists no trades)")
+            return
+        symbols = None
+        if policy.symbol_required:
+            symbols = sorted(
+                set(Instrument.objects.filter(account=acct).values_list("symbol", flat=True))
+                | set(Position.objects.filter(account=acct).values_list("symbol", flat=True))
+                | set(
+                    Order.objects.filter(
+                        account=acct, status__in=Order.ACTIVE_STATUSES
+                    ).values_list("symbol", flat=True)
+                )
+            )
+        result = self._fetch(lambda: adapter.fetch_my_trades(since, symbols), errors)
+        if result is None:
+            return
+        ids = sorted({t.trade_id for t in result.items})
+        local = {
+            (f.symbol, f.trade_id): LocalFill(
+                f.symbol,
+                f.trade_id,
+                f.order.client_order_id if f.order_id else "",
+                f.quantity,
+                f.price,
+                f.fee,
+                f.inferred,
+            )
+            for f in Fill.objects.filter(account=acct, trade_id__in=ids).select_related("order")
+        }
+        header = ("", "trade_id", "symbol", "side", "exchange_qty", "price", "fee",
+                  "local_qty", "local_price", "local_order", "note")  # fmt: skip
+        rows = [
+            (r.mark, r.trade_id, r.symbol, r.side, fmt(r.exchange_qty), fmt(r.exchange_price),
+             r.exchange_fee, fmt(r.local_qty), fmt(r.local_price), r.local_order, r.note)
+            for r in compare_trades(result.items, local)
+        ]  # fmt: skip
+        self._table(header, rows)
+        inferred = Fill.objects.filter(account=acct, inferred=True, executed_at__gte=since).count()
+        if inferred:
+            self.stdout.write(f"  local fills inferred (no venue trade) since then: {inferred}")
 
     def _table(self, header: tuple, rows: list[tuple]) -> None:
         if not rows:
