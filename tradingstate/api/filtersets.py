@@ -76,8 +76,8 @@ class FillFilterSet(django_filters.FilterSet):
         field_name="order__client_order_id", max_length=64, label="The order's client_order_id"
     )
     origin = django_filters.ChoiceFilter(choices=Fill.Origin.choices)
-    inferred = django_filters.BooleanFilter()
-    external = django_filters.BooleanFilter(
+    inferred = StrictBooleanFilter()
+    external = StrictBooleanFilter(
         field_name="order", lookup_expr="isnull", label="Trades recorded against no order"
     )
     since = AwareIsoDateTimeFilter(
