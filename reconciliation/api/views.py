@@ -7,7 +7,6 @@ from decimal import Decimal
 import django_filters
 from django.conf import settings
 from django.utils import timezone
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -25,6 +24,7 @@ from tradingstate.api.filtersets import StrictBooleanFilter
 from tradingstate.api.serializers import InputSerializer, validated_input
 from tradingstate.api.views.books import AwareDateTimeField
 from tradingstate.web.base import AccountApi, AccountListApi, BaseApi
+from tradingstate.web.filters import StrictFilterBackend
 
 WAIT_VALUES = {"true": True, "1": True, "false": False, "0": False}
 WAIT_INVALID = "Use wait=true or wait=false."
@@ -116,7 +116,7 @@ class DiscrepancyListApi(AccountListApi):
 
     model = Discrepancy
     selector = staticmethod(discrepancy_list)
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [StrictFilterBackend]
     filterset_class = DiscrepancyFilterSet
 
     class OutputSerializer(serializers.Serializer):

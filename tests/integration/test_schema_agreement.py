@@ -94,7 +94,7 @@ def test_the_schema_closes_request_bodies_and_states_the_limits():
 
 
 @pytest.mark.parametrize("path", ["orders/?active={}", "fills/?inferred={}", "fills/?external={}"])
-@pytest.mark.parametrize("value", ["null", "5", "yes", "1"])
+@pytest.mark.parametrize("value", ["null", "5", "yes", "1", ""])
 def test_boolean_filters_take_only_true_or_false(setup, path, value):
     # schemathesis found ?inferred=null accepted on the fills list (read as "no filter")
     a, client = setup
@@ -123,4 +123,45 @@ def test_every_boolean_filter_of_the_api_is_strict():
         for name, f in fs.base_filters.items()
         if isinstance(f, django_filters.BooleanFilter) and not isinstance(f, StrictBooleanFilter)
     ]
+    assert not loose, loose
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "orders/?status=",
+        "orders/?symbol=",
+        "fills/?origin=",
+        "fills/?since=",
+        "discrepancies/?type=",
+        "discrepancies/?status=",
+    ],
+)
+def test_a_filter_given_empty_is_refused_not_ignored(setup, query):
+    # schemathesis: ?type= listed every discrepancy (an empty enum read as "no filter")
+    a, client = setup
+    path, param = query.split("?")
+    response = client.get(url(a, path.rstrip("/")) + "?" + param)
+    assert_error(response, 400, "validation_error", fields={param.rstrip("=")})
+
+
+def test_every_filtered_list_of_the_api_uses_the_strict_backend():
+    from django.urls import get_resolver
+
+    from tradingstate.web.filters import StrictFilterBackend
+
+    def views(patterns):
+        for p in patterns:
+            if hasattr(p, "url_patterns"):
+                yield from views(p.url_patterns)
+            else:
+                cls = getattr(p.callback, "cls", None)
+                if cls is not None:
+                    yield cls
+
+    filtered = [
+        v for v in views(get_resolver().url_patterns) if getattr(v, "filterset_class", None)
+    ]
+    assert len(filtered) >= 4, filtered
+    loose = [v.__name__ for v in filtered if StrictFilterBackend not in v.filter_backends]
     assert not loose, loose

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -29,6 +28,7 @@ from tradingstate.models import Balance, Fill, Position
 from tradingstate.selectors import balance_list, fill_list, position_list
 from tradingstate.services import balance_set, fill_record, position_set
 from tradingstate.web.base import AccountApi, AccountListApi
+from tradingstate.web.filters import StrictFilterBackend
 
 NAIVE_DATETIME = "must include a timezone (e.g. 2026-01-01T00:00:00Z)"
 
@@ -60,7 +60,7 @@ class FillRecordApi(AccountListApi):
     model = Fill
     selector = staticmethod(fill_list)
     serializer_class = FillOutputSerializer
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [StrictFilterBackend]
     filterset_class = FillFilterSet
 
     @extend_schema(tags=["fills"], summary="List fills")

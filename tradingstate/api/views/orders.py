@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -42,6 +41,7 @@ from tradingstate.web.errors import (
     error_body,
     validation_error_body,
 )
+from tradingstate.web.filters import StrictFilterBackend
 
 STATUS_CHOICES = Order.Status.choices
 TOO_MANY_UPDATES = "At most {limit} updates per request (got {count})."
@@ -58,7 +58,7 @@ class OrderListRegisterApi(AccountListApi):
     model = Order
     selector = staticmethod(order_list)
     serializer_class = OrderOutputSerializer
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [StrictFilterBackend]
     filterset_class = OrderFilterSet
 
     class InputSerializer(InputSerializer):

@@ -8,7 +8,6 @@ tradingstate's Fill rows, and posts them as fills (``POST .../fills/``, idempote
 from __future__ import annotations
 
 import django_filters
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
@@ -19,6 +18,7 @@ from tradingstate.models import Order, PaperTrade
 from tradingstate.selectors import paper_trade_list
 from tradingstate.services.paper import is_paper
 from tradingstate.web.base import AccountListApi
+from tradingstate.web.filters import StrictFilterBackend
 from tradingstate.web.pagination import ApiCursorPagination
 
 NOT_A_PAPER_ACCOUNT = "Account '{name}' is not a paper account: it has no paper venue."
@@ -56,7 +56,7 @@ class PaperTradeListApi(AccountListApi):
     model = PaperTrade
     selector = staticmethod(paper_trade_list)
     pagination_class = OldestFirstPagination
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [StrictFilterBackend]
     filterset_class = PaperTradeFilterSet
 
     class OutputSerializer(serializers.Serializer):
