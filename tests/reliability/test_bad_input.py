@@ -1,7 +1,7 @@
 """The bad-input catalogue, through the API and the admin correction forms: each entry is
 refused with a clear 4xx naming the field (or the parse problem), and no table changes.
 
-Some entries are also covered one by one in tests/integration/test_api_*.py; this is the
+Some entries are also covered one by one in tests/integration/*/test_api_*.py; this is the
 complete catalogue in one table.
 """
 

@@ -3,8 +3,9 @@ that run them.
 
 Each module holds its raw statements beside the ORM expression each replaces (a function
 named ``*_orm`` doing the same through the ORM), and names the ``make bench`` line that
-justifies it (``BENCH = "..."``); ``tests/integration/test_db_equivalence.py`` runs both
-forms on the same rows and asserts they give the same result:
+justifies it (``BENCH = "..."``);
+``tests/integration/tradingstate/test_db_equivalence.py`` runs both forms on the same rows
+and asserts they give the same result:
 
 - ``auth``: the token, its user, bot profile, and the account named in the URL (one read).
 - ``throttle``: the bot rate limit's counter row (one upsert).

@@ -18,7 +18,7 @@ audit insert (10 statements inside the transaction).
 Only the statements are here: the figures written are the service's, from the pure rules
 (``rules.fills.order_after_fill``, ``rules.accounting`` through
 ``services.accounting.position_accounting_apply``). The ``*_orm`` functions do the same
-through the ORM, beside them for ``tests/integration/test_db_equivalence.py``.
+through the ORM, beside them for ``tests/integration/tradingstate/test_db_equivalence.py``.
 """
 
 from __future__ import annotations

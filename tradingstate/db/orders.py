@@ -17,7 +17,7 @@ audit row (two statements).
 inserts its audit row. Elsewhere: two statements.
 
 The ``*_orm`` functions do the same through the ORM, beside them for the equivalence test
-(``tests/integration/test_db_equivalence.py``).
+(``tests/integration/tradingstate/test_db_equivalence.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Storing the prices a pass fetched (issue 15 item 1): one MarkPrice row per instrument.
 
-Market data, not trading state: not audited (``tests/integration/test_audit_trail.py`` lists
-MarkPrice as exempt). A symbol the pass asked for and did not get keeps its previous price,
+Market data, not trading state: not audited
+(``tests/integration/tradingstate/test_audit_trail.py`` lists MarkPrice as exempt). A symbol
+the pass asked for and did not get keeps its previous price,
 marked ``stale`` with the reason; it is never set to zero and never deleted.
 """
 

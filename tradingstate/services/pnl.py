@@ -4,7 +4,7 @@
 NULL) for the current hour, from the same selectors the API shows (``selectors.pnl``), and
 deletes snapshots older than ``pnl_history_retention_days``. Idempotent: a second delivery in
 the same hour writes nothing (django-q2 may deliver twice). Derived figures, not trading state:
-not audited (listed as exempt in tests/integration/test_audit_trail.py).
+not audited (listed as exempt in tests/integration/tradingstate/test_audit_trail.py).
 
 ``pnl_snapshot_schedule_ensure`` creates the hourly django-q2 schedule idempotently; the
 ticker's leader calls it when it starts leading.

@@ -12,7 +12,7 @@ seconds (``/admin/console/panel/<name>/``; django-htmx ships htmx: no CDN, no bu
 - ``feed``: the newest discrepancies, repairs, halts and notifications, each linked.
 
 Every panel reads a fixed number of statements whatever the number of accounts or the size
-of the history (tests/integration/test_console_dashboard.py states the bounds). Django's
+of the history (tests/integration/web/test_console_dashboard.py states the bounds). Django's
 model index stays one click away at ``/admin/models/``.
 """
 

@@ -60,7 +60,7 @@ def test_every_model_is_audited_or_exempt():
 
 
 # --- every action is a declared AuditEntry.Action, written by a typed writer ----------------
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 APPS = ("tradingstate", "killswitch", "reconciliation")
 WRITERS = "tradingstate/services/events.py"  # the typed writers: one per event family
 # the only modules that may construct an AuditEntry or call the low-level builder

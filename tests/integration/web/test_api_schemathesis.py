@@ -106,7 +106,7 @@ def test_every_operation_conforms_to_the_schema(settings, monkeypatch):
     } <= successes, statuses
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 CLI_CONFIG = Path(__file__).with_name("schemathesis.toml")
 CLI_MAX_EXAMPLES = 10

@@ -11,7 +11,7 @@ from killswitch.models import KillSwitch, KillSwitchEvent
 from killswitch.services import trading_allowed
 from tradingstate.models import AuditEntry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REASON = "Manual position correction in progress"
 
 
@@ -85,7 +85,7 @@ def test_flags_are_exclusive_and_one_is_required():
 
 @pytest.mark.django_db
 def test_cancel_open_orders_flag(account, django_capture_on_commit_callbacks):
-    from tests.integration.test_killswitch_cancel import venue_order
+    from tests.integration.killswitch.test_killswitch_cancel import venue_order
 
     venue_order(account, "EX-1")
     with django_capture_on_commit_callbacks(execute=True):

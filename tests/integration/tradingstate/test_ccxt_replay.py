@@ -29,7 +29,7 @@ def _fixtures() -> Path:
         candidate = parent / "shared" / "fixtures" / "ccxt"
         if candidate.is_dir():
             return candidate
-    return here.parents[2].parent / "shared" / "fixtures" / "ccxt"
+    return here.parents[3].parent / "shared" / "fixtures" / "ccxt"
 
 
 FIXTURES = _fixtures()

@@ -140,6 +140,6 @@ def test_query_count_does_not_grow_with_accounts(client, staff, django_assert_ma
     # issue 18: the page now also shows positions with P&L, balances, the desk's exposure,
     # the worker's heartbeat and the event feed (was 12 with the runs table alone); still
     # independent of the number of accounts (above); the per-panel bounds are in
-    # tests/integration/test_console_dashboard.py
+    # tests/integration/web/test_console_dashboard.py
     with django_assert_max_num_queries(26):
         client.get(CONSOLE)

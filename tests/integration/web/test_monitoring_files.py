@@ -19,7 +19,7 @@ from reconciliation.models import WorkerHeartbeat
 from tradingstate.actors import Actor
 from tradingstate.models import ExchangeAccount
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "tradingstate.json"
 METRIC = re.compile(r"\btradingstate_[a-z0-9_]+")
