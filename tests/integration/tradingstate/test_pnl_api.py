@@ -285,9 +285,11 @@ def test_statement_counts_exposure_100_accounts():
 def test_hourly_snapshots_history_and_retention(desk, settings):
     perp, _ = desk
     now = timezone.now()
-    # when: the worker records twice in one hour (django-q2 may deliver twice)
+    # when: the worker records twice in one hour (django-q2 may deliver twice); the second
+    # moment stays inside the hour even when the test runs at hh:59
     first = pnl_snapshot_record(now=now)
-    again = pnl_snapshot_record(now=now + timedelta(minutes=1))
+    later = min(now + timedelta(minutes=1), now.replace(minute=59, second=59, microsecond=999999))
+    again = pnl_snapshot_record(now=later)
     # then: one row per account and one for the desk, once
     assert first.created == 3 and again.created == 0
     row = PnlSnapshot.objects.get(account=perp, taken_at=first.taken_at)
