@@ -606,21 +606,7 @@ def _stale(order: LocalOrder, result: ex.ExchangeOrder | str) -> Finding:
                 or (result.exchange_order_id if isinstance(result, ex.ExchangeOrder) else ""),
             },
         )
-    return Finding(
-        type=STALE_LOCAL_ORDER,
-        entity=ORDERS,
-        key=order.client_order_id,
-        detail={
-            "type": STALE_LOCAL_ORDER,
-            "client_order_id": order.client_order_id,
-            "local_status": order.status,
-        },
-        local=_order_view(order),
-        exchange=exchange_view,
-        repair=repair,
-        payload=payload,
-        note=note,
-    )
+    return replace(_stale_base(order, exchange_view), repair=repair, payload=payload, note=note)
 
 
 # --- positions and balances ------------------------------------------------------------
