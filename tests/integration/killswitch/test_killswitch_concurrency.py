@@ -9,7 +9,7 @@ import time
 
 import psycopg
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection
 
 from killswitch import services
 from killswitch.models import KillSwitch
@@ -19,6 +19,7 @@ from killswitch.services import (
     trading_allowed,
 )
 from tests.factories import AccountFactory
+from tests.integration.killswitch.support import in_thread, order_kwargs
 from tests.pg import requires_postgres
 from tradingstate.actors import Actor
 from tradingstate.errors import TradingHalted
@@ -26,34 +27,6 @@ from tradingstate.models import Order
 
 REASON = "Manual position correction in progress"
 ACTOR = Actor.system("test")
-BOT = Actor(type="bot", name="alpha-bot")
-
-
-def order_kwargs(account, coid):
-    return {
-        "account": account,
-        "client_order_id": coid,
-        "symbol": "BTC/USDT",
-        "side": "buy",
-        "type": "limit",
-        "quantity": "0.05",
-        "price": "50000",
-        "actor": BOT,
-    }
-
-
-def in_thread(fn, results, key):
-    def run():
-        try:
-            results[key] = fn()
-        except BaseException as exc:
-            results[key] = exc
-        finally:
-            connections.close_all()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ import threading
 import time
 
 import pytest
-from django.db import connections
 
 from killswitch import services
 from killswitch.models import KillSwitch
 from killswitch.services import killswitch_activate, order_register_guarded
 from tests.factories import AccountFactory
+from tests.integration.killswitch.support import in_thread, order_kwargs
 from tests.pg import requires_postgres
 from tradingstate.actors import Actor
 from tradingstate.errors import TradingHalted
@@ -24,34 +24,6 @@ from tradingstate.services.accounts import account_upsert
 
 REASON = "first halt of this account"
 ACTOR = Actor.system("test")
-BOT = Actor(type="bot", name="alpha-bot")
-
-
-def order_kwargs(account, coid):
-    return {
-        "account": account,
-        "client_order_id": coid,
-        "symbol": "BTC/USDT",
-        "side": "buy",
-        "type": "limit",
-        "quantity": "0.05",
-        "price": "50000",
-        "actor": BOT,
-    }
-
-
-def in_thread(fn, results, key):
-    def run():
-        try:
-            results[key] = fn()
-        except BaseException as exc:
-            results[key] = exc
-        finally:
-            connections.close_all()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
 
 
 @pytest.mark.django_db
