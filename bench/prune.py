@@ -32,7 +32,7 @@ COLUMNS = (
     "account_id, trigger, status, dry_run, requested_by, created_at, started_at, finished_at, "
     "duration_ms, orders_synced, positions_synced, balances_synced, discrepancies_found, "
     "order_discrepancies, position_discrepancies, balance_discrepancies, repairs_applied, "
-    "repairs_deferred, error"
+    "repairs_deferred, fill_discrepancies, trades_synced, error"
 )
 
 
@@ -41,7 +41,7 @@ def insert_old_runs(account_id: int, n: int) -> None:
 
     values = (
         "%s, 'schedule', 'completed', false, 'system:ticker', {old}, {old}, {old}, 40, "
-        "3, 1, 2, 0, 0, 0, 0, 0, 0, ''"
+        "3, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, ''"
     )
     with connection.cursor() as cur:
         if connection.vendor == "postgresql":

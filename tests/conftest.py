@@ -3,31 +3,10 @@ from django.test import override_settings
 
 from tests.factories import AccountFactory, BotFactory, StaffFactory
 from tests.fakes.fixtures import fake_credentials, fake_exchange, make_fake_account  # noqa: F401
+from tests.flush import flush_past_the_audit_truncate_trigger
 from tradingstate.actors import Actor
 
-
-def _flush_past_the_audit_truncate_trigger() -> None:
-    """Django's test flush empties every table with one TRUNCATE; the audit table refuses
-    TRUNCATE (migration 0009). The test database's superuser flushes with
-    ``session_replication_role = replica`` (superuser-only), under which ordinary triggers
-    do not fire; the app's role cannot do that (README "Security model")."""
-    from django.db.backends.postgresql.operations import DatabaseOperations
-
-    original = DatabaseOperations.sql_flush
-    if getattr(original, "past_audit_trigger", False):
-        return
-
-    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
-        sql = original(
-            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
-        )
-        return ["SET LOCAL session_replication_role = replica", *sql] if sql else sql
-
-    sql_flush.past_audit_trigger = True
-    DatabaseOperations.sql_flush = sql_flush
-
-
-_flush_past_the_audit_truncate_trigger()
+flush_past_the_audit_truncate_trigger()
 
 
 @pytest.fixture
