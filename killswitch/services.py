@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -20,12 +21,14 @@ from killswitch.cancel import CANCEL_MAX_ROUNDS, cancel_open_orders
 from killswitch.locks import killswitch_qs_select_for_update
 from killswitch.models import KillSwitch, KillSwitchEvent
 from tradingstate.actors import Actor
+from tradingstate.db.orders import Guard, guard_supported
 from tradingstate.errors import TradingHalted
 from tradingstate.models import ExchangeAccount, Order
 from tradingstate.services import order_register, require_reason
 from tradingstate.services.audit import audit_snapshot
 from tradingstate.services.events import killswitch_orders_cancelled, killswitch_switched
 from tradingstate.services.notifications import notification_emit
+from tradingstate.services.orders import GuardRefused
 
 logger = logging.getLogger("killswitch")
 
@@ -442,25 +445,80 @@ def order_guard(account: ExchangeAccount | int | None, *, lock: bool = False) ->
 
 
 def order_register_guarded(**kwargs) -> tuple[Order, bool]:
-    """``order_register`` behind the kill switch, in ONE transaction.
+    """``order_register`` behind the kill switch: no order is accepted once a halt commits.
 
-    The guard reads (and on PostgreSQL share-locks) the switch rows in the transaction that
-    inserts the order: an activation that commits first is seen, and an activation that
-    starts meanwhile waits for this registration to commit before it returns.
+    PostgreSQL: ONE statement (``halt_guard``): the global and account switch rows are read
+    and share-locked in the statement that inserts the order, which needs no transaction
+    around it. An activation that committed first is seen (a ``FOR SHARE`` that waited reads
+    the row's newest version); an activation that starts meanwhile waits (``FOR UPDATE``)
+    until the registration has committed. Elsewhere (SQLite, one writer at a time), and
+    when a switch row is missing: the guard's read, then the registration, in one
+    transaction.
+
     A retry of an order registered before the halt is not a new order: it gets the existing
     order back (or the conflict), so a bot can learn whether its first attempt landed.
     Takes exactly ``order_register``'s keyword arguments.
     """
+    account = kwargs.get("account")
+    if guard_supported() and account is not None:
+        try:
+            return _register_in_one_statement(account, kwargs)
+        except GuardRefused as refused:
+            if refused.outcome.refused:
+                decision = trading_allowed(account)
+                if not decision.allowed:
+                    raise TradingHalted(
+                        decision.reason, reason=decision.reason, scope=decision.scope
+                    ) from None
+            # a switch row is missing, or the halt ended meanwhile: decide in a transaction
+        except DatabaseError as exc:
+            # nothing was written (one statement); the guard's own read below fails closed
+            # if the state is what cannot be read, or the error comes back as it is
+            logger.warning(
+                "Guarded registration statement failed (%s: %s); deciding in a transaction",
+                type(exc).__name__,
+                exc,
+            )
     with transaction.atomic():
-        # hotpath: the guard first; the retry check runs only when the guard refuses, so an
+        # the guard first; the retry check runs only when the guard refuses, so an
         # allowed registration costs no extra read (a retry that is allowed finds its order
         # through the insert's ON CONFLICT in order_register)
-        decision = trading_allowed(kwargs.get("account"), lock=True)
+        decision = trading_allowed(account, lock=True)
         if not decision.allowed and not (
             decision.scope != "unavailable"
             and Order.objects.filter(
-                account=kwargs.get("account"), client_order_id=kwargs.get("client_order_id")
+                account=account, client_order_id=kwargs.get("client_order_id")
             ).exists()
         ):
             raise TradingHalted(decision.reason, reason=decision.reason, scope=decision.scope)
         return order_register(savepoint=False, **kwargs)  # this block is its transaction
+
+
+def _register_in_one_statement(account, kwargs) -> tuple[Order, bool]:
+    guard = halt_guard(account)
+    if connection.in_atomic_block:
+        # inside a caller's transaction, a failed statement must not abort it: a savepoint
+        # (API requests run in autocommit, where the statement is its own transaction)
+        with transaction.atomic():
+            return order_register(guard=guard, **kwargs)
+    return order_register(guard=guard, **kwargs)
+
+
+def halt_guard(account: ExchangeAccount | int) -> Guard:
+    """The kill switch as a registration's guard (``tradingstate.db.orders.Guard``): the
+    global row and the account's, in the order activations lock them, share-locked; a row
+    refuses when it is active. The same rows and rule as ``trading_allowed``."""
+    account_id = account.pk if isinstance(account, ExchangeAccount) else account
+    return Guard(sql=_guard_sql(), params=(account_id,), rows=2)
+
+
+@cache
+def _guard_sql() -> str:
+    qn = connection.ops.quote_name
+    table = qn(KillSwitch._meta.db_table)
+    account = qn(KillSwitch._meta.get_field("account").column)
+    return (
+        f"SELECT {qn('active')} FROM {table} "  # noqa: S608
+        f"WHERE {account} IS NULL OR {account} = %s "
+        f"ORDER BY {account} ASC NULLS FIRST FOR SHARE"
+    )

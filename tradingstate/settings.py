@@ -117,6 +117,9 @@ def _database() -> dict:
         sys.stderr.write(f"tradingstate: configuration error\n  DATABASE_URL: {exc}\n")
         raise SystemExit(2) from None
     if db["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, with a health check that needs no round trip on an idle
+        # connection (tradingstate/db/backends/postgresql)
+        db["ENGINE"] = "tradingstate.db.backends.postgresql"
         # psycopg prepares a server-bound statement after this many runs on a connection;
         # None (Django's default) never does. Only tradingstate.db's hot reads are bound
         # server-side: the ORM's own queries stay client-bound and unprepared.

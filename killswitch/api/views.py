@@ -31,6 +31,7 @@ from killswitch.services import (
 )
 from tradingstate.actors import Actor
 from tradingstate.api.access import account_get_visible, account_list_visible
+from tradingstate.api.serializers import represent
 from tradingstate.errors import PermissionRefused, ValidationFailed
 from tradingstate.web import permissions as api_permissions
 from tradingstate.web.permissions import is_bot
@@ -158,7 +159,7 @@ class KillSwitchStatusApi(APIView):
         name = request.query_params.get("account")
         if name is not None:
             name = account_get_visible(request.user, name).name
-        return Response(TradingViewSerializer(_view_for(request, name)).data)
+        return Response(represent(TradingViewSerializer, _view_for(request, name)))
 
 
 class KillSwitchActivateApi(APIView):

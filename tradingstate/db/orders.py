@@ -13,6 +13,12 @@ no savepoint is needed); the audit row is inserted from the order's new id in th
 statement. Elsewhere (SQLite, which has no writable CTE): the guarded insert, then the
 audit row (two statements).
 
+A ``Guard`` (given by a layer above, e.g. the kill switch) adds a precondition read in the
+same statement: its rows are locked ``FOR SHARE`` before the insert, and the order goes in
+only if exactly ``rows`` came back and none refuses. The statement then needs no
+transaction around it (autocommit: it is atomic on its own), so a guarded registration on
+PostgreSQL is this one round trip.
+
 ``order_update`` (PostgreSQL: ONE statement) writes the given columns of a locked order and
 inserts its audit row. Elsewhere: two statements.
 
@@ -36,14 +42,31 @@ BENCH_TRANSITION = "api endpoint=transition"
 
 
 @dataclass(frozen=True)
+class Guard:
+    """A precondition for the insert, from the layer that owns the rule.
+
+    ``sql`` is a ``SELECT`` of one boolean column (true: this row refuses the insert) ending
+    in its locking clause (``FOR SHARE``); ``rows`` is how many rows it must return (fewer:
+    a row is missing, and the insert does not happen: the caller must create the rows and
+    decide on its own)."""
+
+    sql: str
+    params: tuple
+    rows: int
+
+
+@dataclass(frozen=True)
 class Inserted:
     """``inserted``: the order row is new (``order.pk`` set). Otherwise why not:
-    ``known_symbol`` False, ``recovering`` True (only checked with the gate), or neither (a
-    row with that ``client_order_id`` exists)."""
+    ``known_symbol`` False, ``recovering`` True (only checked with the gate), ``refused``
+    True (a guard row refused), ``guard_incomplete`` True (the guard found fewer rows than
+    it needs), or none of these (a row with that ``client_order_id`` exists)."""
 
     inserted: bool
     known_symbol: bool
     recovering: bool
+    refused: bool = False
+    guard_incomplete: bool = False
 
 
 def _gate_sql() -> tuple[str, str]:
@@ -64,7 +87,7 @@ def _gate_params(order: Order, recovery_gate: bool) -> tuple[list, list]:
 
 
 @cache
-def _insert_sql(vendor: str) -> str:
+def _insert_sql(vendor: str, guard_sql: str | None = None) -> str:
     known, recovering = _gate_sql()
     order_fields = insert_fields(Order)
     order_table = qn(Order._meta.db_table)
@@ -79,34 +102,70 @@ def _insert_sql(vendor: str) -> str:
     audit_values = ", ".join(
         "CAST(ins.id AS varchar)" if f.name == "target_id" else placeholder(f) for f in audit_fields
     )
+    if guard_sql is None:
+        guard, guard_cols, guard_ok = "", "0 AS guard_rows, false AS refused", "true"
+    else:
+        # MATERIALIZED: the guard's rows are read and locked once, before the insert reads gate
+        guard = f"guard(refuses) AS MATERIALIZED ({guard_sql}), "
+        guard_cols = (
+            "(SELECT count(*) FROM guard) AS guard_rows, "
+            "COALESCE((SELECT bool_or(refuses) FROM guard), false) AS refused"
+        )
+        guard_ok = "gate.guard_rows = %s AND NOT gate.refused"
     return (
-        f"WITH gate AS (SELECT {known} AS known, {recovering} AS recovering), "  # noqa: S608
+        f"WITH {guard}gate AS (SELECT {known} AS known, {recovering} AS recovering, "  # noqa: S608
+        f"{guard_cols}), "
         f"ins AS (INSERT INTO {order_table} ({columns(order_fields)}) "
         f"SELECT {', '.join(placeholder(f) for f in order_fields)} FROM gate "
-        f"WHERE gate.known AND NOT gate.recovering {conflict} RETURNING {qn('id')}), "
+        f"WHERE gate.known AND NOT gate.recovering AND {guard_ok} {conflict} "
+        f"RETURNING {qn('id')}), "
         f"aud AS (INSERT INTO {qn(AuditEntry._meta.db_table)} ({columns(audit_fields)}) "
         f"SELECT {audit_values} FROM ins RETURNING {qn('id')}) "
-        "SELECT (SELECT id FROM ins), (SELECT id FROM aud), gate.known, gate.recovering "
-        "FROM gate"
+        "SELECT (SELECT id FROM ins), (SELECT id FROM aud), gate.known, gate.recovering, "
+        "gate.guard_rows, gate.refused FROM gate"
     )
 
 
-def order_insert(order: Order, audit: AuditEntry, *, recovery_gate: bool = False) -> Inserted:
+def guard_supported() -> bool:
+    """Whether ``order_insert`` takes a ``guard`` here (one statement: PostgreSQL)."""
+    return connection.vendor == "postgresql"
+
+
+def order_insert(
+    order: Order, audit: AuditEntry, *, recovery_gate: bool = False, guard: Guard | None = None
+) -> Inserted:
     """Insert ``order`` (unsaved) and, if it went in, ``audit`` (its unsaved ``order.register``
     entry, whose ``target_id`` is filled from the new id). See the module docstring."""
     known_params, recovering_params = _gate_params(order, recovery_gate)
     order_values = insert_values(order, insert_fields(Order))
-    sql = _insert_sql(connection.vendor)
+    if guard is not None and not guard_supported():
+        raise ValueError("a guard needs one statement: PostgreSQL only (see guard_supported)")
+    sql = _insert_sql(connection.vendor, guard.sql if guard is not None else None)
     if connection.vendor == "postgresql":
         audit_values = [
             v
             for f, v in zip(insert_fields(AuditEntry), _audit_values(audit), strict=True)
             if f.name != "target_id"
         ]
-        params = [*known_params, *recovering_params, *order_values, *audit_values]
-        (order_id, audit_id, known, recovering), *_ = execute(sql, params)
+        guard_params = [] if guard is None else [*guard.params]
+        expected = [] if guard is None else [guard.rows]
+        params = [
+            *guard_params,
+            *known_params,
+            *recovering_params,
+            *order_values,
+            *expected,
+            *audit_values,
+        ]
+        (order_id, audit_id, known, recovering, found, refused), *_ = execute(sql, params)
         if order_id is None:
-            return Inserted(False, bool(known), bool(recovering))
+            return Inserted(
+                False,
+                bool(known),
+                bool(recovering),
+                refused=bool(refused),
+                guard_incomplete=guard is not None and found != guard.rows,
+            )
         order.pk, audit.pk = order_id, audit_id
         order._state.adding, audit._state.adding = False, False
         audit.target_id = str(order_id)

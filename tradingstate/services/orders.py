@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tradingstate.actors import Actor
-from tradingstate.db.orders import order_insert, order_update
+from tradingstate.db.orders import Guard, Inserted, order_insert, order_update
 from tradingstate.errors import (
     ApplicationError,
     Conflict,
@@ -108,6 +108,7 @@ def order_register(
     reason: str = "",
     recovery_gate: bool = False,
     savepoint: bool = True,
+    guard: Guard | None = None,
 ) -> tuple[Order, bool]:
     """Register a bot's new order. Idempotent on ``client_order_id``.
 
@@ -119,7 +120,28 @@ def order_register(
     transaction that a failure here aborts anyway (the kill switch's guarded
     registration), no savepoint is taken; nothing inside is retried (a duplicate is an
     ``ON CONFLICT`` no-op, not a caught error).
+
+    ``guard`` (PostgreSQL, ``tradingstate.db.orders.guard_supported``): a precondition from
+    the layer that owns it (the kill switch), read and share-locked in the inserting
+    statement, which then needs no transaction: the registration is one round trip. When
+    the guard refuses, a retry of an order already registered still gets it back (or the
+    conflict); a new order raises ``GuardRefused`` carrying why, for the caller to answer.
     """
+    if guard is not None:  # one statement, atomic on its own
+        return _order_register(
+            account=account,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            actor=actor,
+            type=type,
+            price=price,
+            strategy_id=strategy_id,
+            reason=reason,
+            recovery_gate=recovery_gate,
+            guard=guard,
+        )
     with transaction.atomic(savepoint=savepoint):
         return _order_register(
             account=account,
@@ -149,6 +171,7 @@ def _order_register(
     strategy_id,
     reason,
     recovery_gate,
+    guard=None,
 ) -> tuple[Order, bool]:
     new = rules.order_new(
         source=Source.BOT,
@@ -167,9 +190,17 @@ def _order_register(
     entry = events.order_registered_entry(order=order, actor=actor, reason=reason)
     # one statement on PostgreSQL: the symbol and recovery checks, the insert (a duplicate
     # client_order_id inserts nothing) and its audit row (tradingstate.db.orders)
-    outcome = order_insert(order, entry, recovery_gate=recovery_gate)
+    outcome = order_insert(order, entry, recovery_gate=recovery_gate, guard=guard)
     if outcome.inserted:
         return order, True
+    if outcome.refused or outcome.guard_incomplete:
+        # a retry of an order registered before the guard closed is not a new order
+        existing = Order.objects.filter(account=account, client_order_id=new.client_order_id)
+        found = existing.first() if outcome.refused else None
+        if found is None:
+            raise GuardRefused(outcome)
+        _check_same_content(found, new)
+        return found, False
     if outcome.recovering:
         raise RecoveryInProgress(RECOVERY_IN_PROGRESS.format(account=account.name))
     if not outcome.known_symbol:
@@ -178,6 +209,15 @@ def _order_register(
     existing = Order.objects.get(account=account, client_order_id=new.client_order_id)
     _check_same_content(existing, new)
     return existing, False
+
+
+class GuardRefused(Exception):
+    """The registration's guard refused a new order (``outcome.refused``) or lacked rows
+    (``outcome.guard_incomplete``): nothing was written. The guard's owner says why."""
+
+    def __init__(self, outcome: Inserted):
+        super().__init__("the registration's guard refused the order")
+        self.outcome = outcome
 
 
 class KnownSymbol:

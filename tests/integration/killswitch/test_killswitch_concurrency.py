@@ -9,7 +9,7 @@ import time
 
 import psycopg
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 
 from killswitch import services
 from killswitch.models import KillSwitch
@@ -38,20 +38,25 @@ def pg_account(transactional_db):
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_activation_waits_for_inflight_registration(pg_account, monkeypatch):
-    # given a registration that passed the guard and has not committed yet
+    # given a registration whose guard has run and whose transaction has not committed yet
+    # (in a caller's transaction, so the window between the guarded insert and the commit
+    # is wide enough to act in; in autocommit it is the statement itself)
     guard_passed, release = threading.Event(), threading.Event()
     real_register = services.order_register
 
     def slow_register(**kwargs):
+        result = real_register(**kwargs)  # the guard's share locks are held until commit
         guard_passed.set()
         assert release.wait(10)
-        return real_register(**kwargs)
+        return result
+
+    def register_in_transaction():
+        with transaction.atomic():
+            return order_register_guarded(**order_kwargs(pg_account, "inflight"))
 
     monkeypatch.setattr(services, "order_register", slow_register)
     results = {}
-    reg = in_thread(
-        lambda: order_register_guarded(**order_kwargs(pg_account, "inflight")), results, "reg"
-    )
+    reg = in_thread(register_in_transaction, results, "reg")
     assert guard_passed.wait(10)
     # when the switch is activated meanwhile
     act = in_thread(lambda: killswitch_activate(reason=REASON, actor=ACTOR), results, "act")

@@ -289,6 +289,8 @@ def test_order_register_guarded_refuses_when_state_unreadable(account, bot_actor
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(services, "_halt_rows", boom)
+    # the one-statement guard (PostgreSQL) cannot read the state either
+    monkeypatch.setattr(services, "_guard_sql", lambda: "SELECT active FROM no_such_table")
     with pytest.raises(TradingHalted) as exc:
         order_register_guarded(**order_kwargs(account, bot_actor))
     assert exc.value.message.startswith("kill switch state unavailable: ")

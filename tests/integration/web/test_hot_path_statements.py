@@ -93,8 +93,11 @@ def test_registration_is_at_most_six_statements(bot, venue_account):
     # the rate limit counted the requests in its row (the zero-setup store)
     assert RateCounter.objects.get().current >= 2
     if connection.vendor == "postgresql":
-        # token+account, rate counter, BEGIN, guard, insert+audit, COMMIT
-        assert len(sql) == 6, "\n".join(sql)
+        # token+account, rate counter, then ONE statement: the kill switch's rows share-locked,
+        # the symbol and recovery checks, the insert and its audit row; no BEGIN/COMMIT
+        # (autocommit: the statement is its own transaction)
+        assert len(sql) == 3, "\n".join(sql)
+        assert "FOR SHARE" in sql[2] and "INSERT" in sql[2]
 
 
 def test_registration_keeps_its_guarantees_on_the_short_path(bot, venue_account):
