@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"quiet_rps={reg['rps']:.0f} ratio={under['rps'] / reg['rps']:.2f} "
                     f"passes={stats.get('passes', 0)} pass_ms_p50={stats.get('p50_ms', 0)} "
                     f"pass_ms_max={stats.get('max_ms', 0)} discrepancies_per_pass="
-                    f"{stats.get('discrepancies', 0)}",
+                    f"{stats.get('discrepancies', 0)} pass_nice={stats.get('nice', 0)}",
                     flush=True,
                 )
     return 0

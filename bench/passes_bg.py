@@ -175,9 +175,11 @@ def _serve(account_name: str) -> None:
     from common import django_setup
 
     django_setup()
+    from reconciliation.priority import worker_priority_apply
     from reconciliation.services import run_reconciliation
 
     account, venue, symbols, common = _world(account_name)
+    nice = worker_priority_apply()  # as a worker process runs passes ([worker] nice)
     print("READY", flush=True)
     timings, found = [], []
     cycle = 0
@@ -199,6 +201,7 @@ def _serve(account_name: str) -> None:
         "max_ms": round(max(timings)),
         "discrepancies": round(statistics.median(found)),
         "statuses": run.status,
+        "nice": nice,
     }
     print("STATS " + json.dumps(stats), flush=True)
 

@@ -10,12 +10,14 @@ import logging
 
 from reconciliation.models import ReconciliationRun
 from reconciliation.passes import run_reconciliation
+from reconciliation.priority import worker_priority_apply
 from tradingstate.models import ExchangeAccount
 
 log = logging.getLogger("reconciliation")
 
 
 def reconcile_account_task(account_id: int, trigger: str, run_id: int | None = None) -> str:
+    worker_priority_apply()  # passes yield the CPU to the bots' API (once per process)
     account = ExchangeAccount.objects.filter(pk=account_id).first()
     if account is None or not account.enabled:
         return "account missing or disabled"

@@ -206,6 +206,9 @@ class WorkerConfig(_Strict):
     # reconciliation passes one worker process runs at once (threads, each with its own
     # database connection; a pass mostly waits on the venue): bench/accounts.py
     passes_per_worker: Annotated[int, Field(ge=1, le=64)] = 8
+    # the CPU priority of the processes that run passes (0-19; 0: the default): below the
+    # bots' API on a shared host (reconciliation/priority.py)
+    nice: Annotated[int, Field(ge=0, le=19)] = 10
 
 
 NOTIFICATION_EVENTS = (

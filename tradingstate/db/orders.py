@@ -216,10 +216,11 @@ def order_insert_orm(order: Order, audit: AuditEntry, *, recovery_gate: bool = F
 
 
 @cache
-def _update_sql(vendor: str, fields: tuple[str, ...]) -> str:
+def _update_sql(vendor: str, fields: tuple[str, ...], checked: bool = False) -> str:
     order_fields = [Order._meta.get_field(name) for name in fields]
     sets = ", ".join(f"{qn(f.column)} = {placeholder(f)}" for f in order_fields)
-    update = f"UPDATE {qn(Order._meta.db_table)} SET {sets} WHERE {qn('id')} = %s"  # noqa: S608
+    where = f"{qn('id')} = %s" + (f" AND {qn('version')} = %s" if checked else "")
+    update = f"UPDATE {qn(Order._meta.db_table)} SET {sets} WHERE {where}"  # noqa: S608
     if vendor != "postgresql":
         return update
     audit_fields = insert_fields(AuditEntry)
@@ -231,21 +232,36 @@ def _update_sql(vendor: str, fields: tuple[str, ...]) -> str:
     )
 
 
-def order_update(order: Order, fields: tuple[str, ...], audit: AuditEntry) -> None:
-    """Write ``fields`` of the (locked, saved) ``order`` and insert ``audit``; ``auto_now``
-    columns among ``fields`` are set as ``save`` would set them."""
+def order_update(
+    order: Order, fields: tuple[str, ...], audit: AuditEntry, *, if_version: int | None = None
+) -> bool:
+    """Write ``fields`` of the saved ``order`` and insert ``audit``; ``auto_now`` columns
+    among ``fields`` are set as ``save`` would set them.
+
+    The order is locked by the caller, or ``if_version`` names the version it was read at:
+    then the row is written only if it still has that version (compare-and-set, one
+    statement on PostgreSQL, no lock held before it), and False says another change came
+    first (nothing written)."""
     order_fields = [Order._meta.get_field(name) for name in fields]
     values = [f.get_db_prep_save(f.pre_save(order, False), connection) for f in order_fields]
-    sql = _update_sql(connection.vendor, tuple(fields))
+    checked = if_version is not None
+    sql = _update_sql(connection.vendor, tuple(fields), checked)
+    where = [order.pk, if_version] if checked else [order.pk]
     if connection.vendor == "postgresql":
-        rows = execute(sql, [*values, order.pk, *_audit_values(audit)])
+        rows = execute(sql, [*values, *where, *_audit_values(audit)])
         if not rows:
+            if checked:
+                return False
             raise Order.DoesNotExist(f"order {order.pk} is gone")
         audit.pk = rows[0][0]
         audit._state.adding = False
-        return
-    execute(sql, [*values, order.pk])
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *where])
+        if cursor.rowcount != 1 and checked:
+            return False
     audit.save(force_insert=True)
+    return True
 
 
 def order_update_orm(order: Order, fields: tuple[str, ...], audit: AuditEntry) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tradingstate.actors import Actor
@@ -49,6 +49,9 @@ REGISTER_CONFLICT = (
     "Order '{client_order_id}' is already registered with different content: {fields}."
 )
 VERSION_MISMATCH = "Order '{client_order_id}' changed (version {actual}, expected {expected})."
+TRANSITION_CONTENDED = (
+    "Order '{client_order_id}' changed under {attempts} attempts in a row; read it and retry."
+)
 # the columns a transition writes (the bulk paths update exactly these)
 TRANSITION_FIELDS = (
     "status",
@@ -61,6 +64,18 @@ TRANSITION_FIELDS = (
 )
 
 validate_client_order_id = values.client_order_id
+
+
+def order_get_or_404(*, account: ExchangeAccount, client_order_id: str) -> Order:
+    """The order, read without a lock (for a compare-and-set write), or ``NotFound``."""
+    try:
+        order = Order.objects.get(account=account, client_order_id=client_order_id)
+    except Order.DoesNotExist:
+        raise NotFound(
+            ORDER_NOT_FOUND.format(client_order_id=client_order_id, account=account.name)
+        ) from None
+    order.account = account  # the caller's row: no second read when the order names it
+    return order
 
 
 def order_get_for_update(*, account: ExchangeAccount, client_order_id: str) -> Order:
@@ -312,7 +327,6 @@ def apply_transition(order: Order, req: TransitionRequest, *, source: Source = S
     )
 
 
-@transaction.atomic
 def order_transition(
     *,
     account: ExchangeAccount,
@@ -330,44 +344,77 @@ def order_transition(
 
     ``source=Source.VENUE`` applies the exchange's report (several legal steps at once);
     the API always uses the default, ``Source.BOT`` (one legal step).
+
+    On PostgreSQL, off the paper venue, the order is read without a lock and written back
+    only if its version is still the one read (compare-and-set, with its audit row, in one
+    statement): no transaction, two statements. A concurrent change makes it read again
+    and re-apply the rule, up to ``TRANSITION_ATTEMPTS`` times (then 409). Elsewhere the
+    order is locked (``FOR UPDATE``) in a transaction.
     """
-    order = order_get_for_update(account=account, client_order_id=client_order_id)
+    req = TransitionRequest(
+        client_order_id=client_order_id,
+        status=to_status,
+        filled_qty=filled_qty,
+        avg_fill_price=avg_fill_price,
+        exchange_order_id=exchange_order_id,
+        expected_version=expected_version,
+        reason=reason,
+    )
+    if connection.vendor == "postgresql" and not paper_venue.is_paper(account):
+        return _order_transition_checked(account, req, actor=actor, source=source)
+    with transaction.atomic():
+        return _order_transition_locked(account, req, actor=actor, source=source)
+
+
+TRANSITION_ATTEMPTS = 5
+
+
+def _order_transition_checked(account, req: TransitionRequest, *, actor, source) -> Order:
+    for _ in range(TRANSITION_ATTEMPTS):
+        order = order_get_or_404(account=account, client_order_id=req.client_order_id)
+        read_at = order.version
+        before = events.order_snapshot(order)
+        apply_transition(order, req, source=source)
+        entry = events.order_transition_entry(
+            order=order, account=account, before=before, actor=actor, reason=req.reason
+        )
+        if order_update(order, TRANSITION_FIELDS, entry, if_version=read_at):
+            return order
+    values.fail(
+        "version",
+        TRANSITION_CONTENDED.format(
+            client_order_id=req.client_order_id, attempts=TRANSITION_ATTEMPTS
+        ),
+        VersionConflict,
+    )
+
+
+def _order_transition_locked(account, req: TransitionRequest, *, actor, source) -> Order:
+    order = order_get_for_update(account=account, client_order_id=req.client_order_id)
     before = events.order_snapshot(order)
     frm = order.status
     # a bot's move on a paper account may reach the paper venue (services.paper)
     venue = (
         paper_venue.venue_batch(
-            account=account, actor=actor, moves=[(order, to_status, exchange_order_id)]
+            account=account, actor=actor, moves=[(order, req.status, req.exchange_order_id)]
         )
         if source is Source.BOT
         else None
     )
     if venue is not None:
-        venue.check(order, to_status, exchange_order_id)
-    apply_transition(
-        order,
-        TransitionRequest(
-            client_order_id=client_order_id,
-            status=to_status,
-            filled_qty=filled_qty,
-            avg_fill_price=avg_fill_price,
-            exchange_order_id=exchange_order_id,
-            expected_version=expected_version,
-            reason=reason,
-        ),
-        source=source,
-    )
+        venue.check(order, req.status, req.exchange_order_id)
+    apply_transition(order, req, source=source)
     if venue is not None:
-        venue.moved(order, frm, reason)
+        venue.moved(order, frm, req.reason)
         events.entries_record(venue.follow())
         order.save()
         events.order_transitioned(
-            order=order, account=account, before=before, actor=actor, reason=reason
+            order=order, account=account, before=before, actor=actor, reason=req.reason
         )
         return order
     # the columns a transition writes and its audit row: one statement on PostgreSQL
     entry = events.order_transition_entry(
-        order=order, account=account, before=before, actor=actor, reason=reason
+        order=order, account=account, before=before, actor=actor, reason=req.reason
     )
     order_update(order, TRANSITION_FIELDS, entry)
     return order

@@ -1,0 +1,71 @@
+"""``[worker] nice``: a process that runs passes lowers its CPU priority below the bots' API
+once, the first time it runs one, and never raises it. Each case runs in its own process
+(lowering the test runner's own priority could not be undone)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+PROBE = """
+import os, django
+django.setup()
+from reconciliation.priority import worker_priority_apply
+before = os.getpriority(os.PRIO_PROCESS, 0)
+if {through_task}:
+    from reconciliation.tasks import reconcile_account_task
+    try:
+        reconcile_account_task(10**9, "schedule")
+    except Exception:
+        pass  # no database here: the priority is set before the first query
+    first = os.getpriority(os.PRIO_PROCESS, 0)
+else:
+    first = worker_priority_apply()
+print(before, first, worker_priority_apply())
+"""
+
+
+def _probe(nice: str, start_at: int = 0, through_task: bool = False) -> list[int]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tradingstate.settings",
+        "TRADINGSTATE_WORKER__NICE": nice,
+        "DATABASE_URL": "sqlite:////nonexistent-dir/none.sqlite3",
+    }
+
+    def start():
+        if start_at:
+            os.setpriority(os.PRIO_PROCESS, 0, start_at)
+
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(through_task=through_task)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=start,
+        check=True,
+    )
+    return [int(x) for x in out.stdout.split()[-3:]]
+
+
+def test_the_priority_is_lowered_to_the_configured_niceness():
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    before, first, again = _probe("12")
+    assert before == base
+    assert first == again == max(base, 12)
+
+
+def test_a_pass_task_lowers_it_before_its_first_query():
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    _before, first, _again = _probe("9", through_task=True)
+    assert first == max(base, 9)
+
+
+def test_it_is_never_raised_and_zero_leaves_it_alone():
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert _probe("5", start_at=max(base, 15))[1:] == [max(base, 15)] * 2
+    assert _probe("0")[1:] == [base, base]
