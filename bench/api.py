@@ -1,4 +1,4 @@
-"""API benchmark: gunicorn (2 workers, 127.0.0.1, a free port) under 32 concurrent
+"""API benchmark: gunicorn (2 workers, or ``--workers``; 127.0.0.1, a free port) under 32 concurrent
 connections for 20 s per endpoint, on a dedicated bench database.
 
 Every line carries ``ratio=``: its requests/s over a bare Django JSON view's, measured in
@@ -163,12 +163,12 @@ def make_bulk_orders(connections: int) -> list[list[str]]:
 
 
 @contextlib.contextmanager
-def gunicorn(port: int) -> object:
+def gunicorn(port: int, workers: int = 2) -> object:
     with tempfile.TemporaryFile() as log:
-        yield from _gunicorn(port, log)
+        yield from _gunicorn(port, log, workers)
 
 
-def _gunicorn(port: int, log):
+def _gunicorn(port: int, log, workers: int):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONPATH": str(ROOT)}
     env.pop("DEBUG", None)
     bin_dir = Path(sys.executable).parent
@@ -176,7 +176,7 @@ def _gunicorn(port: int, log):
         [
             str(bin_dir / "gunicorn"),
             "--workers",
-            "2",
+            str(workers),
             "--bind",
             f"{HOST}:{port}",
             "--chdir",
@@ -424,7 +424,11 @@ def check(name: str, result: dict) -> None:
         raise SystemExit(f"api bench: {name}: {result['errors']} failed requests")
 
 
+WORKERS = {"n": 2}  # gunicorn workers of this run, printed on every line
+
+
 def line(name: str, result: dict, base: float, **extra) -> str:
+    extra = {**extra, "workers": WORKERS["n"]}
     fields = " ".join(f"{k}={v}" for k, v in extra.items())
     return (
         f"api endpoint={name} rps={result['rps']:.0f} p50_ms={result['p50_ms']:.1f} "
@@ -437,10 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=20, help="seconds per endpoint")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn workers (2: the issue's set-up)"
+    )
     parser.add_argument("--no-passes", action="store_true", help="skip register-under-passes")
     parser.add_argument("--only", action="append", help="endpoints to run (repeatable)")
     args = parser.parse_args(argv)
     c, d = args.connections, args.duration
+    WORKERS["n"] = args.workers
     only = set(args.only or [])
 
     def wanted(name: str) -> bool:
@@ -457,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         connections.close_all()
         port = free_port()
         orders = f"/api/v1/accounts/{ACCOUNT}/orders/"
-        with gunicorn(port):
+        with gunicorn(port, args.workers):
             status, body = request(port, "GET", "/api/v1/killswitch/", token=token)
             if status != 200 or json.loads(body).get("active") is not False:
                 raise SystemExit(f"api bench: kill switch read failed: {status} {body[:200]}")
@@ -486,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                 check("bulk-transition", bulk)
                 print(
                     f"api endpoint=bulk-transition updates_per_s={bulk['updates_per_s']:.0f} "
-                    f"baseline_rps={b:.0f} ratio={bulk['updates_per_s'] / b:.2f} target=5000",
+                    f"baseline_rps={b:.0f} ratio={bulk['updates_per_s'] / b:.2f} target=5000 "
+                    f"workers={args.workers}",
                     flush=True,
                 )
             if reg is not None and not args.no_passes and wanted("register-under-passes"):
@@ -501,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"quiet_rps={reg['rps']:.0f} ratio={under['rps'] / reg['rps']:.2f} "
                     f"passes={stats.get('passes', 0)} pass_ms_p50={stats.get('p50_ms', 0)} "
                     f"pass_ms_max={stats.get('max_ms', 0)} discrepancies_per_pass="
-                    f"{stats.get('discrepancies', 0)} pass_nice={stats.get('nice', 0)}",
+                    f"{stats.get('discrepancies', 0)} pass_nice={stats.get('nice', 0)} "
+                    f"workers={args.workers}",
                     flush=True,
                 )
     return 0

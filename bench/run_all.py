@@ -33,6 +33,12 @@ SCRIPTS = [
     ("P&L and exposure reads (statements: target <= 5 each)", "pnl.py", [], {}),
     ("API, throttle counts in the database: the zero-setup default", "api.py", [], {}),
     (
+        "API, the production image's layout (gunicorn --workers 4, Dockerfile)",
+        "api.py",
+        ["--workers", "4", "--no-passes"],
+        {},
+    ),
+    (
         "many accounts per host (bench/accounts.py; --duration from BENCH_ACCOUNTS_DURATION)",
         "accounts.py",
         ["--duration", os.environ.get("BENCH_ACCOUNTS_DURATION", "300")],
