@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import cache
 
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from killswitch.models import KillSwitch, KillSwitchEvent
 from tradingstate.db import aware, fetch_all
@@ -132,7 +133,9 @@ class TradingView:
     accounts: list[AccountTrading]
 
 
-def killswitch_view(*, bot: BotProfile | None = None, account: str | None = None) -> TradingView:
+def killswitch_view(
+    *, bot: BotProfile | None = None, account: str | None = None, rows: list | None = None
+) -> TradingView:
     """The switch for a caller: a bot's granted accounts (``bot``) or every account (staff);
     ``account`` narrows it to that one name (the caller checks it may see it). One statement.
 
@@ -141,7 +144,7 @@ def killswitch_view(*, bot: BotProfile | None = None, account: str | None = None
     """
     glob = None
     mine: list[tuple] = []
-    for account_id, name, active, reason, by, at in _view_rows(bot):
+    for account_id, name, active, reason, by, at in _view_rows(bot) if rows is None else rows:
         if account_id is None:
             glob = (active, reason, by, aware(at))
         elif account is None or name == account:
@@ -176,6 +179,45 @@ def killswitch_view(*, bot: BotProfile | None = None, account: str | None = None
         trading_allowed=not scope,
         accounts=rows,
     )
+
+
+def view_rows_with_token_sql() -> str | None:
+    """The bot's view rows as one SQL expression of the bot profile id ``b.id``, to be read
+    in the statement that checks the bot's token (``BotTokenAuthentication.with_bot_sql``):
+    the kill-switch read then costs one round trip. A JSON array of
+    ``[account_id, name, active, reason, activated_by, activated_at]``; parse it with
+    ``view_rows_from_json``. PostgreSQL only (None elsewhere: the read is its own statement).
+    """
+    if connection.vendor != "postgresql":
+        return None
+    return _with_token_sql()
+
+
+@cache
+def _with_token_sql() -> str:
+    qn = connection.ops.quote_name
+    switch = qn(KillSwitch._meta.db_table)
+    account = qn(ExchangeAccount._meta.db_table)
+    grants = BotProfile.accounts.through._meta
+    grant_table = qn(grants.db_table)
+    grant_account = qn(grants.get_field("exchangeaccount").column)
+    grant_bot = qn(grants.get_field("botprofile").column)
+    k_account = f"k.{qn('account_id')}"
+    return (
+        f"SELECT json_agg(json_build_array({k_account}, ka.{qn('name')}, k.{qn('active')}, "  # noqa: S608
+        f"k.{qn('reason')}, k.{qn('activated_by')}, k.{qn('activated_at')})) "
+        f"FROM {switch} k LEFT JOIN {account} ka ON ka.{qn('id')} = {k_account} "
+        f"WHERE {k_account} IS NULL OR EXISTS (SELECT 1 FROM {grant_table} g "
+        f"WHERE g.{grant_account} = {k_account} AND g.{grant_bot} = b.{qn('id')})"
+    )
+
+
+def view_rows_from_json(value) -> list[tuple]:
+    """``view_rows_with_token_sql``'s value as ``_view_rows`` gives its rows."""
+    return [
+        (a, n, bool(on), r, by, parse_datetime(at) if at else None)
+        for a, n, on, r, by, at in value or []
+    ]
 
 
 def _view_rows(bot: BotProfile | None) -> list[tuple]:

@@ -23,7 +23,11 @@ from killswitch.api.serializers import (
     DeactivateInputSerializer,
     TradingViewSerializer,
 )
-from killswitch.selectors import killswitch_view
+from killswitch.selectors import (
+    killswitch_view,
+    view_rows_from_json,
+    view_rows_with_token_sql,
+)
 from killswitch.services import (
     killswitch_activate,
     killswitch_activate_accounts,
@@ -95,7 +99,11 @@ def _acts_as_bot(user) -> bool:
 def _view_for(request, account: str | None = None):
     """The state as this caller may see it: a bot sees only its own accounts."""
     user = request.user
-    return killswitch_view(bot=user.bot if _acts_as_bot(user) else None, account=account)
+    if not _acts_as_bot(user):
+        return killswitch_view(account=account)
+    prefetched = getattr(user, "with_bot", None)  # read with the token (token_with_bot_sql)
+    rows = view_rows_from_json(prefetched) if prefetched is not None else None
+    return killswitch_view(bot=user.bot, account=account, rows=rows)
 
 
 def _change_response(request, results, *, scope: str, account=None) -> Response:
@@ -138,6 +146,12 @@ class KillSwitchStatusApi(APIView):
 
     permission_classes = [IsBotOrStaff]
     throttle_classes: list = []
+
+    @staticmethod
+    def token_with_bot_sql() -> str | None:
+        """The switch rows the bot may see, read in its token's statement (PostgreSQL): the
+        read bots make before every order is one round trip."""
+        return view_rows_with_token_sql()
 
     @extend_schema(
         responses=TradingViewSerializer,

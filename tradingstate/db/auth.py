@@ -26,21 +26,33 @@ from tradingstate.models import BotProfile, ExchangeAccount
 BENCH = "api endpoint=register"
 
 
-def token_rows(token_key: str, account_name: str | None = None) -> list:
+def token_rows(
+    token_key: str, account_name: str | None = None, with_bot: str | None = None
+) -> list:
     """The tokens under ``token_key``, with their user and the user's bot profile (or its
     absence) in the ORM's relation caches, as ``select_related`` would leave them. Each
     token's ``visible_account`` is the account named ``account_name`` if it is granted to
-    the token's bot, else None (None also when no name is given)."""
-    q = _token_query(connection.vendor)
+    the token's bot, else None (None also when no name is given).
+
+    ``with_bot``: one more column read in the same statement, a scalar SQL expression of the
+    bot profile's id ``b.id`` (NULL when the token's user is no bot), given by the layer that
+    wants it (the kill switch's read: its rows as the bot sees them); its value is each
+    token's ``with_bot``. Identifiers only: it takes no parameters."""
+    q = _token_query(connection.vendor, with_bot)
     rows = fetch_all(q.sql, [account_name, token_key])
     out = []
     n_token, n_user, n_bot = len(q.token_fields), len(q.user_fields), len(q.bot_fields)
+    n_account = len(q.account_fields)
     for row in rows:
+        if with_bot is not None:
+            *row, extra = row
+        else:
+            extra = None
         token = _instance(get_token_model(), q.token_fields, row[:n_token])
         user = _instance(get_user_model(), q.user_fields, row[n_token : n_token + n_user])
         bot_values = row[n_token + n_user : n_token + n_user + n_bot]
         bot = None if bot_values[0] is None else _instance(BotProfile, q.bot_fields, bot_values)
-        account_values = row[n_token + n_user + n_bot :]
+        account_values = row[n_token + n_user + n_bot : n_token + n_user + n_bot + n_account]
         account = (
             None
             if account_values[0] is None
@@ -51,6 +63,7 @@ def token_rows(token_key: str, account_name: str | None = None) -> list:
         if bot is not None:
             _bot_link().set_cached_value(bot, user)
         token.visible_account = account
+        token.with_bot = extra
         out.append(token)
     return out
 
@@ -99,7 +112,7 @@ class _Query:
 
 
 @cache
-def _token_query(vendor: str) -> _Query:
+def _token_query(vendor: str, with_bot: str | None = None) -> _Query:
     # identifiers come from the models; the account name and token key are the parameters
     qn = connection.ops.quote_name
     token_model, user_model = get_token_model(), get_user_model()
@@ -115,6 +128,7 @@ def _token_query(vendor: str) -> _Query:
         + [f"u.{qn(f.column)}" for f in user_fields]
         + [f"b.{qn(f.column)}" for f in bot_fields]
         + [f"a.{qn(f.column)}" for f in account_fields]
+        + ([f"({with_bot})"] if with_bot is not None else [])
     )
     user_fk = _user_link().column
     pk = qn(user_model._meta.pk.column)

@@ -33,8 +33,15 @@ INVALID_TOKEN = _("Invalid token.")
 
 
 class BotTokenAuthentication(TokenAuthentication):
+    """A view whose first read depends only on the bot can have it in the token's statement:
+    its ``token_with_bot_sql()`` returns the SQL (see ``tradingstate.db.auth.token_rows``),
+    and the view finds the value on ``request.user.with_bot``."""
+
     def authenticate(self, request):
         self._account_name = _account_name(request)
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        hook = getattr(view, "token_with_bot_sql", None)
+        self._with_bot = hook() if hook is not None else None
         return super().authenticate(request)
 
     def authenticate_credentials(self, token: bytes):
@@ -44,7 +51,8 @@ class BotTokenAuthentication(TokenAuthentication):
         except (UnicodeDecodeError, TypeError, ValueError, binascii.Error):
             raise exceptions.AuthenticationFailed(INVALID_TOKEN) from None
         name = getattr(self, "_account_name", None)
-        for auth_token in token_rows(text[: CONSTANTS.TOKEN_KEY_LENGTH], name):
+        with_bot = getattr(self, "_with_bot", None)
+        for auth_token in token_rows(text[: CONSTANTS.TOKEN_KEY_LENGTH], name, with_bot):
             if not compare_digest(digest, auth_token.digest):
                 continue
             if auth_token.expiry is not None and auth_token.expiry < timezone.now():
@@ -55,6 +63,8 @@ class BotTokenAuthentication(TokenAuthentication):
             if name is not None:
                 # the account in the URL, read with the token (see AccountScopedMixin)
                 auth_token.user.visible_account = (name, auth_token.visible_account)
+            if with_bot is not None:
+                auth_token.user.with_bot = auth_token.with_bot
             return self.validate_user(auth_token)
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
 
