@@ -141,8 +141,8 @@ def _merge_summaries(summaries: list[dict]) -> dict | None:
 class KillSwitchStatusApi(APIView):
     """The kill switch state. Bots are told to read it before every order, so it is not
     counted against the bot rate limit: a 429 on the safety check would leave a bot to
-    choose between trading blind and stalling, and the read (two indexed statements with
-    the token check) costs no more than the throttle's own bookkeeping would."""
+    choose between trading blind and stalling, and the read (one statement with the token
+    check on PostgreSQL) costs no more than the throttle's own bookkeeping would."""
 
     permission_classes = [IsBotOrStaff]
     throttle_classes: list = []
