@@ -69,3 +69,41 @@ def test_it_is_never_raised_and_zero_leaves_it_alone():
     base = os.getpriority(os.PRIO_PROCESS, 0)
     assert _probe("5", start_at=max(base, 15))[1:] == [max(base, 15)] * 2
     assert _probe("0")[1:] == [base, base]
+
+
+THREADS = """
+import os, threading, django
+django.setup()
+from reconciliation.priority import worker_priority_apply
+seen = {}
+def read(key):
+    seen[key] = os.getpriority(os.PRIO_PROCESS, 0)
+early = threading.Thread(target=lambda: (read("early_before"), ev.wait(), read("early_after")))
+ev = threading.Event()
+early.start()
+worker_priority_apply()  # the worker's main thread, before it starts pass threads
+late = threading.Thread(target=read, args=("late",))
+late.start(); late.join()
+ev.set(); early.join()
+print(seen["early_before"], seen["early_after"], seen["late"])
+"""
+
+
+def test_pass_threads_started_after_it_inherit_it():
+    # Linux keeps a niceness per thread: a thread started before keeps its own, so the
+    # worker applies it before starting pass threads (and each pass applies it again)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradingstate.settings"}
+    env["TRADINGSTATE_WORKER__NICE"] = "11"
+    out = subprocess.run(
+        [sys.executable, "-c", THREADS],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    early_before, early_after, late = (int(x) for x in out.stdout.split()[-3:])
+    assert early_before == early_after == base
+    assert late == max(base, 11)
