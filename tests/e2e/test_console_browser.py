@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from reconciliation.models import Discrepancy
 from reconciliation.services import run_reconciliation
-from tests.e2e.test_admin_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PASSWORD, sync_api
+from tests.e2e.browser import ARTIFACTS, BROWSER_MARKS, PASSWORD, browser_page
 from tests.factories import StaffFactory
 from tradingstate.actors import Actor
 from tradingstate.models import AuditEntry, ExchangeAccount, Position
@@ -34,13 +34,7 @@ from tradingstate.services import order_register, position_correct
 SHOTS = ARTIFACTS / "console"
 PADDED = re.compile(r"\d\.\d*0{10,}")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} missing (apt-get install -y chromium)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 LIST_PAGES = {
     "discrepancies": "/admin/reconciliation/discrepancy/",
@@ -55,26 +49,8 @@ LIST_PAGES = {
 
 @pytest.fixture
 def page(monkeypatch, settings, live_server):
-    from django.db import connections
-    from django.middleware.security import SecurityMiddleware
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    monkeypatch.setattr(SecurityMiddleware, "process_request", lambda self, request: None)
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(15_000)
-        tab = context.new_page()
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
-            connections.close_all()
+    with browser_page(monkeypatch, settings, width=1280, height=800, shots=SHOTS) as tab:
+        yield tab
 
 
 @pytest.fixture
