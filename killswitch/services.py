@@ -22,7 +22,7 @@ from killswitch.locks import killswitch_qs_select_for_update
 from killswitch.models import KillSwitch, KillSwitchEvent
 from tradingstate.actors import Actor
 from tradingstate.db.orders import Guard, guard_supported
-from tradingstate.errors import TradingHalted
+from tradingstate.errors import TradingHalted, ValidationFailed
 from tradingstate.models import ExchangeAccount, Order
 from tradingstate.services import order_register, require_reason
 from tradingstate.services.audit import audit_snapshot
@@ -463,6 +463,16 @@ def order_register_guarded(**kwargs) -> tuple[Order, bool]:
     if guard_supported() and account is not None:
         try:
             return _register_in_one_statement(account, kwargs)
+        except ValidationFailed:
+            # the order's own checks ran before the statement that reads the switch: while
+            # halted, a new order is refused as halted whatever its content (as the guard
+            # refuses before it looks at the order in the transaction below)
+            decision = trading_allowed(account)
+            if not decision.allowed:
+                raise TradingHalted(
+                    decision.reason, reason=decision.reason, scope=decision.scope
+                ) from None
+            raise
         except GuardRefused as refused:
             if refused.outcome.refused:
                 decision = trading_allowed(account)

@@ -24,7 +24,7 @@ from tests.factories import AccountFactory
 from tests.integration.killswitch.support import order_kwargs
 from tests.pg import requires_postgres
 from tradingstate.actors import Actor
-from tradingstate.errors import TradingHalted
+from tradingstate.errors import TradingHalted, ValidationFailed
 from tradingstate.models import AuditEntry, Order
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
@@ -74,3 +74,17 @@ def test_a_retry_during_a_halt_gets_the_order_registered_before_it():
     _order, created = order_register_guarded(**order_kwargs(account, "o-2"))
     assert created
     assert Order.objects.count() == 2
+
+
+def test_an_invalid_new_order_during_a_halt_is_refused_as_halted():
+    # the order's own checks run before the statement that reads the switch: while halted
+    # the answer is still the halt's (423), as on the transaction path, not the content's
+    account = AccountFactory(name="mine")
+    killswitch_activate(reason="halt", actor=STAFF, account=account)
+    kwargs = {**order_kwargs(account, "no-price"), "price": None}
+    with pytest.raises(TradingHalted):
+        order_register_guarded(**kwargs)
+    killswitch_deactivate(reason="back", actor=STAFF, account=account)
+    with pytest.raises(ValidationFailed):  # not halted: the content's own error
+        order_register_guarded(**kwargs)
+    assert not Order.objects.exists()
