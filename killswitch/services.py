@@ -464,14 +464,9 @@ def order_register_guarded(**kwargs) -> tuple[Order, bool]:
         try:
             return _register_in_one_statement(account, kwargs)
         except ValidationFailed:
-            # the order's own checks ran before the statement that reads the switch: while
-            # halted, a new order is refused as halted whatever its content (as the guard
-            # refuses before it looks at the order in the transaction below)
-            decision = trading_allowed(account)
-            if not decision.allowed:
-                raise TradingHalted(
-                    decision.reason, reason=decision.reason, scope=decision.scope
-                ) from None
+            # the order's own checks ran before the statement that reads the switch: answer
+            # as the transaction below would, where the guard comes first
+            _refuse_new_order_while_halted(trading_allowed(account), kwargs)
             raise
         except GuardRefused as refused:
             if refused.outcome.refused:
@@ -493,15 +488,24 @@ def order_register_guarded(**kwargs) -> tuple[Order, bool]:
         # the guard first; the retry check runs only when the guard refuses, so an
         # allowed registration costs no extra read (a retry that is allowed finds its order
         # through the insert's ON CONFLICT in order_register)
-        decision = trading_allowed(account, lock=True)
-        if not decision.allowed and not (
-            decision.scope != "unavailable"
-            and Order.objects.filter(
-                account=account, client_order_id=kwargs.get("client_order_id")
-            ).exists()
-        ):
-            raise TradingHalted(decision.reason, reason=decision.reason, scope=decision.scope)
+        _refuse_new_order_while_halted(trading_allowed(account, lock=True), kwargs)
         return order_register(savepoint=False, **kwargs)  # this block is its transaction
+
+
+def _refuse_new_order_while_halted(decision: Decision, kwargs: dict) -> None:
+    """Raise ``TradingHalted`` unless trading is allowed or the registration is a retry of
+    an order registered before the halt (which then answers as a retry: the order, or the
+    conflict or content error)."""
+    if decision.allowed:
+        return
+    retry = (
+        decision.scope != "unavailable"
+        and Order.objects.filter(
+            account=kwargs.get("account"), client_order_id=kwargs.get("client_order_id")
+        ).exists()
+    )
+    if not retry:
+        raise TradingHalted(decision.reason, reason=decision.reason, scope=decision.scope)
 
 
 def _register_in_one_statement(account, kwargs) -> tuple[Order, bool]:
