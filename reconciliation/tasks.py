@@ -1,32 +1,26 @@
 """django-q2 tasks. They take ids, load, and call the service; safe to deliver twice.
 
-Passes are enqueued by ``reconciliation.passes.triggers.enqueue_pass`` (the ticker and
-``reconciliation_request``), naming ``reconcile_account_task`` by its dotted path.
+Passes are enqueued by ``reconciliation.passes.triggers``: one pass by ``enqueue_pass``
+(``reconciliation_request``), a batch of due passes by ``enqueue_passes`` (the ticker),
+naming ``reconcile_account_task`` / ``reconcile_accounts_task`` by their dotted paths.
 """
 
 from __future__ import annotations
 
 import logging
 
-from reconciliation.models import ReconciliationRun
-from reconciliation.passes import run_reconciliation
-from tradingstate.models import ExchangeAccount
+from reconciliation.passes.batch import pass_run_queued, passes_run_batch
 
 log = logging.getLogger("reconciliation")
 
 
 def reconcile_account_task(account_id: int, trigger: str, run_id: int | None = None) -> str:
-    account = ExchangeAccount.objects.filter(pk=account_id).first()
-    if account is None or not account.enabled:
-        return "account missing or disabled"
-    dry_run = False
-    if run_id is not None:
-        run = ReconciliationRun.objects.filter(pk=run_id).first()
-        if run is not None and run.status in ReconciliationRun.FINISHED_STATUSES:
-            return f"run {run_id} already {run.status}"  # a duplicate delivery
-        dry_run = bool(run and run.dry_run)
-    run = run_reconciliation(account, trigger, dry_run, run_id=run_id)
-    return f"run {run.pk} {run.status}"
+    return pass_run_queued(account_id, trigger, run_id)
+
+
+def reconcile_accounts_task(passes: list) -> str:
+    """A batch ``[[account_id, trigger, run_id], ...]`` run at once (``passes.batch``)."""
+    return "; ".join(passes_run_batch(passes))
 
 
 def alerts_check_task() -> str:
