@@ -2,21 +2,30 @@
 
 A django-q2 worker process runs one task at a time, and a pass mostly waits on the venue.
 The ticker therefore hands a worker a batch of due passes (up to ``[worker]
-passes_per_worker``) in one task, ``reconcile_accounts_task``, which runs them here on one
-thread each. Every pass is still itself: it takes its account's lease (two passes of one
-account never overlap, whichever worker or batch holds them), records its own run, and a
-pass that fails or raises does not stop the others. Each thread closes its database
-connection when its pass ends (the session's advisory locks go with it). A duplicate
-delivery of a batch is harmless: a finished run is not run again, and a running one's
-account lease is held.
+passes_per_worker``) in one task, ``reconcile_accounts_task``, which starts them on this
+process's pass threads: ``passes_per_worker`` of them, so the process runs that many
+passes at once. The task returns once its last pass has a thread (it blocks while all are
+busy: the next batch waits in the queue, where the ticker sees it), not when its passes
+end: one slow pass (a first pass reading months of trades, a venue timing out) holds one
+thread, never the whole worker. A worker process that exits (django-q2 recycles them)
+first lets its running passes finish (the threads are joined at exit).
+
+Every pass is still itself: it takes its account's lease (two passes of one account never
+overlap, whichever worker or batch holds them), records its own run, and a pass that fails
+or raises does not stop the others. A thread keeps its database connection between passes
+as a request thread would (``CONN_MAX_AGE``; a broken one is closed). A duplicate delivery
+of a batch is harmless: a finished run is not run again, and a running one's account lease
+is held.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from django.db import connection
+from django.conf import settings
+from django.db import close_old_connections
 
 from reconciliation.models import ReconciliationRun
 from reconciliation.passes.run import run_reconciliation
@@ -43,22 +52,63 @@ def pass_run_queued(account_id: int, trigger: str, run_id: int | None = None) ->
     return f"run {run.pk} {run.status}"
 
 
+_lock = threading.Lock()
+_threads: ThreadPoolExecutor | None = None
+_free: threading.Semaphore | None = None
+_running: set[Future] = set()
+
+
+def _pass_threads() -> tuple[ThreadPoolExecutor, threading.Semaphore]:
+    global _threads, _free
+    with _lock:
+        if _threads is None:
+            size = settings.TRADINGSTATE.worker.passes_per_worker
+            _free = threading.Semaphore(size)
+            _threads = ThreadPoolExecutor(size, thread_name_prefix="reconcile-pass")
+        assert _free is not None
+        return _threads, _free
+
+
+def passes_start(passes: list) -> list[Future]:
+    """Start ``[(account_id, trigger, run_id), ...]`` on this process's pass threads, each
+    as soon as a thread is free (blocks until the last has one). Futures of their lines."""
+    threads, free = _pass_threads()
+    futures = []
+    for item in passes:
+        free.acquire()
+        future = threads.submit(_one, *item)
+        with _lock:
+            _running.add(future)
+        future.add_done_callback(_done)
+        futures.append(future)
+    return futures
+
+
+def _done(future: Future) -> None:
+    with _lock:
+        _running.discard(future)
+    assert _free is not None
+    _free.release()
+
+
 def passes_run_batch(passes: list) -> list[str]:
-    """Run ``[(account_id, trigger, run_id), ...]`` at once, one thread each; one line per
-    pass in the same order. A pass that raises is logged and reported, the others go on."""
-    items = [tuple(p) for p in passes]
-    if len(items) <= 1:
-        return [_one(*item, close=False) for item in items]
-    with ThreadPoolExecutor(len(items), thread_name_prefix="reconcile-pass") as pool:
-        return list(pool.map(lambda item: _one(*item, close=True), items))
+    """Start a batch and wait for it: one line per pass, in the same order."""
+    return [f.result() for f in passes_start(passes)]
 
 
-def _one(account_id: int, trigger: str, run_id: int | None = None, *, close: bool) -> str:
+def passes_drain(timeout: float | None = None) -> bool:
+    """Wait for every pass this process is running (tests; a clean stop)."""
+    with _lock:
+        running = list(_running)
+    return not wait(running, timeout).not_done
+
+
+def _one(account_id: int, trigger: str, run_id: int | None = None) -> str:
+    close_old_connections()  # a connection broken or past CONN_MAX_AGE is not reused
     try:
         return pass_run_queued(account_id, trigger, run_id)
-    except Exception as exc:  # reported in the task's result; the batch goes on
+    except Exception as exc:  # reported in the line; the other passes go on
         log.exception("Reconciliation pass of account %s raised", account_id)
         return f"account {account_id} raised {type(exc).__name__}: {exc}"
     finally:
-        if close:
-            connection.close()  # this thread's connection: not kept past its pass
+        close_old_connections()
