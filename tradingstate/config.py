@@ -205,7 +205,7 @@ class WorkerConfig(_Strict):
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 1
     # reconciliation passes one worker process runs at once (threads, each with its own
     # database connection; a pass mostly waits on the venue): bench/accounts.py
-    passes_per_worker: Annotated[int, Field(ge=1, le=64)] = 8
+    passes_per_worker: Annotated[int, Field(ge=1, le=64)] = 32
 
 
 NOTIFICATION_EVENTS = (
