@@ -5,7 +5,7 @@ run; a failing pass does not stop the others; a duplicate delivery runs nothing 
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from reconciliation.models import ReconciliationRun
@@ -21,6 +21,13 @@ from tests.pg import requires_postgres
 def batch_of_three(settings):
     worker = settings.TRADINGSTATE.worker.model_copy(update={"passes_per_worker": 3})
     settings.TRADINGSTATE = settings.TRADINGSTATE.model_copy(update={"worker": worker})
+
+
+@pytest.fixture
+def pass_threads_close_connections(monkeypatch):
+    # the worker's pass threads keep their connections between passes (CONN_MAX_AGE); here
+    # they close them after each pass, so none outlives the test database
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
 
 
 class Clock:
@@ -104,7 +111,7 @@ def _queued(account, trigger="schedule"):
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_runs_each_pass_and_one_failing_stops_no_other(
-    fake_exchange, make_fake_account, monkeypatch
+    fake_exchange, make_fake_account, monkeypatch, pass_threads_close_connections
 ):
     # given: two accounts on the fake venue, one whose credential variable is not set
     fake_exchange.binance.futures_balances.append(FakeBalance("USDT", "1000"))
@@ -127,7 +134,9 @@ def test_a_batch_runs_each_pass_and_one_failing_stops_no_other(
 
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_delivered_twice_runs_nothing_twice(fake_exchange, make_fake_account):
+def test_a_batch_delivered_twice_runs_nothing_twice(
+    fake_exchange, make_fake_account, pass_threads_close_connections
+):
     # given: a batch that already ran
     fake_exchange.binance.futures_balances.append(FakeBalance("USDT", "1000"))
     accounts = [make_fake_account("binance", "swap", name=f"dup-{i}", save=True) for i in range(2)]
