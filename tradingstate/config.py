@@ -204,7 +204,8 @@ class WorkerConfig(_Strict):
     retry_seconds: Annotated[int, Field(ge=6, le=7200)] = 90
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 1
     # reconciliation passes one worker process runs at once (threads, each with its own
-    # database connection; a pass mostly waits on the venue): bench/accounts.py
+    # database connection; a pass mostly waits on the venue), and the ticker's batch size:
+    # reconciliation/passes/batch.py, bench/accounts.py
     passes_per_worker: Annotated[int, Field(ge=1, le=64)] = 32
 
 
