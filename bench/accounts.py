@@ -12,7 +12,8 @@ The bench only starts them, waits for the warm-up (every account's first pass do
 measures ``--duration`` seconds (300) from the run rows the passes write. Lines::
 
     accounts n=N interval_s=15 duration_s=300 workers=W passes_per_worker=P passes=…
-        passes_per_s=… cadence_p50_s=… cadence_p99_s=… in_budget_pct=… behind=…
+        passes_per_s=… cadence_p50_s=… cadence_p99_s=… cadence_max_s=… in_budget_pct=…
+        behind=…
         failed=… skipped=… pass_p50_ms=… pass_p99_ms=… warmup_s=… first_pass_s=…
         cpu_pct=… ticker_cpu_pct=… rss_mb=… venue_cpu_pct=… host_cpu_pct=… load=… ratio=…
 
@@ -323,7 +324,8 @@ def run(n: int, interval: int, duration: float, latency: float) -> str:
         f"workers={worker.workers} passes_per_worker={worker.passes_per_worker} "
         f"passes={len(ran)} passes_per_s={passes_per_s:.1f} "
         f"cadence_p50_s={pct(intervals, 0.5):.2f} cadence_p99_s={pct(intervals, 0.99):.2f} "
-        f"in_budget_pct={100 * in_budget / max(len(intervals), 1):.0f} behind={behind} "
+        f"cadence_max_s={max(intervals, default=float('nan')):.2f} "
+        f"in_budget_pct={100 * in_budget / max(len(intervals), 1):.1f} behind={behind} "
         f"failed={failed} skipped={skipped} "
         f"pass_p50_ms={pct(durations, 0.5) * 1000:.0f} "
         f"pass_p99_ms={pct(durations, 0.99) * 1000:.0f} "
