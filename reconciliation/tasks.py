@@ -1,34 +1,31 @@
 """django-q2 tasks. They take ids, load, and call the service; safe to deliver twice.
 
-Passes are enqueued by ``reconciliation.passes.triggers.enqueue_pass`` (the ticker and
-``reconciliation_request``), naming ``reconcile_account_task`` by its dotted path.
+Passes are enqueued by ``reconciliation.passes.triggers``: one pass by ``enqueue_pass``
+(``reconciliation_request``), a batch of due passes by ``enqueue_passes`` (the ticker),
+naming ``reconcile_account_task`` / ``reconcile_accounts_task`` by their dotted paths.
 """
 
 from __future__ import annotations
 
 import logging
 
-from reconciliation.models import ReconciliationRun
-from reconciliation.passes import run_reconciliation
+from reconciliation.passes.batch import pass_run_queued, passes_start
 from reconciliation.priority import worker_priority_apply
-from tradingstate.models import ExchangeAccount
 
 log = logging.getLogger("reconciliation")
 
 
 def reconcile_account_task(account_id: int, trigger: str, run_id: int | None = None) -> str:
-    worker_priority_apply()  # passes yield the CPU to the bots' API (once per process)
-    account = ExchangeAccount.objects.filter(pk=account_id).first()
-    if account is None or not account.enabled:
-        return "account missing or disabled"
-    dry_run = False
-    if run_id is not None:
-        run = ReconciliationRun.objects.filter(pk=run_id).first()
-        if run is not None and run.status in ReconciliationRun.FINISHED_STATUSES:
-            return f"run {run_id} already {run.status}"  # a duplicate delivery
-        dry_run = bool(run and run.dry_run)
-    run = run_reconciliation(account, trigger, dry_run, run_id=run_id)
-    return f"run {run.pk} {run.status}"
+    worker_priority_apply()  # passes yield the CPU to the bots' API (reconciliation.priority)
+    return pass_run_queued(account_id, trigger, run_id)
+
+
+def reconcile_accounts_task(passes: list) -> str:
+    """A batch ``[[account_id, trigger, run_id], ...]``: each pass started on one of this
+    worker's pass threads (``passes.batch``); returns once the last has started."""
+    # before the pass threads start: a new thread takes its creator's niceness (Linux)
+    worker_priority_apply()
+    return f"started {len(passes_start(passes))} passes"
 
 
 def alerts_check_task() -> str:

@@ -5,6 +5,14 @@ django-q2's scheduler wakes about every 30 s and counts whole minutes, so it can
 lock; a file lock on SQLite) enqueues each enabled account's pass every
 ``reconciliation_interval_seconds``; the qcluster workers execute them. Overlapping passes
 of one account are still prevented by the account lock in the pass itself.
+
+The passes due are handed over in batches, one task of up to ``[worker] passes_per_worker``
+passes, which one worker runs at once (``reconciliation.passes.batch``). A batch waits for
+company at most ``BATCH_WAIT_SECONDS``, and only while more passes fall due within that
+time. The bookkeeping of a tick is set-based: one statement each to expire stale queued
+runs, to find the accounts still queued, and to insert the new run rows. After its startup
+pass an account's slot is spread over the interval by its place among the accounts (a
+thousand accounts do not all fall due in the same tick).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from contextlib import ExitStack
 from datetime import timedelta
 
@@ -24,7 +33,7 @@ from django.utils import timezone
 from reconciliation.alerts import alerts_check
 from reconciliation.locks import file_lock, lock_key
 from reconciliation.models import ReconciliationRun, WorkerHeartbeat
-from reconciliation.passes.triggers import enqueue_pass
+from reconciliation.passes.triggers import enqueue_pass, enqueue_passes
 from reconciliation.schedules import schedules_ensure
 from tradingstate.models import ExchangeAccount
 from tradingstate.services.pnl import pnl_snapshot_schedule_ensure
@@ -37,6 +46,8 @@ TICK_SECONDS = 0.25
 HEARTBEAT_SECONDS = 5
 ALERTS_CHECK_SECONDS = 30
 MAX_BACKOFF_FACTOR = 8
+BATCH_WAIT_SECONDS = 1.0
+ENQUEUED_KEPT = 10_000
 
 
 def holder_name() -> str:
@@ -78,13 +89,21 @@ class Ticker:
         self,
         *,
         enqueue=None,
+        enqueue_batch=None,
         interval_override: int | None = None,
         clock=time.monotonic,
         accounts: list[str] | None = None,
         enqueue_walk=None,
         wall_clock=time.time,
     ) -> None:
+        # a test's one-pass ``enqueue`` gets the batch's passes one by one
+        if enqueue_batch is None and enqueue is not None:
+            enqueue_batch = self._one_by_one
         self.enqueue = enqueue or enqueue_pass
+        self.enqueue_batch = enqueue_batch or enqueue_passes
+        self.batch_size = settings.TRADINGSTATE.worker.passes_per_worker
+        self.pending: list[tuple[int, str, int]] = []  # queued runs not yet handed over
+        self.pending_since = 0.0
         self.enqueue_walk = enqueue_walk or enqueue_paper_walk
         self.wall_clock = wall_clock
         self.walk_tick: int | None = None
@@ -96,7 +115,8 @@ class Ticker:
         self.leadership = Leadership()
         self._last_beat = 0.0
         self._last_check = clock()  # the first check one period after taking the lead
-        self.enqueued: list[tuple[int, str, float]] = []
+        # the latest passes handed over (bounded: a leader runs for months)
+        self.enqueued: deque[tuple[int, str, float]] = deque(maxlen=ENQUEUED_KEPT)
 
     def banner(self) -> None:
         cfg = settings.TRADINGSTATE
@@ -119,6 +139,7 @@ class Ticker:
             while not stop.is_set():
                 self._refresh_connection()
                 if not self.leadership.try_acquire():
+                    self._flush()  # runs queued while leading still go to a worker
                     if not announced:
                         log.info("Ticker standing by: another host leads (%s)", holder_name())
                         announced = True
@@ -132,7 +153,13 @@ class Ticker:
                 self.tick()
                 stop.wait(TICK_SECONDS)
         finally:
+            self._flush()
             self.leadership.release()
+
+    def _flush(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self._send(batch, self.clock())
 
     def _refresh_connection(self) -> None:
         """Django recycles connections older than CONN_MAX_AGE; on PostgreSQL the leader's
@@ -149,22 +176,34 @@ class Ticker:
         qs = ExchangeAccount.objects.filter(enabled=True)
         if self.accounts:
             qs = qs.filter(name__in=self.accounts)
+        due: list[tuple[int, str]] = []
+        first_seen: list[int] = []
+        intervals: dict[int, int] = {}
+        soon = False
         for account_id, interval in qs.values_list("id", "reconciliation_interval_seconds"):
-            interval = self.interval_override or interval
-            due = self.next_due.get(account_id)
-            if due is None:
-                self._enqueue(account_id, ReconciliationRun.Trigger.STARTUP, now)
-                self.next_due[account_id] = now + interval
-            elif now >= due:
+            interval = intervals[account_id] = self.interval_override or interval
+            slot = self.next_due.get(account_id)
+            if slot is None:
+                due.append((account_id, ReconciliationRun.Trigger.STARTUP))
+                first_seen.append(account_id)
+            elif now >= slot:
                 last_run, delay = self._backoff(account_id, interval)
                 if delay > interval and self.backed_off.get(account_id) != last_run:
                     # wait once per incomplete pass, then try again
                     self.backed_off[account_id] = last_run
                     self.next_due[account_id] = now + (delay - interval)
                     continue
-                self._enqueue(account_id, ReconciliationRun.Trigger.SCHEDULE, now)
+                due.append((account_id, ReconciliationRun.Trigger.SCHEDULE))
                 # keep the cadence: the next slot follows the planned one, not the late one
-                self.next_due[account_id] = max(due + interval, now + interval / 2)
+                self.next_due[account_id] = max(slot + interval, now + interval / 2)
+            elif slot < now + BATCH_WAIT_SECONDS:
+                soon = True
+        for k, account_id in enumerate(first_seen):
+            # after the startup pass, the slots spread over one interval
+            spread = intervals[account_id] * k / len(first_seen)
+            self.next_due[account_id] = now + intervals[account_id] + spread
+        self._enqueue(due, now)
+        self._hand_over(now, soon)
         if now - self._last_check >= ALERTS_CHECK_SECONDS:
             self._last_check = now
             try:  # overdue passes and due notifications; never stops the ticker
@@ -208,22 +247,45 @@ class Ticker:
         retry_after = recent[0][2] or 0
         return recent[0][0], max(retry_after, interval * min(2**streak, MAX_BACKOFF_FACTOR))
 
-    def _enqueue(self, account_id: int, trigger: str, now: float) -> None:
-        if self._in_flight(account_id):
+    def _enqueue(self, due: list[tuple[int, str]], now: float) -> None:
+        """Queue a run for each due account without one still queued (the queue may lag:
+        don't pile more behind it). Three statements however many accounts are due."""
+        if not due:
             return
-        run = ReconciliationRun.objects.create(
-            account_id=account_id, trigger=trigger, requested_by="system:ticker"
-        )
-        self.enqueue(account_id, trigger, run_id=run.pk)
-        self.enqueued.append((account_id, trigger, now))
-
-    def _in_flight(self, account_id: int) -> bool:
-        """A queued pass not yet picked up: don't pile more behind it (the queue may lag)."""
+        ids = [account_id for account_id, _ in due]
         horizon = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
-        stale = ReconciliationRun.objects.filter(
-            account_id=account_id, status=ReconciliationRun.Status.QUEUED, created_at__lt=horizon
+        queued = ReconciliationRun.objects.filter(
+            account_id__in=ids, status=ReconciliationRun.Status.QUEUED
         )
-        stale.update(status=ReconciliationRun.Status.FAILED, error="never picked up by a worker")
-        return ReconciliationRun.objects.filter(
-            account_id=account_id, status=ReconciliationRun.Status.QUEUED
-        ).exists()
+        queued.filter(created_at__lt=horizon).update(
+            status=ReconciliationRun.Status.FAILED, error="never picked up by a worker"
+        )
+        busy = set(queued.values_list("account_id", flat=True))
+        runs = ReconciliationRun.objects.bulk_create(
+            ReconciliationRun(account_id=account_id, trigger=trigger, requested_by="system:ticker")
+            for account_id, trigger in due
+            if account_id not in busy
+        )
+        if runs and not self.pending:
+            self.pending_since = now
+        self.pending += [(r.account_id, r.trigger, r.pk) for r in runs]
+
+    def _hand_over(self, now: float, more_due_soon: bool) -> None:
+        """Enqueue the pending passes in batches of ``batch_size``: full batches at once,
+        the rest unless more passes fall due soon and it has waited less than
+        ``BATCH_WAIT_SECONDS``."""
+        while len(self.pending) >= self.batch_size:
+            batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
+            self._send(batch, now)
+            self.pending_since = now
+        if self.pending and (not more_due_soon or now - self.pending_since >= BATCH_WAIT_SECONDS):
+            batch, self.pending = self.pending, []
+            self._send(batch, now)
+
+    def _send(self, batch: list[tuple[int, str, int]], now: float) -> None:
+        self.enqueue_batch(batch)
+        self.enqueued += [(account_id, trigger, now) for account_id, trigger, _ in batch]
+
+    def _one_by_one(self, batch: list[tuple[int, str, int]]) -> None:
+        for account_id, trigger, run_id in batch:
+            self.enqueue(account_id, trigger, run_id=run_id)

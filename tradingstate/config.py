@@ -204,9 +204,10 @@ class WorkerConfig(_Strict):
     retry_seconds: Annotated[int, Field(ge=6, le=7200)] = 90
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 1
     # reconciliation passes one worker process runs at once (threads, each with its own
-    # database connection; a pass mostly waits on the venue): bench/accounts.py
-    passes_per_worker: Annotated[int, Field(ge=1, le=64)] = 8
-    # the CPU priority of the processes that run passes (0-19; 0: the default): below the
+    # database connection; a pass mostly waits on the venue), and the ticker's batch size:
+    # reconciliation/passes/batch.py, bench/accounts.py
+    passes_per_worker: Annotated[int, Field(ge=1, le=64)] = 32
+    # the CPU priority of the threads that run passes (0-19; 0: the default): below the
     # bots' API on a shared host (reconciliation/priority.py)
     nice: Annotated[int, Field(ge=0, le=19)] = 10
 

@@ -1,31 +1,121 @@
 """Step 1: the exchange's truth, entity by entity, and single-order lookups for stale
-candidates. Runs with no database transaction open (only the account's lease is held)."""
+candidates. Runs with no database transaction open (only the account's lease is held).
+
+The calls of one step run at once where the adapter allows it (``Sessions``): open orders,
+positions and balances together; then the lookups; then the trades (per symbol where the
+venue lists them per symbol) together with the marks. The steps stay in that order: trades
+are read last, so every fill the order snapshot and the lookups reflect is in the list.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
 
 from reconciliation import diff as d
 from tradingstate.exchanges import base as ex
 from tradingstate.rules.marks import mark_symbols
 
 DEFAULT_LOOKUP_BUDGET = 100
+PASS_SESSIONS = 3  # venue calls one pass runs at once (one adapter, one ccxt client each)
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
 
 
-def fetch_snapshot(account, adapter) -> tuple[d.ExchangeSnapshot, float | None, Exception | None]:
+def _fetch_executor() -> ThreadPoolExecutor:
+    """The process's threads for a pass's extra sessions: no database access happens on
+    them (adapters do I/O only). Sized for every pass a worker runs at once."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            passes = settings.TRADINGSTATE.worker.passes_per_worker
+            _executor = ThreadPoolExecutor(
+                max_workers=max(4, passes * (PASS_SESSIONS - 1)),
+                thread_name_prefix="reconcile-fetch",
+            )
+        return _executor
+
+
+class Sessions:
+    """The adapters one pass calls the venue through at once: the pass's own and up to
+    ``n - 1`` forks (``ExchangeAdapter.fork``; none for an adapter whose calls must run one
+    at a time). ``run`` spreads calls over them, each adapter's share in order on one
+    thread, the first share on the caller's thread."""
+
+    def __init__(self, adapter: ex.ExchangeAdapter, n: int = PASS_SESSIONS):
+        self.adapter = adapter
+        self.adapters = [adapter]
+        self._forks: list[ex.ExchangeAdapter] = []
+        for _ in range(n - 1):
+            fork = adapter.fork()
+            if fork is None:
+                break
+            self.adapters.append(fork)
+            self._forks.append(fork)
+
+    def __len__(self) -> int:
+        return len(self.adapters)
+
+    def close(self) -> None:
+        for fork in self._forks:
+            fork.close()
+
+    def run(self, calls: list[Callable[[ex.ExchangeAdapter], object]]) -> list[tuple]:
+        """``[(result, None) | (None, exception)]`` in the order of ``calls``; after an
+        ``AuthenticationFailed`` a share's later calls are not made (``(None, None)``)."""
+        out: list[tuple] = [(None, None)] * len(calls)
+        shares = [list(range(i, len(calls), len(self))) for i in range(len(self))]
+
+        def work(adapter, indexes):
+            for i in indexes:
+                try:
+                    out[i] = (calls[i](adapter), None)
+                except Exception as exc:  # handed back to the caller, who decides
+                    out[i] = (None, exc)
+                    if isinstance(exc, ex.AuthenticationFailed):
+                        return  # this key is refused: ask no more with it
+
+        futures = [
+            _fetch_executor().submit(work, adapter, share)
+            for adapter, share in zip(self.adapters[1:], shares[1:], strict=True)
+            if share
+        ]
+        work(self.adapter, shares[0])
+        for future in futures:
+            future.result()
+        return out
+
+
+def _sessions(adapter) -> Sessions:
+    return adapter if isinstance(adapter, Sessions) else Sessions(adapter, 1)
+
+
+def fetch_snapshot(
+    account, adapter: ex.ExchangeAdapter | Sessions
+) -> tuple[d.ExchangeSnapshot, float | None, Exception | None]:
     """(snapshot, retry_after, auth_error). A failed or incomplete fetch leaves its entity
-    ``None`` with the reason in ``snapshot.errors``: never read as "empty"."""
+    ``None`` with the reason in ``snapshot.errors``: never read as "empty". Open orders,
+    positions and balances are read at once where ``adapter`` is ``Sessions`` of several."""
+    sessions = _sessions(adapter)
     snapshot = d.ExchangeSnapshot()
     retry_after: float | None = None
-    calls = [(d.ORDERS, adapter.fetch_open_orders), (d.BALANCES, adapter.fetch_balances)]
+    entities = [(d.ORDERS, "fetch_open_orders"), (d.BALANCES, "fetch_balances")]
     if account.is_derivative:
-        calls.insert(1, (d.POSITIONS, adapter.fetch_positions))
-    for entity, call in calls:
+        entities.insert(1, (d.POSITIONS, "fetch_positions"))
+    results = sessions.run([lambda a, m=method: getattr(a, m)() for _, method in entities])
+    auth = next((e for _, e in results if isinstance(e, ex.AuthenticationFailed)), None)
+    if auth is not None:
+        return snapshot, None, auth
+    for (entity, _), (result, error) in zip(entities, results, strict=True):
         try:
-            result = call()
-        except ex.AuthenticationFailed as exc:
-            return snapshot, None, exc
+            if error is not None:
+                raise error
         except ex.ExchangeError as exc:
             snapshot.errors[entity] = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, ex.TransientExchangeError) and exc.retry_after:
@@ -41,23 +131,31 @@ def fetch_snapshot(account, adapter) -> tuple[d.ExchangeSnapshot, float | None, 
 
 
 def fetch_lookups(
-    adapter, candidates: list[d.LocalOrder]
+    adapter: ex.ExchangeAdapter | Sessions, candidates: list[d.LocalOrder]
 ) -> tuple[dict[str, ex.ExchangeOrder | str], Exception | None]:
     """Ask the exchange for each stale candidate's own state (within the adapter's budget):
     an ExchangeOrder, ``NOT_FOUND``, or the error text."""
-    budget = getattr(adapter, "max_order_lookups_per_pass", DEFAULT_LOOKUP_BUDGET)
+    sessions = _sessions(adapter)
+    budget = getattr(sessions.adapter, "max_order_lookups_per_pass", DEFAULT_LOOKUP_BUDGET)
+    asked = candidates if budget is None else candidates[:budget]
+    results = sessions.run(
+        [
+            lambda a, o=o: a.fetch_order(o.client_order_id, o.exchange_order_id, o.symbol)
+            for o in asked
+        ]
+    )
     lookups: dict[str, ex.ExchangeOrder | str] = {}
-    for order in candidates if budget is None else candidates[:budget]:
-        try:
-            lookups[order.client_order_id] = adapter.fetch_order(
-                order.client_order_id, order.exchange_order_id, order.symbol
-            )
-        except ex.OrderNotFound:
+    for order, (result, error) in zip(asked, results, strict=True):
+        if error is None:
+            lookups[order.client_order_id] = result
+        elif isinstance(error, ex.OrderNotFound):
             lookups[order.client_order_id] = d.NOT_FOUND
-        except ex.AuthenticationFailed as exc:
-            return lookups, exc
-        except ex.ExchangeError as exc:
-            lookups[order.client_order_id] = f"{type(exc).__name__}: {exc}"
+        elif isinstance(error, ex.AuthenticationFailed):
+            return lookups, error
+        elif isinstance(error, ex.ExchangeError):
+            lookups[order.client_order_id] = f"{type(error).__name__}: {error}"
+        else:
+            raise error
     return lookups, None
 
 
@@ -90,16 +188,23 @@ def marks_wanted(account, local: d.LocalSnapshot, snapshot: d.ExchangeSnapshot, 
 def fetch_marks(adapter, symbols: list[str]) -> MarksFetch:
     """Every price in one call (``fetch_mark_prices``). A failed or partial fetch is never
     read as a price of zero: the symbols it lacks keep their previous price, stale."""
-    out = MarksFetch(asked=list(symbols))
     if not symbols:
-        return out
+        return MarksFetch()
     try:
-        result = adapter.fetch_mark_prices(symbols)
-    except NotImplementedError:
+        return _marks(symbols, _sessions(adapter).adapter.fetch_mark_prices(symbols), None)
+    except (NotImplementedError, ex.ExchangeError) as exc:
+        return _marks(symbols, None, exc)
+
+
+def _marks(symbols: list[str], result, error: Exception | None) -> MarksFetch:
+    out = MarksFetch(asked=list(symbols))
+    if isinstance(error, NotImplementedError):
         return MarksFetch(supported=False)
-    except ex.ExchangeError as exc:
-        out.error = f"{type(exc).__name__}: {exc}"
+    if isinstance(error, ex.ExchangeError):
+        out.error = f"{type(error).__name__}: {error}"
         return out
+    if error is not None:
+        raise error
     wanted = set(symbols)
     out.prices = [p for p in result.items if p.symbol in wanted]
     if not result.complete:
@@ -133,39 +238,84 @@ def trade_symbols(account, local: d.LocalSnapshot, snapshot: d.ExchangeSnapshot,
 
 
 def fetch_trades(
-    account, adapter, snapshot: d.ExchangeSnapshot, local: d.LocalSnapshot, instruments, cfg
-) -> tuple[float | None, Exception | None]:
+    account,
+    adapter: ex.ExchangeAdapter | Sessions,
+    snapshot: d.ExchangeSnapshot,
+    local: d.LocalSnapshot,
+    instruments,
+    cfg,
+    *,
+    marks: list[str] | None = None,
+) -> tuple[float | None, Exception | None, MarksFetch]:
     """Read the account's trades into ``snapshot`` (``trades``, ``trades_from``,
-    ``trades_supported``, ``trades_watermark``). A failed or cut-off read is a ``fills``
-    fetch error, never "no trades". Returns (retry_after, auth_error)."""
+    ``trades_supported``, ``trades_watermark``) and, at the same time, the prices of
+    ``marks``. With several sessions the symbols' trades are read at once (a share each).
+    A failed or cut-off read is a ``fills`` fetch error, never "no trades". Returns
+    (retry_after, auth_error, the marks)."""
+    sessions = _sessions(adapter)
+    calls: list[Callable] = []
+    trades_calls = 0
     try:
-        policy = adapter.trade_history_policy()
+        policy = sessions.adapter.trade_history_policy()
     except NotImplementedError:
-        return None, None  # the venue lists no trades: fills are inferred from orders
-    snapshot.trades_supported = True
+        policy = None  # the venue lists no trades: fills are inferred from orders
     now = datetime.now(tz=UTC)
-    since = trades_since(account, policy, now, cfg)
-    symbols = (
-        trade_symbols(account, local, snapshot, instruments) if policy.symbol_required else None
-    )
-    try:
-        result = adapter.fetch_my_trades(since, symbols)
-    except NotImplementedError:
+    if policy is not None:
+        snapshot.trades_supported = True
+        since = trades_since(account, policy, now, cfg)
+        symbols = (
+            trade_symbols(account, local, snapshot, instruments) if policy.symbol_required else None
+        )
+        if symbols is None or len(symbols) <= 1 or len(sessions) == 1:
+            calls.append(lambda a: a.fetch_my_trades(since, symbols))
+        else:
+            n = min(len(sessions), len(symbols))
+            calls += [lambda a, g=symbols[i::n]: a.fetch_my_trades(since, g) for i in range(n)]
+        trades_calls = len(calls)
+    if marks:
+        calls.append(lambda a: a.fetch_mark_prices(marks))
+    results = sessions.run(calls)
+    marks_fetch = _marks(marks, *results[-1]) if marks else MarksFetch()
+    if policy is None:
+        return None, None, marks_fetch
+    retry, auth = _trades_into(snapshot, account, results[:trades_calls], since, now, cfg)
+    return retry, auth, marks_fetch
+
+
+def _trades_into(snapshot, account, results, since, now, cfg):
+    """Merge the shares' trade reads into ``snapshot``: all complete or a fetch error."""
+    errors = [e for _, e in results if e is not None]
+    for error in errors:
+        if isinstance(error, ex.AuthenticationFailed):
+            return None, error
+    if any(isinstance(e, NotImplementedError) for e in errors):
         snapshot.trades_supported = False
         return None, None
-    except ex.AuthenticationFailed as exc:
-        return None, exc
-    except ex.ExchangeError as exc:
+    for error in errors:
+        if not isinstance(error, ex.ExchangeError):
+            raise error
+    if errors:
+        exc = errors[0]
         snapshot.errors[d.FILLS] = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, ex.TransientExchangeError) and exc.retry_after:
-            return exc.retry_after, None
+        retry = max(
+            (e.retry_after or 0 for e in errors if isinstance(e, ex.TransientExchangeError)),
+            default=0,
+        )
+        return (retry or None), None
+    parts = [r for r, _ in results]
+    incomplete = [r for r in parts if not r.complete]
+    if incomplete:
+        note = "; ".join(dict.fromkeys(r.note or "pages missing" for r in incomplete))
+        snapshot.errors[d.FILLS] = f"incomplete: {note}"
         return None, None
-    if not result.complete:
-        snapshot.errors[d.FILLS] = f"incomplete: {result.note or 'pages missing'}"
-        return None, None
-    snapshot.trades = list(result.items)
-    snapshot.trades_from = result.covered_from or since
-    fetched = result.fetched_at or now
+    if len(parts) == 1:
+        snapshot.trades = list(parts[0].items)
+    else:
+        seen = {(t.symbol, t.trade_id): t for r in parts for t in r.items}
+        snapshot.trades = sorted(seen.values(), key=lambda t: (t.executed_at, t.symbol, t.trade_id))
+    # what every share covered: the latest start, the earliest read time
+    snapshot.trades_from = max((r.covered_from or since for r in parts), default=since)
+    fetched = min((r.fetched_at or now for r in parts), default=now)
     newest = max((t.executed_at for t in snapshot.trades), default=None)
     mark = fetched - timedelta(seconds=cfg.fill_overlap_seconds)
     candidates = [m for m in (account.fills_watermark_at, newest, mark) if m is not None]

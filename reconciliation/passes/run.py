@@ -20,8 +20,9 @@ from reconciliation.locks import LeaseLost, account_pass_lease
 from reconciliation.models import ReconciliationRun
 from reconciliation.passes.context import PassContext, PassOutcome
 from reconciliation.passes.fetch import (
+    PASS_SESSIONS,
+    Sessions,
     fetch_lookups,
-    fetch_marks,
     fetch_snapshot,
     fetch_trades,
     marks_wanted,
@@ -98,9 +99,10 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
             adapter = adapter_for(account)
         except ex.AuthenticationFailed as exc:  # e.g. a credential variable is not set
             return _auth_failed(ctx, exc)
+    sessions = Sessions(adapter, PASS_SESSIONS)
     try:
         books = local_books(account=account)  # before the exchange's snapshot: see local_books
-        snapshot, retry_after, auth_error = fetch_snapshot(account, adapter)
+        snapshot, retry_after, auth_error = fetch_snapshot(account, sessions)
         if auth_error is not None:
             return _auth_failed(ctx, auth_error)
         local = local_snapshot(account=account, exchange_orders=snapshot.orders, books=books)
@@ -113,12 +115,19 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
         candidates = [
             o for o in d.stale_candidates(local, snapshot, cfg) if d.venue_can_tell(o, cfg)
         ]
-        lookups, lookup_auth_error = fetch_lookups(adapter, candidates)
+        lookups, lookup_auth_error = fetch_lookups(sessions, candidates)
         if lookup_auth_error is not None:
             return _auth_failed(ctx, lookup_auth_error)
-        # trades last: every fill the order snapshot and lookups reflect is in the list
-        trades_retry, trades_auth_error = fetch_trades(
-            account, adapter, snapshot, local, cfg.amount_steps, settings.TRADINGSTATE
+        # trades last: every fill the order snapshot and lookups reflect is in the list; the
+        # marks (positions and balances only) are read at the same time
+        trades_retry, trades_auth_error, marks = fetch_trades(
+            account,
+            sessions,
+            snapshot,
+            local,
+            cfg.amount_steps,
+            settings.TRADINGSTATE,
+            marks=marks_wanted(account, local, snapshot, settings.TRADINGSTATE.valuation_currency),
         )
         if trades_auth_error is not None:
             return _auth_failed(ctx, trades_auth_error)
@@ -127,11 +136,8 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
         known = {o.id for o in local.orders}
         local.orders.extend(local_fill_orders(account=account, trades=snapshot.trades, known=known))
         local.fills = local_fills(account=account, trades=snapshot.trades)
-        marks = fetch_marks(
-            adapter,
-            marks_wanted(account, local, snapshot, settings.TRADINGSTATE.valuation_currency),
-        )
     finally:
+        sessions.close()
         if own_adapter:
             adapter.close()
     findings = d.diff(local, snapshot, cfg, lookups)

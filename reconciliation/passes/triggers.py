@@ -11,7 +11,7 @@ worker runs (a console-only host, the paper quick start), so the pass must run i
 process; and a bounded pool (``INLINE_PASS_THREADS``) rather than a thread per request keeps
 a burst of waiting callers from starting a burst of passes: extra requests queue, get 202
 after their wait, and their passes run in turn. The ticker enqueues scheduled passes with
-``enqueue_pass`` (their run row is written by the pass itself).
+``enqueue_passes``, a batch per task (their run rows are written by the ticker).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tradingstate.models import ExchangeAccount
 log = logging.getLogger("reconciliation")
 
 TASK = "reconciliation.tasks.reconcile_account_task"
+BATCH_TASK = "reconciliation.tasks.reconcile_accounts_task"
 INLINE_PASS_THREADS = 2
 
 _executor: ThreadPoolExecutor | None = None
@@ -48,6 +49,19 @@ def enqueue_pass(account_id: int, trigger: str, run_id: int | None = None) -> st
         trigger,
         run_id,
         task_name=f"reconcile-{account_id}-{trigger}",
+        group="reconciliation",
+    )
+
+
+def enqueue_passes(passes: list[tuple[int, str, int | None]]) -> str:
+    """Hand a batch of passes to one worker, which runs them at once (``passes.batch``)."""
+    from django_q.tasks import async_task
+
+    first = passes[0][0] if passes else 0
+    return async_task(
+        BATCH_TASK,
+        [list(p) for p in passes],
+        task_name=f"reconcile-batch-{first}-{len(passes)}",
         group="reconciliation",
     )
 

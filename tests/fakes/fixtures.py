@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.exchange_server import FakeExchangeServer
+from tradingstate.exchanges import pool
 from tradingstate.models import ExchangeAccount
 
 API_KEY_ENV = "TS_FAKE_API_KEY"
@@ -51,11 +52,13 @@ def fake_account(
 
 @pytest.fixture
 def fake_exchange():
+    pool.clients_reset()  # ccxt clients and markets kept for a server of an earlier test
     server = FakeExchangeServer().start()
     try:
         yield server
     finally:
         server.stop()
+        pool.clients_reset()
 
 
 @pytest.fixture

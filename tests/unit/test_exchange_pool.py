@@ -50,3 +50,46 @@ def test_cost_takes_that_many_slots():
     throttle(cost=20)  # takes 200 ms of the key's budget
     throttle()
     assert time.monotonic() - started >= 0.19
+
+
+def test_a_burst_goes_at_once_then_the_rate_holds():
+    pool.reset()
+    # 100 ms per unit, a burst of 5 units: 6 calls at once (ccxt's first slot and the 5),
+    # the next ones 100 ms apart
+    throttle = pool.throttle_for("binance", "key-burst", 100, burst=5).throttle
+    started = time.monotonic()
+    for _ in range(6):
+        throttle()
+    assert time.monotonic() - started < 0.05
+    for _ in range(3):
+        throttle()
+    assert time.monotonic() - started >= 0.29  # over any span T: T / rate + 1 + burst
+
+
+class _Client:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_idle_clients_are_kept_per_key_and_bounded(monkeypatch):
+    pool.clients_reset()
+    monkeypatch.setattr(pool, "IDLE_PER_KEY", 2)
+    monkeypatch.setattr(pool, "IDLE_MAX", 3)
+    clients = [_Client() for _ in range(5)]
+
+    def close(client):
+        client.close()
+
+    # a key keeps at most IDLE_PER_KEY clients
+    for c in clients[:3]:
+        pool.client_give("a", c, close)
+    assert clients[2].closed and not clients[0].closed
+    # past IDLE_MAX in all, the least recently used key's clients go
+    pool.client_give("b", clients[3], close)
+    pool.client_give("b", clients[4], close)
+    assert clients[0].closed and clients[1].closed
+    assert pool.client_take("a") is None
+    assert pool.client_take("b") in clients[3:]
+    pool.clients_reset()

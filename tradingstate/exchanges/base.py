@@ -267,5 +267,11 @@ class ExchangeAdapter(ABC):
         """How long the venue answers ``fetch_order`` (see ``OrderRetention.venue_can_tell``)."""
         return OrderRetention(max_age=None, source="no known limit")
 
+    def fork(self) -> ExchangeAdapter | None:
+        """Another adapter for the same account that may run calls on another thread at the
+        same time as this one (close it after use), or None: this adapter's calls run one
+        at a time (the default)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

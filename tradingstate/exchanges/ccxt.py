@@ -14,6 +14,7 @@ the data keys raises ``BadExchangeResponse`` instead of being read as "nothing t
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from decimal import Decimal
 
 import ccxt
 
+from tradingstate.exchanges import pool
 from tradingstate.exchanges.base import (
     CANCELED,
     CLOSED,
@@ -60,7 +62,6 @@ from tradingstate.exchanges.ccxt_support import (
     step_from_precision,
     to_decimal,
 )
-from tradingstate.exchanges.pool import throttle_for
 from tradingstate.exchanges.venues import dialect_for
 
 __all__ = [
@@ -92,7 +93,8 @@ _SIGNATURE = re.compile(r"(signature|sign)=[^&\s]+", re.IGNORECASE)
 
 
 class CcxtExchange(ExchangeAdapter):
-    """One account on one ccxt exchange. Markets are loaded once per instance."""
+    """One account on one ccxt exchange, one ccxt client: one thread at a time (``fork``
+    gives another). Clients and markets are reused across passes (``exchanges.pool``)."""
 
     def __init__(self, account, *, max_pages: int = DEFAULT_MAX_PAGES):
         self.account = account
@@ -109,8 +111,19 @@ class CcxtExchange(ExchangeAdapter):
         if not isinstance(options, dict):
             raise ConfigurationError(f"ccxt_options of account {account} must be an object")
         config = deep_merge(self._default_config(), options)
+        shape = json.dumps(
+            [exchange_id, bool(account.sandbox), config], sort_keys=True, default=str
+        )
+        # markets are shared per venue configuration; clients per account configuration
+        self._markets_key = pool.fingerprint(shape)
+        self._client_key = pool.fingerprint(shape, *(f"{k}={v}" for k, v in credentials.items()))
+        self._markets: dict | None = None
+        self._markets_shared = False
+        self._exchange = pool.client_take(self._client_key)
+        if self._exchange is not None:
+            return
         config.update(credentials)
-        config["logger"] = RedactingLogger(logging.getLogger("ccxt.wire"), self.redact)
+        config["logger"] = RedactingLogger(logging.getLogger("ccxt.wire"), _redactor(self._secrets))
         try:
             self._exchange = exchange_class(config)
             if account.sandbox:
@@ -126,10 +139,17 @@ class CcxtExchange(ExchangeAdapter):
         except ccxt.BaseError as exc:
             raise ConfigurationError(self.redact(f"{exchange_id}: {exc}")) from None
         # one request spacing per venue and key across concurrent passes (exchanges.pool)
-        self._exchange.throttle = throttle_for(
-            exchange_id, credentials.get("apiKey"), self._exchange.rateLimit
+        self._exchange.throttle = pool.throttle_for(
+            exchange_id,
+            credentials.get("apiKey"),
+            self._exchange.rateLimit,
+            self.dialect.rate_limit_burst,
         ).throttle
-        self._markets: dict | None = None
+
+    def fork(self) -> CcxtExchange:
+        """Another adapter for the same account with its own ccxt client (clients keep
+        per-call state: one thread each), sharing this one's markets. Close it after use."""
+        return CcxtExchange(self.account, max_pages=self.max_pages)
 
     # --- construction -------------------------------------------------------------------
     def _read_credentials(self) -> dict:
@@ -170,10 +190,7 @@ class CcxtExchange(ExchangeAdapter):
 
     # --- plumbing -----------------------------------------------------------------------
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return _SIGNATURE.sub(r"\1=***", text)
+        return _redact(text, self._secrets)
 
     def _message(self, exc: BaseException) -> str:
         text = self.redact(f"{type(exc).__name__}: {exc}")
@@ -231,6 +248,8 @@ class CcxtExchange(ExchangeAdapter):
         """The account's market for a unified symbol; an unknown symbol is an ExchangeError."""
         markets = self._ensure_markets()
         market = markets.get(symbol)
+        if market is None and self._markets_shared:  # listed since the copy was loaded?
+            market = self._ensure_markets(fresh=True).get(symbol)
         wanted = self.account.market_type or "spot"
         if market is None or market.get("type") != wanted:
             raise ExchangeError(
@@ -286,12 +305,24 @@ class CcxtExchange(ExchangeAdapter):
             return check(raw)
         return None
 
-    def _ensure_markets(self) -> dict:
-        if self._markets is None:
-            markets = self.call("load_markets", check=self.dialect.check_markets)
-            if not markets:
-                raise BadExchangeResponse(f"{self.exchange_id}: no markets in the response")
-            self._markets = markets
+    def _ensure_markets(self, *, fresh: bool = False) -> dict:
+        """The venue's markets: this process's copy for the venue configuration while it is
+        younger than ``pool.MARKETS_TTL_SECONDS`` (``fresh``: ask the venue now)."""
+        if self._markets is not None and not fresh:
+            return self._markets
+        donor = None if fresh else pool.markets_get(self._markets_key)
+        if donor is not None:
+            if donor is not self._exchange:
+                self._exchange.set_markets_from_exchange(donor)
+            self._markets = self._exchange.markets
+            self._markets_shared = True
+            return self._markets
+        markets = self.call("load_markets", True, check=self.dialect.check_markets)
+        if not markets:
+            raise BadExchangeResponse(f"{self.exchange_id}: no markets in the response")
+        self._markets = markets
+        self._markets_shared = False
+        pool.markets_put(self._markets_key, self._exchange)
         return self._markets
 
     # --- the interface --------------------------------------------------------------------
@@ -423,7 +454,8 @@ class CcxtExchange(ExchangeAdapter):
         return FetchResult(items, complete=not missing, note=note, fetched_at=now)
 
     def load_instruments(self) -> list[InstrumentInfo]:
-        markets = self._ensure_markets()
+        # the instruments' terms: read from the venue by this adapter, never a kept copy
+        markets = self._ensure_markets(fresh=self._markets is None or self._markets_shared)
         wanted = self.account.market_type or "spot"
         mode = self._exchange.precisionMode
         instruments = []
@@ -452,9 +484,12 @@ class CcxtExchange(ExchangeAdapter):
         return instruments
 
     def close(self) -> None:
-        session = getattr(self._exchange, "session", None)
-        if session is not None:
-            session.close()
+        """Hand the ccxt client back for the account's next pass (its HTTP session stays
+        open: keep-alive); the adapter is not used after this."""
+        exchange, self._exchange = self._exchange, None
+        if exchange is not None:
+            exchange.last_json_response = exchange.last_http_response = None
+            pool.client_give(self._client_key, exchange, _close_client)
 
     # --- parsing ----------------------------------------------------------------------------
     def _order(self, order: dict) -> ExchangeOrder:
@@ -582,3 +617,23 @@ class CcxtExchange(ExchangeAdapter):
 
 def _now() -> datetime:
     return datetime.now(tz=UTC)
+
+
+def _close_client(exchange) -> None:
+    session = getattr(exchange, "session", None)
+    if session is not None:
+        session.close()
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _SIGNATURE.sub(r"\1=***", text)
+
+
+def _redactor(secrets: list[str]) -> Callable[[str], str]:
+    """The client's wire-log redaction: its account's secrets, not the adapter (a client
+    outlives the adapter that built it)."""
+    secrets = list(secrets)
+    return lambda text: _redact(text, secrets)

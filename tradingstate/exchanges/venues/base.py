@@ -57,6 +57,10 @@ class VenueDialect:
     # ccxt reports order and trade amounts of contract markets in contracts (OKX): the
     # adapter multiplies them by the market's contract size to get base units.
     contract_amounts = False
+    # cost units (ccxt's rate-limit costs) one API key may spend at once after an idle spell
+    # (``exchanges.pool.SharedThrottle``): 0 keeps ccxt's spacing of ``rateLimit * cost``
+    # between every two calls, right for a venue whose limits we do not know to be budgets.
+    rate_limit_burst = 0
 
     # --- construction ---------------------------------------------------------------------
     def ccxt_options(self, account) -> dict:

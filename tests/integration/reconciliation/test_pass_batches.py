@@ -1,0 +1,150 @@
+"""Many passes per worker (issue 17 point 5): the ticker hands due passes over in batches,
+with set-based bookkeeping; a worker runs a batch's passes at once, each recording its own
+run; a failing pass does not stop the others; a duplicate delivery runs nothing twice."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+
+from reconciliation.models import ReconciliationRun
+from reconciliation.passes import batch
+from reconciliation.tasks import reconcile_accounts_task
+from reconciliation.ticker import Ticker
+from tests.factories import AccountFactory
+from tests.fakes.exchange_server import FakeBalance
+from tests.pg import requires_postgres
+
+
+@pytest.fixture
+def batch_of_three(settings):
+    worker = settings.TRADINGSTATE.worker.model_copy(update={"passes_per_worker": 3})
+    settings.TRADINGSTATE = settings.TRADINGSTATE.model_copy(update={"worker": worker})
+
+
+@pytest.fixture
+def pass_threads_close_connections(monkeypatch):
+    # the worker's pass threads keep their connections between passes (CONN_MAX_AGE); here
+    # they close them after each pass, so none outlives the test database
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _ticker(sent):
+    return Ticker(enqueue_batch=sent.append, clock=Clock())
+
+
+@pytest.mark.django_db
+def test_the_ticker_hands_due_passes_over_in_batches(batch_of_three):
+    # given: seven enabled accounts, batches of three
+    accounts = [AccountFactory(name=f"acc-{i}") for i in range(7)]
+    sent: list[list] = []
+    # when: the first tick (every account's startup pass is due)
+    _ticker(sent).tick()
+    # then: 3 + 3 + 1, each pass with its own queued run row
+    assert [len(b) for b in sent] == [3, 3, 1]
+    passes = [p for b in sent for p in b]
+    assert sorted(p[0] for p in passes) == sorted(a.pk for a in accounts)
+    runs = ReconciliationRun.objects.in_bulk([p[2] for p in passes])
+    assert {(r.account_id, r.status, r.trigger) for r in runs.values()} == {
+        (a.pk, "queued", "startup") for a in accounts
+    }
+
+
+@pytest.mark.django_db
+def test_a_ticks_bookkeeping_does_not_grow_with_the_accounts_due(batch_of_three):
+    # given: 3 accounts due, then 30 more
+    def queries_of_first_tick():
+        ticker = _ticker([])
+        ticker._last_beat = ticker.clock()  # the heartbeat is not part of this
+        with CaptureQueriesContext(connection) as ctx:
+            ticker.tick()
+        return len(ctx.captured_queries)
+
+    for i in range(3):
+        AccountFactory(name=f"few-{i}")
+    few = queries_of_first_tick()
+    ReconciliationRun.objects.all().delete()
+    for i in range(30):
+        AccountFactory(name=f"many-{i}")
+    # when / then: as many statements for 33 accounts as for 3
+    assert queries_of_first_tick() == few <= 6
+
+
+@pytest.mark.django_db
+def test_an_account_still_queued_gets_no_second_run(batch_of_three):
+    # given: a tick queued a pass that no worker has taken yet
+    AccountFactory(name="slow", reconciliation_interval_seconds=5)
+    sent: list[list] = []
+    ticker = _ticker(sent)
+    ticker.tick()
+    # when: its next slot comes
+    ticker.clock.now += 5.25
+    ticker.tick()
+    # then: nothing piles up behind the queued one
+    assert [len(b) for b in sent] == [1]
+
+
+@pytest.mark.django_db
+def test_a_lone_due_pass_is_not_held_back(batch_of_three):
+    # given: one account; its pass is due and no other falls due soon
+    AccountFactory(name="alone")
+    sent: list[list] = []
+    # when
+    _ticker(sent).tick()
+    # then: handed over at once, a batch of one
+    assert [len(b) for b in sent] == [1]
+
+
+def _queued(account, trigger="schedule"):
+    run = ReconciliationRun.objects.create(account=account, trigger=trigger)
+    return [account.pk, trigger, run.pk]
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_runs_each_pass_and_one_failing_stops_no_other(
+    fake_exchange, make_fake_account, monkeypatch, pass_threads_close_connections
+):
+    # given: two accounts on the fake venue, one whose credential variable is not set
+    fake_exchange.binance.futures_balances.append(FakeBalance("USDT", "1000"))
+    good = [make_fake_account("binance", "swap", name=f"ok-{i}", save=True) for i in range(2)]
+    broken = make_fake_account("binance", "swap", name="no-key", save=True)
+    broken.api_key_env = "TS_TEST_UNSET_KEY"
+    broken.save()
+    monkeypatch.delenv("TS_TEST_UNSET_KEY", raising=False)
+    passes = [_queued(good[0]), _queued(broken), _queued(good[1])]
+    # when: a worker takes the batch
+    line = reconcile_accounts_task(passes)
+    assert batch.passes_drain(60)
+    # then: every pass ran on its own and recorded its own run
+    assert line == "started 3 passes"
+    runs = ReconciliationRun.objects.in_bulk([p[2] for p in passes])
+    statuses = [runs[p[2]].status for p in passes]
+    assert statuses == ["completed", "failed", "completed"], [r.error for r in runs.values()]
+    assert ReconciliationRun.objects.count() == 3  # no run but the queued ones
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_delivered_twice_runs_nothing_twice(
+    fake_exchange, make_fake_account, pass_threads_close_connections
+):
+    # given: a batch that already ran
+    fake_exchange.binance.futures_balances.append(FakeBalance("USDT", "1000"))
+    accounts = [make_fake_account("binance", "swap", name=f"dup-{i}", save=True) for i in range(2)]
+    passes = [_queued(a) for a in accounts]
+    first = batch.passes_run_batch(passes)
+    # when: django-q2 delivers it again
+    again = batch.passes_run_batch(passes)
+    # then
+    assert all(line.endswith("completed") for line in first), first
+    assert again == [f"run {p[2]} already completed" for p in passes]
+    assert ReconciliationRun.objects.count() == 2
