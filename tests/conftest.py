@@ -1,4 +1,7 @@
+import os
+
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from tests.factories import AccountFactory, BotFactory, StaffFactory
@@ -7,6 +10,20 @@ from tests.flush import flush_past_the_audit_truncate_trigger
 from tradingstate.actors import Actor
 
 flush_past_the_audit_truncate_trigger()
+
+
+def _keep_the_runners_priority() -> None:
+    """Passes run in the test process (and in the servers tests start) would lower its CPU
+    priority for good (``[worker] nice``, reconciliation/priority.py): a suite's runner keeps
+    its own. tests/integration/reconciliation/test_worker_priority.py sets it explicitly."""
+    os.environ["TRADINGSTATE_WORKER__NICE"] = "0"
+    cfg = settings.TRADINGSTATE
+    settings.TRADINGSTATE = cfg.model_copy(
+        update={"worker": cfg.worker.model_copy(update={"nice": 0})}
+    )
+
+
+_keep_the_runners_priority()
 
 
 @pytest.fixture

@@ -107,3 +107,13 @@ def test_pass_threads_started_after_it_inherit_it():
     early_before, early_after, late = (int(x) for x in out.stdout.split()[-3:])
     assert early_before == early_after == base
     assert late == max(base, 11)
+
+
+def test_the_suite_runner_keeps_its_priority():
+    # tests/conftest.py sets [worker] nice = 0 for the runner: passes run in-process by other
+    # tests must not lower the whole suite's priority for good
+    from reconciliation.priority import worker_priority_apply
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert worker_priority_apply() == base
+    assert os.environ["TRADINGSTATE_WORKER__NICE"] == "0"
