@@ -11,8 +11,9 @@ passes, which one worker runs at once (``reconciliation.passes.batch``). A batch
 company at most ``BATCH_WAIT_SECONDS``, and only while more passes fall due within that
 time. The bookkeeping of a tick is set-based: one statement each to expire stale queued
 runs, to find the accounts still queued, and to insert the new run rows. After its startup
-pass an account's slot is spread over the interval by its place among the accounts (a
-thousand accounts do not all fall due in the same tick).
+pass an account's slot moves towards its place among the accounts, spread over the interval
+(a thousand accounts do not all fall due in the same tick), by at most
+``PHASE_STEP_SECONDS`` per interval, so no interval leaves the cadence's ±2 s budget.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ HEARTBEAT_SECONDS = 5
 ALERTS_CHECK_SECONDS = 30
 MAX_BACKOFF_FACTOR = 8
 BATCH_WAIT_SECONDS = 1.0
+PHASE_STEP_SECONDS = 0.75
 ENQUEUED_KEPT = 10_000
 
 
@@ -111,6 +113,7 @@ class Ticker:
         self.clock = clock
         self.accounts = accounts
         self.next_due: dict[int, float] = {}
+        self.phase_debt: dict[int, float] = {}  # seconds each slot still moves later
         self.backed_off: dict[int, int | None] = {}
         self.leadership = Leadership()
         self._last_beat = 0.0
@@ -144,6 +147,7 @@ class Ticker:
                         log.info("Ticker standing by: another host leads (%s)", holder_name())
                         announced = True
                     self.next_due.clear()  # on taking over, start with a pass for everyone
+                    self.phase_debt.clear()
                     stop.wait(1.0)
                     continue
                 if announced or not self.next_due:
@@ -195,13 +199,16 @@ class Ticker:
                     continue
                 due.append((account_id, ReconciliationRun.Trigger.SCHEDULE))
                 # keep the cadence: the next slot follows the planned one, not the late one
-                self.next_due[account_id] = max(slot + interval, now + interval / 2)
+                self.next_due[account_id] = max(
+                    slot + interval + self._phase_step(account_id), now + interval / 2
+                )
             elif slot < now + BATCH_WAIT_SECONDS:
                 soon = True
         for k, account_id in enumerate(first_seen):
-            # after the startup pass, the slots spread over one interval
-            spread = intervals[account_id] * k / len(first_seen)
-            self.next_due[account_id] = now + intervals[account_id] + spread
+            # after the startup pass the slots spread over one interval, a little at a time:
+            # no interval grows by more than PHASE_STEP_SECONDS (the cadence budget is ±2 s)
+            self.phase_debt[account_id] = intervals[account_id] * k / len(first_seen)
+            self.next_due[account_id] = now + intervals[account_id] + self._phase_step(account_id)
         self._enqueue(due, now)
         self._hand_over(now, soon)
         if now - self._last_check >= ALERTS_CHECK_SECONDS:
@@ -228,6 +235,16 @@ class Ticker:
         if tick != self.walk_tick:
             self.walk_tick = tick
             self.enqueue_walk(tick)
+
+    def _phase_step(self, account_id: int) -> float:
+        """The part of the account's remaining phase shift taken in this interval."""
+        debt = self.phase_debt.get(account_id, 0.0)
+        step = min(debt, PHASE_STEP_SECONDS)
+        if debt - step > 0:
+            self.phase_debt[account_id] = debt - step
+        else:
+            self.phase_debt.pop(account_id, None)
+        return step
 
     def _backoff(self, account_id: int, interval: int) -> tuple[int | None, float]:
         """After incomplete passes (network trouble), wait longer: Retry-After or doubling."""

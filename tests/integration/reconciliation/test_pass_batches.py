@@ -4,6 +4,8 @@ run; a failing pass does not stop the others; a duplicate delivery runs nothing 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
@@ -148,3 +150,31 @@ def test_a_batch_delivered_twice_runs_nothing_twice(
     assert all(line.endswith("completed") for line in first), first
     assert again == [f"run {p[2]} already completed" for p in passes]
     assert ReconciliationRun.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_slots_spread_over_the_interval_without_leaving_the_cadence_budget(batch_of_three):
+    # given: ten accounts, all due at startup (the same tick), every 15 s
+    accounts = [
+        AccountFactory(name=f"acc-{i}", reconciliation_interval_seconds=15) for i in range(10)
+    ]
+    sent: list[list] = []
+    clock = Clock()
+    ticker = Ticker(enqueue_batch=sent.append, clock=clock)
+    starts: dict[int, list[float]] = {a.pk: [] for a in accounts}
+    # when: the ticker runs for 40 intervals, every pass finishing at once
+    for _ in range(int(40 * 15 / 0.25)):
+        before = sum(len(b) for b in sent)
+        ticker.tick()
+        handed = [p for b in sent for p in b][before:]
+        for account_id, _trigger, run_id in handed:
+            starts[account_id].append(clock.now)
+            ReconciliationRun.objects.filter(pk=run_id).update(status="completed")
+        clock.now += 0.25
+    # then: every interval stays within 15 ± 2 s (the slot moves at most 0.75 s at a time)
+    gaps = [b - a for s in starts.values() for a, b in itertools.pairwise(s)]
+    assert gaps and all(13 <= g <= 17 for g in gaps), sorted(gaps)[-3:]
+    # and the accounts end spread over the interval, not all in one tick
+    phases = sorted(round(s[-1] % 15, 2) for s in starts.values())
+    assert len(set(phases)) == len(accounts)
+    assert max(b - a for a, b in itertools.pairwise(phases)) <= 2.5
