@@ -183,7 +183,7 @@ def killswitch_view(
 
 def view_rows_with_token_sql() -> str | None:
     """The bot's view rows as one SQL expression of the bot profile id ``b.id``, to be read
-    in the statement that checks the bot's token (``BotTokenAuthentication.with_bot_sql``):
+    in the statement that checks the bot's token (a view's ``token_with_bot_sql``):
     the kill-switch read then costs one round trip. A JSON array of
     ``[account_id, name, active, reason, activated_by, activated_at]``; parse it with
     ``view_rows_from_json``. PostgreSQL only (None elsewhere: the read is its own statement).
@@ -195,21 +195,8 @@ def view_rows_with_token_sql() -> str | None:
 
 @cache
 def _with_token_sql() -> str:
-    qn = connection.ops.quote_name
-    switch = qn(KillSwitch._meta.db_table)
-    account = qn(ExchangeAccount._meta.db_table)
-    grants = BotProfile.accounts.through._meta
-    grant_table = qn(grants.db_table)
-    grant_account = qn(grants.get_field("exchangeaccount").column)
-    grant_bot = qn(grants.get_field("botprofile").column)
-    k_account = f"k.{qn('account_id')}"
-    return (
-        f"SELECT json_agg(json_build_array({k_account}, ka.{qn('name')}, k.{qn('active')}, "  # noqa: S608
-        f"k.{qn('reason')}, k.{qn('activated_by')}, k.{qn('activated_at')})) "
-        f"FROM {switch} k LEFT JOIN {account} ka ON ka.{qn('id')} = {k_account} "
-        f"WHERE {k_account} IS NULL OR EXISTS (SELECT 1 FROM {grant_table} g "
-        f"WHERE g.{grant_account} = {k_account} AND g.{grant_bot} = b.{qn('id')})"
-    )
+    cols, rows_from, for_bot = _view_parts("b.id")  # the bot profile of the token's row
+    return f"SELECT json_agg(json_build_array({cols})) {rows_from}{for_bot}"
 
 
 def view_rows_from_json(value) -> list[tuple]:
@@ -228,27 +215,32 @@ def _view_rows(bot: BotProfile | None) -> list[tuple]:
 
 @cache
 def _view_sql(vendor: str) -> tuple[str, str]:
+    cols, rows_from, for_bot = _view_parts("%s")
+    base = f"SELECT {cols} {rows_from}"
+    return base, base + for_bot
+
+
+def _view_parts(bot: str) -> tuple[str, str, str]:
+    """The view's columns, its rows (every switch row with its account's name) and the
+    condition keeping the global row and those of accounts granted to ``bot`` (a parameter
+    placeholder or a column): the one definition both reads are built from."""
     qn = connection.ops.quote_name
-    switch = qn(KillSwitch._meta.db_table)
-    account = qn(ExchangeAccount._meta.db_table)
     grants = BotProfile.accounts.through._meta
-    grant_table = qn(grants.db_table)
-    grant_account = qn(grants.get_field("exchangeaccount").column)
-    grant_bot = qn(grants.get_field("botprofile").column)
     k_account = f"k.{qn('account_id')}"
     cols = (
         f"{k_account}, a.{qn('name')}, k.{qn('active')}, k.{qn('reason')}, "
         f"k.{qn('activated_by')}, k.{qn('activated_at')}"
     )
-    base = (
-        f"SELECT {cols} FROM {switch} k "  # noqa: S608
-        f"LEFT JOIN {account} a ON a.{qn('id')} = {k_account}"
+    rows_from = (
+        f"FROM {qn(KillSwitch._meta.db_table)} k "
+        f"LEFT JOIN {qn(ExchangeAccount._meta.db_table)} a ON a.{qn('id')} = {k_account}"
     )
     for_bot = (
-        f" WHERE {k_account} IS NULL OR EXISTS (SELECT 1 FROM {grant_table} g "  # noqa: S608
-        f"WHERE g.{grant_account} = {k_account} AND g.{grant_bot} = %s)"
+        f" WHERE {k_account} IS NULL OR EXISTS (SELECT 1 FROM {qn(grants.db_table)} g "  # noqa: S608
+        f"WHERE g.{qn(grants.get_field('exchangeaccount').column)} = {k_account} "
+        f"AND g.{qn(grants.get_field('botprofile').column)} = {bot})"
     )
-    return base, base + for_bot
+    return cols, rows_from, for_bot
 
 
 def killswitch_state(*, bot: BotProfile | None = None) -> KillSwitchStatus:
