@@ -318,3 +318,47 @@ def test_hot_read_errors_come_out_as_django_errors():
     with pytest.raises(DatabaseError), transaction.atomic():
         fetch_all("SELECT * FROM no_such_table_here")
     assert fetch_all("SELECT 1") == [(1,)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_prepared_hot_statements_keep_one_plan():
+    """PostgreSQL re-planned the token read on every run (a custom plan for its NULL "no
+    account" parameter looked cheaper): planning was a third of a kill-switch read. Each
+    session keeps a prepared statement's generic plan instead."""
+    from tradingstate.db.auth import token_rows
+
+    connection.ensure_connection()  # this session was configured as every new one is
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_generic_plan"
+    for _ in range(8):
+        token_rows("no-such-key-xy", None)
+        token_rows("no-such-key-xy", "no-such-account")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE '%%knox_authtoken%%'"
+        )
+        plans = cursor.fetchall()
+    assert plans, "the token read was not prepared"
+    assert all(custom == 0 and generic > 0 for generic, custom in plans), plans
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_sessions_without_prepared_statements_are_left_as_they_are(settings):
+    """A pooler-safe set-up (no prepared statements) sends nothing extra on connect."""
+    from django.db import connections
+
+    alias = "default"
+    conn = connections.create_connection(alias)
+    conn.settings_dict = {
+        **conn.settings_dict,
+        "OPTIONS": {**conn.settings_dict["OPTIONS"], "prepare_threshold": None},
+    }
+    try:
+        conn.ensure_connection()
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW plan_cache_mode")
+            assert cursor.fetchone()[0] == "auto"
+    finally:
+        conn.close()

@@ -9,6 +9,14 @@ EOF waiting on the socket mean the server has spoken or hung up (a restart, an
 administrator's ``pg_terminate_backend``, an idle timeout): only then, or when the state
 is not plainly idle, is Django's ``SELECT 1`` sent to decide. A server that vanished
 without closing its socket is not caught by either check until a statement times out.
+
+Prepared statements keep one plan: where psycopg prepares the hot statements
+(``prepare_threshold`` set, ``database_prepared_statements`` in the config), each new
+session is told ``plan_cache_mode = force_generic_plan``. Left to itself PostgreSQL planned
+them again on every run: the token read's "no account named" (a NULL parameter) made a
+custom plan look cheaper than the kept one, and planning cost a third of a kill-switch
+read. Only statements bound server-side have parameters for a plan to depend on, and only
+``tradingstate.db``'s hot statements are: the ORM's client-bound queries are unchanged.
 """
 
 from __future__ import annotations
@@ -18,8 +26,18 @@ import select
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresDatabaseWrapper
 from psycopg.pq import TransactionStatus
 
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+
 
 class DatabaseWrapper(PostgresDatabaseWrapper):
+    def _configure_connection(self, connection) -> bool:
+        commit = super()._configure_connection(connection)
+        if self.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+            return commit
+        with connection.cursor() as cursor:
+            cursor.execute(GENERIC_PLANS)
+        return True  # a SET outside autocommit is undone unless committed
+
     def is_usable(self) -> bool:
         conn = self.connection
         if conn is None or conn.closed or conn.broken:
