@@ -1,4 +1,4 @@
-"""A bot's fill (``services.fills.fill_record``): one locking read, one write.
+"""A bot's fill (``services.fills.fill_record``): one read, one write.
 
 Bench line: ``api endpoint=fill``. Before, a fill cost a locking read of the order, a read
 of the trade, a locking read of the position, a read of the instrument, a savepoint, the
@@ -50,8 +50,8 @@ def _all(model) -> list:
 
 
 @cache
-def _read_sql(vendor: str) -> str:
-    lock = " FOR UPDATE" if vendor == "postgresql" else ""
+def _read_sql(vendor: str, locked: bool = True) -> str:
+    lock = " FOR UPDATE" if vendor == "postgresql" and locked else ""
     o, f, p, i = _all(Order), _all(Fill), _all(Position), _all(Instrument)
     return (
         f"WITH o AS MATERIALIZED (SELECT {columns(o)} FROM {qn(Order._meta.db_table)} "  # noqa: S608
@@ -68,11 +68,13 @@ def _read_sql(vendor: str) -> str:
     )
 
 
-def fill_read(*, account, client_order_id: str, trade_id: str):
+def fill_read(*, account, client_order_id: str, trade_id: str, locked: bool = True):
     """``(order, existing_fill, position, instrument)``; all None when the account has no
-    such order (then nothing is locked), the last three None when absent."""
+    such order (then nothing is locked), the last three None when absent. ``locked=False``
+    reads without locks (for ``fill_write_checked``)."""
     a = account.pk
-    rows = execute(_read_sql(connection.vendor), [a, client_order_id, a, a, trade_id, a])
+    sql = _read_sql(connection.vendor, locked)
+    rows = execute(sql, [a, client_order_id, a, a, trade_id, a])
     if not rows:
         return None, None, None, None
     row = rows[0]
@@ -119,7 +121,13 @@ def _conflict() -> str:
 
 
 @cache
-def _write_sql(vendor: str) -> str:
+def _write_sql(vendor: str, checked: bool = False) -> str:
+    """The fill, the order's and position's new values and the audit row in one statement.
+
+    ``checked``: first lock the order and then the position, each only if it still has the
+    version the caller read (``FOR UPDATE`` in a materialized CTE: a row changed meanwhile
+    is re-checked on its newest version, and fails); the fill goes in only if both were
+    locked. The statement's last column counts the positions locked (0: a version moved)."""
     fill_fields = insert_fields(Fill)
     audit_fields = insert_fields(AuditEntry)
     order_fields = update_fields(Order, keep=ORDER_KEEP)
@@ -128,10 +136,28 @@ def _write_sql(vendor: str) -> str:
         "CAST(fins.id AS varchar)" if f.name == "target_id" else placeholder(f)
         for f in audit_fields
     )
+    if checked:
+        ids = f"{qn('id')} = %s AND {qn('version')} = %s"
+        head = (
+            f"WITH lo AS MATERIALIZED (SELECT {qn('id')} FROM {qn(Order._meta.db_table)} "  # noqa: S608
+            f"WHERE {ids} FOR UPDATE), "
+            f"lp AS MATERIALIZED (SELECT {qn('id')} FROM {qn(Position._meta.db_table)} "
+            f"WHERE {ids} AND EXISTS (SELECT 1 FROM lo) FOR UPDATE), "
+            f"fins AS (INSERT INTO {qn(Fill._meta.db_table)} ({columns(fill_fields)}) "
+            f"SELECT {', '.join(placeholder(f) for f in fill_fields)} "
+            f"WHERE EXISTS (SELECT 1 FROM lp) {_conflict()} RETURNING {qn('id')}), "
+        )
+        locked = ", (SELECT count(*) FROM lp)"
+    else:
+        head = (
+            f"WITH fins AS (INSERT INTO {qn(Fill._meta.db_table)} "  # noqa: S608
+            f"({columns(fill_fields)}) VALUES "
+            f"({', '.join(placeholder(f) for f in fill_fields)}) "
+            f"{_conflict()} RETURNING {qn('id')}), "
+        )
+        locked = ""
     return (
-        f"WITH fins AS (INSERT INTO {qn(Fill._meta.db_table)} "  # noqa: S608
-        f"({columns(fill_fields)}) VALUES ({', '.join(placeholder(f) for f in fill_fields)}) "
-        f"{_conflict()} RETURNING {qn('id')}), "
+        f"{head}"  # noqa: S608
         f"oupd AS (UPDATE {qn(Order._meta.db_table)} SET {_set(order_fields)} "
         f"WHERE {qn('id')} = %s AND EXISTS (SELECT 1 FROM fins) RETURNING {qn('id')}), "
         f"pupd AS (UPDATE {qn(Position._meta.db_table)} SET {_set(position_fields)} "
@@ -139,7 +165,7 @@ def _write_sql(vendor: str) -> str:
         f"aud AS (INSERT INTO {qn(AuditEntry._meta.db_table)} ({columns(audit_fields)}) "
         f"SELECT {audit_values} FROM fins RETURNING {qn('id')}) "
         "SELECT (SELECT id FROM fins), (SELECT id FROM aud), (SELECT count(*) FROM oupd), "
-        "(SELECT count(*) FROM pupd)"
+        f"(SELECT count(*) FROM pupd){locked}"
     )
 
 
@@ -163,6 +189,60 @@ def fill_write(*, fill: Fill, order: Order, position: Position, audit: AuditEntr
     ]
     params = [*fill_values, *order_values, order.pk, *position_values, position.pk, *audit_values]
     ((fill_id, audit_id, orders, positions),) = execute(_write_sql("postgresql"), params)
+    return _written(fill, audit, fill_id, audit_id, orders, positions)
+
+
+def checked_writes() -> bool:
+    """Whether ``fill_write_checked`` is available (PostgreSQL's writable CTEs)."""
+    return connection.vendor == "postgresql"
+
+
+WRITTEN = "written"
+RECORDED = "recorded"  # the trade is recorded already: nothing written
+STALE = "stale"  # the order or the position changed since it was read: nothing written
+
+
+def fill_write_checked(
+    *,
+    fill: Fill,
+    order: Order,
+    position: Position,
+    audit: AuditEntry,
+    read_versions: tuple[int, int],
+) -> str:
+    """``fill_write`` for rows read without a lock (PostgreSQL only; one statement, no
+    transaction needed): written only if the order and the position still have
+    ``read_versions`` (compare-and-set). ``WRITTEN``, ``RECORDED`` or ``STALE``."""
+    fill_values = insert_values(fill, insert_fields(Fill))
+    order_values = _values(order, update_fields(Order, keep=ORDER_KEEP))
+    position_values = _values(position, update_fields(Position, keep=POSITION_KEEP))
+    audit_values = [
+        v
+        for f, v in zip(insert_fields(AuditEntry), _audit_values(audit), strict=True)
+        if f.name != "target_id"
+    ]
+    order_version, position_version = read_versions
+    params = [
+        order.pk,
+        order_version,
+        position.pk,
+        position_version,
+        *fill_values,
+        *order_values,
+        order.pk,
+        *position_values,
+        position.pk,
+        *audit_values,
+    ]
+    ((fill_id, audit_id, orders, positions, locked),) = execute(
+        _write_sql("postgresql", checked=True), params
+    )
+    if not locked:
+        return STALE
+    return WRITTEN if _written(fill, audit, fill_id, audit_id, orders, positions) else RECORDED
+
+
+def _written(fill, audit, fill_id, audit_id, orders, positions) -> bool:
     if fill_id is None:
         return False
     if (orders, positions) != (1, 1):  # the rows are locked: this cannot happen

@@ -186,7 +186,9 @@ def _position_for_update(account: ExchangeAccount, symbol: str) -> tuple[Positio
 
 
 # --- a bot's fill ---------------------------------------------------------------------------
-@transaction.atomic
+FILL_ATTEMPTS = 5  # compare-and-set tries before the locked path (a contended order)
+
+
 def fill_record(
     *,
     account: ExchangeAccount,
@@ -207,6 +209,13 @@ def fill_record(
     again returns ``(fill, False)``, also when a reconciliation pass recorded it first; the
     same trade id with another quantity or price is a conflict. A fill that would take the
     order's fills past its quantity is refused and changes nothing.
+
+    On PostgreSQL the usual fill (the order's position exists, the trade is new) is read
+    without locks and written back in one statement only if the order and the position
+    still have the versions read (compare-and-set): two statements, no transaction. A
+    concurrent change makes it read again and re-apply the rules; after ``FILL_ATTEMPTS``,
+    and for every other case, the locked path decides (order, then position, locked in a
+    transaction).
     """
     validate_client_order_id(client_order_id)
     trade_id = _trade_id(trade_id)
@@ -221,63 +230,144 @@ def fill_record(
     if fee_amount != 0 and not fee_currency.strip():
         msg = accounting.FEE_CURRENCY_REQUIRED
         raise ValidationFailed(f"fee_currency: {msg}", fields={"fee_currency": [msg]})
+    trade = _Trade(
+        account=account,
+        client_order_id=client_order_id,
+        trade_id=trade_id,
+        qty=qty,
+        px=px,
+        fee=fee_amount,
+        fee_currency=fee_currency.strip().upper(),
+        executed_at=executed,
+        is_maker=is_maker,
+        actor=actor,
+        reason=reason,
+    )
+    if db_fills.checked_writes():
+        for _ in range(FILL_ATTEMPTS):
+            outcome = _fill_record_checked(trade)
+            if outcome is not db_fills.STALE:
+                break
+        if isinstance(outcome, tuple):
+            return outcome
+    with transaction.atomic():
+        return _fill_record_locked(trade)
 
-    # Lock order: Order, then Position. The order lock serialises fills of one order, so a
-    # duplicate delivered concurrently finds the first one here. One statement (issue 17):
-    # the order and its position locked, the trade if recorded, the instrument's terms.
+
+@dataclass(frozen=True)
+class _Trade:
+    """A bot's fill, its inputs checked."""
+
+    account: ExchangeAccount
+    client_order_id: str
+    trade_id: str
+    qty: Decimal
+    px: Decimal
+    fee: Decimal
+    fee_currency: str
+    executed_at: datetime
+    is_maker: bool | None
+    actor: Actor
+    reason: str
+
+
+def _read(trade: _Trade, *, locked: bool):
     order, existing, position, instrument = db_fills.fill_read(
-        account=account, client_order_id=client_order_id, trade_id=trade_id
+        account=trade.account,
+        client_order_id=trade.client_order_id,
+        trade_id=trade.trade_id,
+        locked=locked,
     )
     if order is None:
         raise NotFound(
-            ORDER_NOT_FOUND.format(client_order_id=client_order_id, account=account.name)
+            ORDER_NOT_FOUND.format(
+                client_order_id=trade.client_order_id, account=trade.account.name
+            )
         )
-    if existing is not None:
-        return _existing_fill(existing, order, qty, px, actor, reason), False
+    return order, existing, position, instrument
 
-    order_before = _order_view(order)
-    now = timezone.now()
+
+def _new_fill(trade: _Trade, order: Order) -> Fill:
+    """The fill row, and the order moved by it (the fill rules; not saved)."""
     _order_write(
         order,
-        rules.order_after_fill(_order_state(order), trade_id=trade_id, qty=qty, price=px),
-        now,
+        rules.order_after_fill(
+            _order_state(order), trade_id=trade.trade_id, qty=trade.qty, price=trade.px
+        ),
+        timezone.now(),
     )
-    fill = Fill(
-        account=account,
+    return Fill(
+        account=trade.account,
         order=order,
         symbol=order.symbol,
         side=order.side,
-        trade_id=trade_id,
+        trade_id=trade.trade_id,
         client_order_id=order.client_order_id,
         exchange_order_id=order.exchange_order_id,
-        quantity=qty,
-        price=px,
-        fee=fee_amount,
-        fee_currency=fee_currency.strip().upper(),
-        is_maker=is_maker,
-        origin=Fill.Origin.BOT if actor.type == "bot" else Fill.Origin.MANUAL,
-        executed_at=executed,
+        quantity=trade.qty,
+        price=trade.px,
+        fee=trade.fee,
+        fee_currency=trade.fee_currency,
+        is_maker=trade.is_maker,
+        origin=Fill.Origin.BOT if trade.actor.type == "bot" else Fill.Origin.MANUAL,
+        executed_at=trade.executed_at,
     )
+
+
+def _fill_onto(trade: _Trade, order: Order, position: Position, instrument) -> tuple:
+    """The fill, its order and its existing position moved, and the audit row: not saved."""
+    order_before = _order_view(order)
+    fill = _new_fill(trade, order)
+    position_before = _position_view(position)
+    _move_position(position, fill, accounting_services.position_terms(order.symbol, instrument))
+    entry = events.fill_recorded_entry(
+        fill=fill,
+        order=order,
+        position=position,
+        order_before=order_before,
+        position_before=position_before,
+        actor=trade.actor,
+        reason=trade.reason,
+    )
+    return fill, entry
+
+
+def _fill_record_checked(trade: _Trade):
+    """One compare-and-set try: ``(fill, True)``, ``STALE`` (read again) or None (the
+    locked path decides: the trade is known, or the position does not exist yet)."""
+    order, existing, position, instrument = _read(trade, locked=False)
+    if existing is not None or position is None:
+        return None
+    read_versions = (order.version, position.version)
+    fill, entry = _fill_onto(trade, order, position, instrument)
+    outcome = db_fills.fill_write_checked(
+        fill=fill, order=order, position=position, audit=entry, read_versions=read_versions
+    )
+    if outcome == db_fills.WRITTEN:
+        return fill, True
+    return db_fills.STALE if outcome == db_fills.STALE else None
+
+
+def _fill_record_locked(trade: _Trade) -> tuple[Fill, bool]:
+    account = trade.account
+    # Lock order: Order, then Position. The order lock serialises fills of one order, so a
+    # duplicate delivered concurrently finds the first one here. One statement (issue 17):
+    # the order and its position locked, the trade if recorded, the instrument's terms.
+    order, existing, position, instrument = _read(trade, locked=True)
+    if existing is not None:
+        return _existing_fill(
+            existing, order, trade.qty, trade.px, trade.actor, trade.reason
+        ), False
     if position is not None:
         # the position exists (locked above): the writes and the audit row in one statement
-        position_before = _position_view(position)
-        _move_position(position, fill, accounting_services.position_terms(order.symbol, instrument))
-        entry = events.fill_recorded_entry(
-            fill=fill,
-            order=order,
-            position=position,
-            order_before=order_before,
-            position_before=position_before,
-            actor=actor,
-            reason=reason,
-        )
+        fill, entry = _fill_onto(trade, order, position, instrument)
         if db_fills.fill_write(fill=fill, order=order, position=position, audit=entry):
             return fill, True
         # the same trade recorded meanwhile (another order's fill, or a pass): nothing written
-        other = Fill.objects.get(account=account, symbol=order.symbol, trade_id=trade_id)
-        order.refresh_from_db()
-        return _existing_fill(other, order, qty, px, actor, reason), False
+        return _recorded_meanwhile(trade, order), False
     # the account's first fill of this symbol: the position row is created here
+    order_before = _order_view(order)
+    fill = _new_fill(trade, order)
     position, position_before = _position_for_update(account, order.symbol)
     _move_position(position, fill, _terms(account, [order.symbol])[order.symbol])
     try:
@@ -285,9 +375,7 @@ def fill_record(
             fill.save(force_insert=True)
     except IntegrityError:
         # the same trade recorded meanwhile (another order's fill, or a pass)
-        other = Fill.objects.get(account=account, symbol=order.symbol, trade_id=trade_id)
-        order.refresh_from_db()
-        return _existing_fill(other, order, qty, px, actor, reason), False
+        return _recorded_meanwhile(trade, order), False
     order.save()
     position.save()
     events.fill_recorded(
@@ -296,10 +384,16 @@ def fill_record(
         position=position,
         order_before=order_before,
         position_before=position_before,
-        actor=actor,
-        reason=reason,
+        actor=trade.actor,
+        reason=trade.reason,
     )
     return fill, True
+
+
+def _recorded_meanwhile(trade: _Trade, order: Order) -> Fill:
+    other = Fill.objects.get(account=trade.account, symbol=order.symbol, trade_id=trade.trade_id)
+    order.refresh_from_db()
+    return _existing_fill(other, order, trade.qty, trade.px, trade.actor, trade.reason)
 
 
 def _existing_fill(existing: Fill, order: Order, qty, px, actor: Actor, reason: str) -> Fill:

@@ -362,3 +362,19 @@ def test_sessions_without_prepared_statements_are_left_as_they_are(settings):
             assert cursor.fetchone()[0] == "auto"
     finally:
         conn.close()
+
+
+def test_hot_statements_are_parsed_once_whatever_their_length():
+    """psycopg parses a statement's placeholders again on every run once it has over 50
+    parameters (a fill's write has 60); the hot statements' parse is kept."""
+    from tradingstate.db import _convert, fetch_all
+
+    n = 60
+    sql = "SELECT " + " + ".join(["%s"] * n) + " -- parse-once test"
+    fetch_all(sql, [1] * n)  # the first run parses (on PostgreSQL)
+    before = _convert.cache_info()
+    for _ in range(3):
+        assert fetch_all(sql, [1] * n) == [(n,)]
+    after = _convert.cache_info()
+    if connection.vendor == "postgresql":
+        assert after.misses == before.misses and after.hits == before.hits + 3

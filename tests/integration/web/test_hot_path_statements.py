@@ -173,8 +173,10 @@ def test_fill_is_at_most_six_statements(bot, venue_account):
     assert response.status_code == 201, response.content
     if connection.vendor == "postgresql":
         _assert_shape(sql)
-        # token+account, rate counter, BEGIN, locking read, fill+order+position+audit, COMMIT
-        assert len(sql) == 6, "\n".join(sql)
+        # token+account, rate counter, the unlocked read, then the compare-and-set write of
+        # fill+order+position+audit: no BEGIN/COMMIT
+        assert len(sql) == 4, "\n".join(sql)
+        assert "FOR UPDATE" not in sql[2] and '"version" = %s' in sql[3]
     else:
         # SQLite has no writable CTE: the fill, order, position and audit writes are four
         # statements, so 7 in all (BEGIN/COMMIT left out, as in _assert_shape)
