@@ -33,8 +33,8 @@ from functools import cache
 
 from django.db import IntegrityError, connection, transaction
 
-from tradingstate.db import execute
-from tradingstate.db.rows import columns, insert_fields, insert_values, placeholder, qn
+from tradingstate.db import execute, fetch_all
+from tradingstate.db.rows import columns, insert_fields, insert_values, instance, placeholder, qn
 from tradingstate.models import AuditEntry, ExchangeAccount, Instrument, Order
 
 BENCH_REGISTER = "api endpoint=register"
@@ -213,6 +213,30 @@ def order_insert_orm(order: Order, audit: AuditEntry, *, recovery_gate: bool = F
     audit.target_id = str(order.pk)
     audit.save(force_insert=True)
     return Inserted(True, True, False)
+
+
+@cache
+def _read_sql(vendor: str) -> str:
+    fields = Order._meta.concrete_fields
+    return (
+        f"SELECT {columns(fields)} FROM {qn(Order._meta.db_table)} "  # noqa: S608
+        f"WHERE {qn('account_id')} = %s AND {qn('client_order_id')} = %s"
+    )
+
+
+def order_read(*, account_id: int, client_order_id: str) -> Order | None:
+    """The account's order under ``client_order_id``, unlocked, or None: one prepared
+    statement (bench line ``api endpoint=transition``; building the ORM's query for it cost
+    more than running it)."""
+    rows = fetch_all(_read_sql(connection.vendor), [account_id, client_order_id])
+    if not rows:
+        return None
+    return instance(Order, list(Order._meta.concrete_fields), rows[0])
+
+
+def order_read_orm(*, account_id: int, client_order_id: str) -> Order | None:
+    """``order_read`` through the ORM."""
+    return Order.objects.filter(account_id=account_id, client_order_id=client_order_id).first()
 
 
 @cache

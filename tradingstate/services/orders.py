@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tradingstate.actors import Actor
+from tradingstate.db import orders as db_orders
 from tradingstate.db.orders import Guard, Inserted, order_insert, order_update
 from tradingstate.errors import (
     ApplicationError,
@@ -68,12 +69,11 @@ validate_client_order_id = values.client_order_id
 
 def order_get_or_404(*, account: ExchangeAccount, client_order_id: str) -> Order:
     """The order, read without a lock (for a compare-and-set write), or ``NotFound``."""
-    try:
-        order = Order.objects.get(account=account, client_order_id=client_order_id)
-    except Order.DoesNotExist:
+    order = db_orders.order_read(account_id=account.pk, client_order_id=client_order_id)
+    if order is None:
         raise NotFound(
             ORDER_NOT_FOUND.format(client_order_id=client_order_id, account=account.name)
-        ) from None
+        )
     order.account = account  # the caller's row: no second read when the order names it
     return order
 

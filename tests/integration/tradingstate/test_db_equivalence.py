@@ -130,6 +130,28 @@ def test_transition_update_equals_the_orm():
     assert entries[0].after["status"] == "submitted" and entries[0].after["version"] == 2
 
 
+def test_order_read_equals_the_orm():
+    from tradingstate.db import orders as db_orders
+
+    account, other = AccountFactory(name="eq-r"), AccountFactory(name="eq-r2")
+    order = _new_order(account, "r-1", symbol="R/USDT")
+    order.status, order.filled_qty, order.avg_fill_price = "partially_filled", Decimal("0.3"), 7
+    order.save()
+    _new_order(other, "r-1", symbol="X/USDT").save()  # the same id on another account
+    for coid in ("r-1", "absent"):
+        got = db_orders.order_read(account_id=account.pk, client_order_id=coid)
+        ref = db_orders.order_read_orm(account_id=account.pk, client_order_id=coid)
+        assert (got is None) == (ref is None)
+        if got is not None:  # every column as the ORM reads it, types included
+            for f in Order._meta.concrete_fields:
+                a, b = getattr(got, f.attname), getattr(ref, f.attname)
+                assert (a, type(a)) == (b, type(b)), f.name
+    got = db_orders.order_read(account_id=account.pk, client_order_id="r-1")
+    assert got.symbol == "R/USDT" and got.created_at.tzinfo is not None
+    assert got.filled_qty == Decimal("0.3") and isinstance(got.avg_fill_price, Decimal)
+    assert got._state.adding is False
+
+
 def test_fill_read_and_write_equal_the_orm():
     from tradingstate.db import fills as db_fills
     from tradingstate.models import Fill, Position
