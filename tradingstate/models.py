@@ -186,7 +186,11 @@ class Order(models.Model):
     ACTIVE_STATUSES = transitions.ACTIVE  # the status machine defines them, once
     TERMINAL_STATUSES = transitions.TERMINAL
 
-    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="orders")
+    # no index of its own: the (account, client_order_id) and (account, status) indexes lead
+    # with it, and every index costs each write (tests/.../test_write_indexes.py)
+    account = models.ForeignKey(
+        ExchangeAccount, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     client_order_id = models.CharField(max_length=64, validators=[client_order_id_validator])
     exchange_order_id = models.CharField(max_length=128, blank=True, db_index=True)
     symbol = models.CharField(max_length=64)
@@ -265,7 +269,9 @@ class Fill(models.Model):
         RECONCILIATION = "reconciliation", "Reconciliation"
         MANUAL = "manual", "Manual"
 
-    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="fills")
+    account = models.ForeignKey(  # indexed by the (account, ...) indexes below
+        ExchangeAccount, on_delete=models.PROTECT, related_name="fills", db_index=False
+    )
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, related_name="fills", null=True, blank=True
     )
@@ -310,7 +316,9 @@ class Fill(models.Model):
 
 
 class Position(models.Model):
-    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="positions")
+    account = models.ForeignKey(  # indexed by the (account, symbol) constraint
+        ExchangeAccount, on_delete=models.PROTECT, related_name="positions", db_index=False
+    )
     symbol = models.CharField(max_length=64)
     qty = AmountField(default=Decimal("0"), help_text="Signed: long > 0, short < 0.")
     entry_price = AmountField(null=True, blank=True)  # the average entry price
@@ -340,7 +348,9 @@ class Position(models.Model):
 
 
 class Balance(models.Model):
-    account = models.ForeignKey(ExchangeAccount, on_delete=models.PROTECT, related_name="balances")
+    account = models.ForeignKey(  # indexed by the (account, currency) constraint
+        ExchangeAccount, on_delete=models.PROTECT, related_name="balances", db_index=False
+    )
     currency = models.CharField(max_length=32)
     free = AmountField(default=Decimal("0"))
     used = AmountField(default=Decimal("0"))
@@ -526,14 +536,23 @@ class AuditEntry(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
-    run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    discrepancy_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # partial indexes (Meta): most rows (bots', staff's) have neither
+    run_id = models.BigIntegerField(null=True, blank=True)
+    discrepancy_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "audit entries"
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="audit_target"),
+            models.Index(
+                fields=["run_id"], name="audit_run", condition=models.Q(run_id__isnull=False)
+            ),
+            models.Index(
+                fields=["discrepancy_id"],
+                name="audit_discrepancy",
+                condition=models.Q(discrepancy_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
