@@ -14,20 +14,37 @@ test.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from django.contrib.auth import get_user_model
 from django.db import connection
 from knox.models import get_token_model
 
-from tradingstate.db import fetch_all, python_values
+from tradingstate.db import execute, fetch_all, python_values
+from tradingstate.db.throttle import rate_count_from_sql
 from tradingstate.models import BotProfile, ExchangeAccount
 
 BENCH = "api endpoint=register"
 
 
+@dataclass(frozen=True)
+class RateCount:
+    """Count the request against the bot's rate limit in the token's statement (PostgreSQL):
+    only for the token whose digest is ``digest``, if its user is an active bot and the
+    token has not expired. ``key_prefix`` + the user's id is the counter's key; ``params``
+    are ``tradingstate.db.throttle.rate_params``'."""
+
+    key_prefix: str
+    digest: str
+    params: dict
+
+
 def token_rows(
-    token_key: str, account_name: str | None = None, with_bot: str | None = None
+    token_key: str,
+    account_name: str | None = None,
+    with_bot: str | None = None,
+    rate: RateCount | None = None,
 ) -> list:
     """The tokens under ``token_key``, with their user and the user's bot profile (or its
     absence) in the ORM's relation caches, as ``select_related`` would leave them. Each
@@ -37,13 +54,25 @@ def token_rows(
     ``with_bot``: one more column read in the same statement, a scalar SQL expression of the
     bot profile's id ``b.id`` (NULL when the token's user is no bot), given by the layer that
     wants it (the kill switch's read: its rows as the bot sees them); its value is each
-    token's ``with_bot``. Identifiers only: it takes no parameters."""
-    q = _token_query(connection.vendor, with_bot)
-    rows = fetch_all(q.sql, [account_name, token_key])
+    token's ``with_bot``. Identifiers only: it takes no parameters.
+
+    ``rate`` (PostgreSQL only): the statement also counts the request (``RateCount``); each
+    token's ``rate_count`` is then ``(allowed, current, previous)``, or None where it was not
+    counted (another token under the key, an expired token, no active bot)."""
+    counted = rate is not None
+    q = _token_query(connection.vendor, with_bot, counted)
+    params = {"account": account_name, "key": token_key}
+    if counted:
+        params |= {"rate_prefix": rate.key_prefix, "digest": rate.digest, **rate.params}
+    rows = execute(q.sql, params) if counted else fetch_all(q.sql, params)
     out = []
     n_token, n_user, n_bot = len(q.token_fields), len(q.user_fields), len(q.bot_fields)
     n_account = len(q.account_fields)
     for row in rows:
+        count = None
+        if counted:
+            *row, allowed, current, previous = row
+            count = None if allowed is None else (bool(allowed), int(current), int(previous))
         if with_bot is not None:
             *row, extra = row
         else:
@@ -64,6 +93,7 @@ def token_rows(
             _bot_link().set_cached_value(bot, user)
         token.visible_account = account
         token.with_bot = extra
+        token.rate_count = count
         out.append(token)
     return out
 
@@ -112,7 +142,7 @@ class _Query:
 
 
 @cache
-def _token_query(vendor: str, with_bot: str | None = None) -> _Query:
+def _token_query(vendor: str, with_bot: str | None = None, counted: bool = False) -> _Query:
     # identifiers come from the models; the account name and token key are the parameters
     qn = connection.ops.quote_name
     token_model, user_model = get_token_model(), get_user_model()
@@ -123,7 +153,7 @@ def _token_query(vendor: str, with_bot: str | None = None) -> _Query:
     grants = BotProfile.accounts.through
     grant_bot = qn(grants._meta.get_field("botprofile").column)
     grant_account = qn(grants._meta.get_field("exchangeaccount").column)
-    columns = ", ".join(
+    selected = (
         [f"t.{qn(f.column)}" for f in token_fields]
         + [f"u.{qn(f.column)}" for f in user_fields]
         + [f"b.{qn(f.column)}" for f in bot_fields]
@@ -132,14 +162,41 @@ def _token_query(vendor: str, with_bot: str | None = None) -> _Query:
     )
     user_fk = _user_link().column
     pk = qn(user_model._meta.pk.column)
-    sql = (
-        f"SELECT {columns} FROM {qn(token_model._meta.db_table)} t "  # noqa: S608
+    select = (
+        f"SELECT {', '.join(selected)} FROM {qn(token_model._meta.db_table)} t "  # noqa: S608
         f"JOIN {qn(user_model._meta.db_table)} u ON u.{pk} = t.{qn(user_fk)} "
         f"LEFT JOIN {qn(BotProfile._meta.db_table)} b ON b.{qn(_bot_link().column)} = u.{pk} "
-        f"LEFT JOIN {qn(ExchangeAccount._meta.db_table)} a ON a.{qn('name')} = %s "
+        f"LEFT JOIN {qn(ExchangeAccount._meta.db_table)} a ON a.{qn('name')} = %(account)s "
         f"AND EXISTS (SELECT 1 FROM {qn(grants._meta.db_table)} g "
         f"WHERE g.{grant_bot} = b.{qn('id')} AND g.{grant_account} = a.{qn('id')}) "
-        f"WHERE t.{qn('token_key')} = %s "
-        f"ORDER BY t.{qn(token_model._meta.pk.column)}"
+        f"WHERE t.{qn('token_key')} = %(key)s"
     )
-    return _Query(sql, token_fields, user_fields, bot_fields, account_fields)
+    fields = (token_fields, user_fields, bot_fields, account_fields)
+    if not counted:
+        order = f" ORDER BY t.{qn(token_model._meta.pk.column)}"
+        return _Query(select + order, *fields)
+    # the same read as a CTE (columns c0, c1, ...), and the rate counter's upsert from it
+    names = [f"c{i}" for i in range(len(selected))]
+
+    def col(fields_, offset, name):
+        return names[offset + [f.name for f in fields_].index(name)]
+
+    n_token, n_user = len(token_fields), len(user_fields)
+    digest = col(token_fields, 0, token_model._meta.pk.name)
+    expiry = col(token_fields, 0, "expiry")
+    user_id = col(user_fields, n_token, user_model._meta.pk.name)
+    active = col(user_fields, n_token, "is_active")
+    bot_id = col(bot_fields, n_token + n_user, "id")
+    key = f"(%(rate_prefix)s::text || {user_id}::text)"
+    where = (
+        f"{digest} = %(digest)s AND {bot_id} IS NOT NULL AND {active} "
+        f"AND ({expiry} IS NULL OR {expiry} > now())"
+    )
+    sql = (
+        f"WITH tok({', '.join(names)}) AS MATERIALIZED ({select}), "  # noqa: S608
+        f"rc AS ({rate_count_from_sql('tok', key, where)}) "
+        f"SELECT {', '.join(names)}, rc.{qn('allowed')}, rc.{qn('current')}, "
+        f"rc.{qn('previous')} FROM tok LEFT JOIN rc ON rc.{qn('key')} = {key} "
+        f"ORDER BY {digest}"
+    )
+    return _Query(sql, *fields)

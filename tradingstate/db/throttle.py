@@ -31,11 +31,18 @@ class Count:
     previous: int  # the previous window's count
 
 
-@cache
-def _sql(vendor: str) -> str:
+def _columns() -> str:
     qn = connection.ops.quote_name
-    table = qn(RateCounter._meta.db_table)
-    t = table
+    return (
+        f"{qn(RateCounter._meta.db_table)} ({qn('key')}, {qn('period_index')}, "
+        f"{qn('current')}, {qn('previous')}, {qn('allowed')})"
+    )
+
+
+def _on_conflict() -> str:
+    """Roll the windows, decide, and count only an allowed request; return the decision."""
+    qn = connection.ops.quote_name
+    t = qn(RateCounter._meta.db_table)
     same = f"{t}.{qn('period_index')} = EXCLUDED.{qn('period_index')}"
     after = f"{t}.{qn('period_index')} = EXCLUDED.{qn('period_index')} - 1"
     cur0 = f"(CASE WHEN {same} THEN {t}.{qn('current')} ELSE 0 END)"
@@ -45,31 +52,52 @@ def _sql(vendor: str) -> str:
     )
     ok = f"({prev0} * %(weight)s + {cur0} < %(limit)s)"
     return (
-        f"INSERT INTO {table} ({qn('key')}, {qn('period_index')}, {qn('current')}, "  # noqa: S608
-        f"{qn('previous')}, {qn('allowed')}) "
-        "VALUES (%(key)s, %(period)s, %(first)s, 0, %(first_ok)s) "
         f"ON CONFLICT ({qn('key')}) DO UPDATE SET "
         f"{qn('previous')} = {prev0}, "
         f"{qn('current')} = {cur0} + (CASE WHEN {ok} THEN 1 ELSE 0 END), "
         f"{qn('allowed')} = {ok}, "
         f"{qn('period_index')} = EXCLUDED.{qn('period_index')} "
-        f"RETURNING {qn('allowed')}, {qn('current')}, {qn('previous')}"
+        f"RETURNING {qn('key')}, {qn('allowed')}, {qn('current')}, {qn('previous')}"
     )
 
 
-def rate_count(*, key: str, period_index: int, limit: int, weight: float) -> Count:
-    """Count one request for ``key`` in window ``period_index`` unless it is over ``limit``
-    (``previous * weight + current >= limit``). One statement, atomic on its own."""
+@cache
+def _sql(vendor: str) -> str:
+    return (
+        f"INSERT INTO {_columns()} "  # noqa: S608
+        "VALUES (%(key)s, %(period)s, %(first)s, 0, %(first_ok)s) "
+        f"{_on_conflict()}"
+    )
+
+
+def rate_count_from_sql(source: str, key: str, where: str) -> str:
+    """The counter's upsert for a row of ``source`` (a CTE of the caller's statement, e.g.
+    the bot's token read) where ``where`` holds, under the key ``key`` (SQL expressions of
+    ``source``'s columns; identifiers only). Its parameters are ``rate_params``'. Returns
+    ``key, allowed, current, previous``; no row when ``where`` is false."""
+    return (
+        f"INSERT INTO {_columns()} "  # noqa: S608
+        f"SELECT {key}, %(period)s::bigint, %(first)s::bigint, 0, %(first_ok)s::boolean "
+        f"FROM {source} WHERE {where} {_on_conflict()}"
+    )
+
+
+def rate_params(*, period_index: int, limit: int, weight: float) -> dict:
     first_ok = limit > 0
-    params = {
-        "key": key,
+    return {
         "period": period_index,
         "first": 1 if first_ok else 0,
         "first_ok": first_ok,
         "weight": float(weight),
         "limit": limit,
     }
-    (allowed, current, previous), *_ = execute(_sql(connection.vendor), params)
+
+
+def rate_count(*, key: str, period_index: int, limit: int, weight: float) -> Count:
+    """Count one request for ``key`` in window ``period_index`` unless it is over ``limit``
+    (``previous * weight + current >= limit``). One statement, atomic on its own."""
+    params = {"key": key, **rate_params(period_index=period_index, limit=limit, weight=weight)}
+    (_key, allowed, current, previous), *_ = execute(_sql(connection.vendor), params)
     return Count(bool(allowed), int(current), int(previous))
 
 

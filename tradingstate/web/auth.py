@@ -11,7 +11,10 @@ check refuses them), so sweeping them on every request bought nothing.
 
 When the URL names an account (``/accounts/{account}/...``), the same statement reads that
 account if it is granted to the bot (``tradingstate.db.auth``); the view's account lookup
-then costs nothing (``tradingstate.web.base.AccountScopedMixin``).
+then costs nothing (``tradingstate.web.base.AccountScopedMixin``). When the view's rate
+limit counts in the database (``BotRateThrottle.token_statement_plan``), the same statement
+counts the request too; if that part fails (the counter's table unreachable), the token is
+read on its own and the throttle's own path lets the request through, as it always does.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import binascii
 from hmac import compare_digest
 
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication
@@ -27,7 +31,9 @@ from knox.settings import CONSTANTS
 from knox.signals import token_expired
 from rest_framework import exceptions
 
-from tradingstate.db.auth import token_rows
+from tradingstate.db.auth import RateCount, token_rows
+from tradingstate.db.throttle import Count
+from tradingstate.web.throttling import BotRateThrottle
 
 INVALID_TOKEN = _("Invalid token.")
 
@@ -42,6 +48,7 @@ class BotTokenAuthentication(TokenAuthentication):
         view = (getattr(request, "parser_context", None) or {}).get("view")
         hook = getattr(view, "token_with_bot_sql", None)
         self._with_bot = hook() if hook is not None else None
+        self._plan = _rate_plan(view)
         return super().authenticate(request)
 
     def authenticate_credentials(self, token: bytes):
@@ -52,7 +59,18 @@ class BotTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed(INVALID_TOKEN) from None
         name = getattr(self, "_account_name", None)
         with_bot = getattr(self, "_with_bot", None)
-        for auth_token in token_rows(text[: CONSTANTS.TOKEN_KEY_LENGTH], name, with_bot):
+        plan = getattr(self, "_plan", None)
+        key = text[: CONSTANTS.TOKEN_KEY_LENGTH]
+        rate = None if plan is None else RateCount(plan.key_prefix, digest, plan.params)
+        try:
+            tokens = token_rows(key, name, with_bot, rate)
+        except DatabaseError as exc:
+            if rate is None or connection.in_atomic_block:
+                raise
+            BotRateThrottle.log_failure(exc)  # the counter failed: read the token alone
+            plan = None
+            tokens = token_rows(key, name, with_bot)
+        for auth_token in tokens:
             if not compare_digest(digest, auth_token.digest):
                 continue
             if auth_token.expiry is not None and auth_token.expiry < timezone.now():
@@ -65,8 +83,22 @@ class BotTokenAuthentication(TokenAuthentication):
                 auth_token.user.visible_account = (name, auth_token.visible_account)
             if with_bot is not None:
                 auth_token.user.with_bot = auth_token.with_bot
+            if plan is not None and auth_token.rate_count is not None:
+                auth_token.user.rate_counted = (plan, Count(*auth_token.rate_count))
             return self.validate_user(auth_token)
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+
+
+def _rate_plan(view):
+    """The view's rate limit, if it counts in the token's statement."""
+    if view is None:
+        return None
+    for throttle in view.get_throttles():
+        hook = getattr(throttle, "token_statement_plan", None)
+        plan = hook() if hook is not None else None
+        if plan is not None:
+            return plan
+    return None
 
 
 def _account_name(request) -> str | None:

@@ -3,7 +3,10 @@
 - Redis configured (``REDIS_URL``, the production setup): one Lua script per request in
   the cache's Redis, which rolls the windows, decides and counts atomically.
 - Otherwise: one upsert on the ``RateCounter`` table (``tradingstate.db.throttle``),
-  created by ``migrate`` like every other table: no ``createcachetable`` step.
+  created by ``migrate`` like every other table: no ``createcachetable`` step. On
+  PostgreSQL that upsert is part of the bot's token statement (``token_statement_plan``,
+  ``tradingstate.web.auth``): no round trip of its own. It then counts every request of an
+  active bot with a valid token, also one its permissions refuse afterwards.
 
 Both keep two counters per bot (this fixed window's and the previous one's) and estimate
 the sliding window from them, weighting the previous window by the share of it still
@@ -20,13 +23,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from tradingstate.db.throttle import Count, rate_count
+from tradingstate.db.throttle import Count, rate_count, rate_params
 from tradingstate.web.permissions import is_bot
 
 logger = logging.getLogger("tradingstate.throttle")
@@ -54,6 +59,19 @@ return {ok, c, p}
 """
 
 
+@dataclass(frozen=True)
+class Plan:
+    """One request's window arithmetic: the counter's key prefix and parameters, and what
+    ``Retry-After`` needs."""
+
+    scope: str
+    key_prefix: str
+    params: dict
+    limit: int
+    period: int
+    offset: float
+
+
 class BotRateThrottle(BaseThrottle):
     scope = "bot"
     timer = time.time
@@ -61,6 +79,21 @@ class BotRateThrottle(BaseThrottle):
 
     def __init__(self):
         self._wait: float | None = None
+
+    def token_statement_plan(self) -> Plan | None:
+        """The count to make in the bot's token statement, when that is where it is made:
+        a rate is set, the store is the table (no Redis), and the database can (PostgreSQL's
+        writable CTE). The decision comes back on ``request.user.rate_counted``."""
+        rate = self.rate()
+        if rate is None or connection.vendor != "postgresql" or _redis_client() is not None:
+            return None
+        return self._plan(*rate)
+
+    def _plan(self, limit: int, period: int) -> Plan:
+        window, offset = divmod(self.timer(), period)
+        weight = 1 - offset / period  # the previous window's share of the sliding window
+        params = rate_params(period_index=int(window), limit=limit, weight=weight)
+        return Plan(self.scope, KEY.format(ident=""), params, limit, period, offset)
 
     def rate(self) -> tuple[int, int] | None:
         # read at request time so a settings change (and tests) take effect
@@ -75,19 +108,22 @@ class BotRateThrottle(BaseThrottle):
         rate = self.rate()
         if rate is None or not is_bot(request.user):
             return True
-        limit, period = rate
-        now = self.timer()
-        window, offset = divmod(now, period)
-        window = int(window)
-        weight = 1 - offset / period  # the previous window's share of the sliding window
-        key = KEY.format(ident=request.user.pk)
-        try:
-            count = _count(key, window, limit, weight, period)
-        except Exception as exc:  # never a 500 from the rate limit: let the request through
-            self._log_failure(exc)
-            return True
+        counted = getattr(request.user, "rate_counted", None)  # in the token's statement
+        if counted is not None and counted[0].scope == self.scope:
+            plan, count = counted
+        else:
+            plan = self._plan(*rate)
+            key = plan.key_prefix + str(request.user.pk)
+            p = plan.params
+            try:
+                count = _count(key, p["period"], plan.limit, p["weight"], plan.period)
+            except Exception as exc:  # never a 500 from the rate limit: let the request through
+                self.log_failure(exc)
+                return True
         if not count.allowed:
-            self._wait = self._wait_for(limit, period, offset, count.previous, count.current)
+            self._wait = self._wait_for(
+                plan.limit, plan.period, plan.offset, count.previous, count.current
+            )
             return False
         return True
 
@@ -95,7 +131,7 @@ class BotRateThrottle(BaseThrottle):
         return self._wait
 
     @classmethod
-    def _log_failure(cls, exc: Exception) -> None:
+    def log_failure(cls, exc: Exception) -> None:
         now = time.monotonic()
         if now - cls._last_failure_log >= LOG_EVERY_SECONDS or not cls._last_failure_log:
             cls._last_failure_log = now

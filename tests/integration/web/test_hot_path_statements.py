@@ -93,11 +93,12 @@ def test_registration_is_at_most_six_statements(bot, venue_account):
     # the rate limit counted the requests in its row (the zero-setup store)
     assert RateCounter.objects.get().current >= 2
     if connection.vendor == "postgresql":
-        # token+account, rate counter, then ONE statement: the kill switch's rows share-locked,
-        # the symbol and recovery checks, the insert and its audit row; no BEGIN/COMMIT
-        # (autocommit: the statement is its own transaction)
-        assert len(sql) == 3, "\n".join(sql)
-        assert "FOR SHARE" in sql[2] and "INSERT" in sql[2]
+        # token+account with the rate counter's upsert, then ONE statement: the kill
+        # switch's rows share-locked, the symbol and recovery checks, the insert and its
+        # audit row; no BEGIN/COMMIT (autocommit: the statement is its own transaction)
+        assert len(sql) == 2, "\n".join(sql)
+        assert "tradingstate_ratecounter" in sql[0] and "knox_authtoken" in sql[0]
+        assert "FOR SHARE" in sql[1] and "INSERT" in sql[1]
 
 
 def test_registration_keeps_its_guarantees_on_the_short_path(bot, venue_account):
@@ -144,10 +145,10 @@ def test_transition_is_at_most_six_statements(bot, venue_account):
     assert entry.before["status"] == "pending" and entry.after["status"] == "submitted"
     assert entry.reason == "placed" and entry.actor_name == "hot-bot"
     if connection.vendor == "postgresql":
-        # token+account, rate counter, the order read, then its compare-and-set write with
+        # token+account+rate counter, the order read, then its compare-and-set write with
         # the audit row: no lock, no BEGIN/COMMIT
-        assert len(sql) == 4, "\n".join(sql)
-        assert '"version" = %s' in sql[3] and "tradingstate_auditentry" in sql[3]
+        assert len(sql) == 3, "\n".join(sql)
+        assert '"version" = %s' in sql[2] and "tradingstate_auditentry" in sql[2]
     # an illegal move still changes nothing
     response = bot.post(
         f"{API}/accounts/hot/orders/t-1/transition/", {"status": "pending"}, format="json"
@@ -173,10 +174,10 @@ def test_fill_is_at_most_six_statements(bot, venue_account):
     assert response.status_code == 201, response.content
     if connection.vendor == "postgresql":
         _assert_shape(sql)
-        # token+account, rate counter, the unlocked read, then the compare-and-set write of
+        # token+account+rate counter, the unlocked read, then the compare-and-set write of
         # fill+order+position+audit: no BEGIN/COMMIT
-        assert len(sql) == 4, "\n".join(sql)
-        assert "FOR UPDATE" not in sql[2] and '"version" = %s' in sql[3]
+        assert len(sql) == 3, "\n".join(sql)
+        assert "FOR UPDATE" not in sql[1] and '"version" = %s' in sql[2]
     else:
         # SQLite has no writable CTE: the fill, order, position and audit writes are four
         # statements, so 7 in all (BEGIN/COMMIT left out, as in _assert_shape)

@@ -153,3 +153,72 @@ def test_redis_unreachable_lets_the_request_through(settings, caplog):
     # then it is served (no 500), and the failure is logged
     assert response.status_code == 200, response.content[:300]
     assert "Rate-limit store unavailable" in caplog.text
+
+
+# --- PostgreSQL: the count is made in the bot's token statement ------------------------------
+def _counter(user):
+    from tradingstate.models import RateCounter
+
+    row = RateCounter.objects.filter(key=f"throttle_bot_{user.pk}").first()
+    return None if row is None else row.current
+
+
+def _two_per_minute(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"bot": "2/min"},
+    }
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="writable CTE: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_the_token_statement_counts_and_refuses(settings):
+    _two_per_minute(settings)
+    client, user = make_bot("alpha", AccountFactory(name="acct-t"))
+    assert [client.get(f"{API}/accounts/").status_code for _ in range(2)] == [200, 200]
+    with CaptureQueriesContext(connection) as ctx:
+        refused = client.get(f"{API}/accounts/")
+    # one statement read the token and counted, and the throttle refused on its answer
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert len(ctx.captured_queries) == 1, [q["sql"][:80] for q in ctx.captured_queries]
+    assert "tradingstate_ratecounter" in ctx.captured_queries[0]["sql"]
+    assert _counter(user) == 2  # the refused request is not counted
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="writable CTE: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_only_a_valid_token_of_an_active_bot_is_counted(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from knox.models import get_token_model
+    from rest_framework.test import APIClient
+
+    _two_per_minute(settings)
+    client, user = make_bot("alpha", AccountFactory(name="acct-v"))
+    token = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+    assert client.get(f"{API}/accounts/").status_code == 200
+    assert _counter(user) == 1
+    # the token's key (its first 15 characters) with a wrong rest: 401, not counted
+    forged = APIClient()
+    forged.credentials(HTTP_AUTHORIZATION=f"Token {token[:15]}{'0' * (len(token) - 15)}")
+    assert [forged.get(f"{API}/accounts/").status_code for _ in range(3)] == [401] * 3
+    assert _counter(user) == 1
+    # the user deactivated: 401, not counted
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    assert client.get(f"{API}/accounts/").status_code == 401
+    assert _counter(user) == 1
+    type(user).objects.filter(pk=user.pk).update(is_active=True)
+    # an expired token: 401 (and deleted), not counted
+    get_token_model().objects.filter(user=user).update(expiry=timezone.now() - timedelta(seconds=1))
+    assert client.get(f"{API}/accounts/").status_code == 401
+    assert _counter(user) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="writable CTE: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_the_kill_switch_read_is_never_counted(settings):
+    _two_per_minute(settings)
+    client, user = make_bot("alpha", AccountFactory(name="acct-k"))
+    assert [client.get(f"{API}/killswitch/").status_code for _ in range(4)] == [200] * 4
+    assert _counter(user) is None
