@@ -5,6 +5,9 @@ Every line carries ``ratio=``: its requests/s over a bare Django JSON view's, me
 the same run, same process, same middleware (``baseline_rps``).
 
 - ``GET /api/v1/killswitch/`` (target ratio >= 0.7, p99 <= 20 ms)
+- ``ceiling-one-statement``: the bare view plus the token's one prepared statement
+  (``/bench/bare-token/``): the most a request that checks its token in the database can
+  reach, whatever the framework around it
 - order registration (``POST /api/v1/accounts/bench/orders/``, a new order per request;
   target ratio >= 0.25, p99 <= 50 ms)
 - a transition (``POST .../orders/{id}/transition/``, pending -> submitted, a different
@@ -472,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
             base = load(port, "/bench/bare/", "get", token, c, d)
             check("baseline", base)
             b = base["rps"]
+            if wanted("ceiling-one-statement"):
+                one = load(port, "/bench/bare-token/", "get", token, c, d)
+                check("ceiling-one-statement", one)
+                print(line("ceiling-one-statement", one, b), flush=True)
             if wanted("killswitch"):
                 ks = load(port, "/api/v1/killswitch/", "get", token, c, d)
                 check("killswitch", ks)

@@ -1,5 +1,11 @@
-"""The product's URLs plus ``/bench/bare/``: a bare Django JSON view served by the same
-process, through the same middleware, as the ceiling for the kill-switch read."""
+"""The product's URLs plus two ceilings served by the same process, through the same
+middleware:
+
+- ``/bench/bare/``: a bare Django JSON view (the baseline of every ``ratio=``);
+- ``/bench/bare-token/``: the same view after the one statement the kill-switch read cannot
+  skip (the bot's token read, prepared, as ``tradingstate.db.auth`` runs it): what any
+  endpoint that checks a token in the database per request can reach at most
+  (``api endpoint=ceiling-one-statement``)."""
 
 from django.http import JsonResponse
 from django.urls import path
@@ -12,4 +18,20 @@ def bare(request):
     return JsonResponse({"active": False, "reason": "", "activated_by": "", "activated_at": None})
 
 
-urlpatterns = [path("bench/bare/", bare), *product_urlpatterns]
+def bare_token(request):
+    from knox.settings import CONSTANTS
+
+    from tradingstate.db.auth import token_rows
+
+    token = request.headers.get("Authorization", "").removeprefix("Token ")
+    rows = token_rows(token[: CONSTANTS.TOKEN_KEY_LENGTH])
+    return JsonResponse(
+        {"active": False, "reason": "", "activated_by": "", "activated_at": None, "n": len(rows)}
+    )
+
+
+urlpatterns = [
+    path("bench/bare/", bare),
+    path("bench/bare-token/", bare_token),
+    *product_urlpatterns,
+]
