@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
-from django.db.models.expressions import RawSQL
 from django_q.models import Success
 
 from reconciliation.diff import (
@@ -21,6 +20,7 @@ from reconciliation.diff import (
     LocalSnapshot,
 )
 from reconciliation.models import Discrepancy, ReconciliationRun, WorkerHeartbeat
+from tradingstate import db
 from tradingstate.exchanges.base import ExchangeOrder, ExchangeTrade
 from tradingstate.models import Balance, ExchangeAccount, Fill, Instrument, Order, Position
 
@@ -102,32 +102,18 @@ def local_snapshot(
 
 
 def _local_orders(qs) -> list[LocalOrder]:
-    """Rows as LocalOrder. On PostgreSQL the driver already returns Decimal and aware
-    datetimes, so the ORM's per-value converters (most of the cost of reading ten thousand
-    orders) are skipped: the same SQL, read straight from the cursor. SQLite needs the
-    converters (its amounts are stored as encoded text)."""
+    """Rows as LocalOrder, in no particular order (the model's default ``-id`` ordering made
+    PostgreSQL walk the primary key backwards, filtering every row). On PostgreSQL the
+    statement runs with binary results (``tradingstate.db.fetch_all``): psycopg's C loaders
+    return Decimal and aware datetimes as the ORM would, without Django's per-value
+    converters or its pure-Python ``timestamptz`` text loader (most of the cost of reading
+    ten thousand orders). SQLite needs the converters (its amounts are stored as encoded
+    text)."""
+    rows = qs.order_by().values_list(*ORDER_FIELDS)
     if connection.vendor != "postgresql":
-        rows = qs.values_list(*ORDER_FIELDS)
-        return [LocalOrder(*row) for row in rows.iterator(chunk_size=5000)]
-    # times as epoch seconds: Django's timestamptz loader is pure Python and was the
-    # largest single cost of a clean pass; the float loads in C and converts cheaply.
-    epochs = {"updated_at": "updated_epoch", "created_at": "created_epoch"}
-    fields = [epochs.get(f, f) for f in ORDER_FIELDS]
-    rows = qs.annotate(
-        updated_epoch=RawSQL('EXTRACT(EPOCH FROM "tradingstate_order"."updated_at")::float8', []),
-        created_epoch=RawSQL('EXTRACT(EPOCH FROM "tradingstate_order"."created_at")::float8', []),
-    ).values_list(*fields)
+        return [LocalOrder._make(row) for row in rows.iterator(chunk_size=5000)]
     sql, params = rows.query.sql_with_params()
-    at = [fields.index(name) for name in epochs.values()]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        out = []
-        for row in cursor.fetchall():
-            row = list(row)
-            for i in at:
-                row[i] = datetime.fromtimestamp(row[i], tz=UTC)
-            out.append(LocalOrder(*row))
-        return out
+    return list(map(LocalOrder._make, db.fetch_all(sql, params, binary=True)))
 
 
 def _chunks(values: list, size: int | None = None):
