@@ -101,8 +101,9 @@ def local_snapshot(
     return LocalSnapshot(orders=list(orders.values()), positions=positions, balances=balances)
 
 
-def _local_orders(qs) -> list[LocalOrder]:
-    """Rows as LocalOrder, in no particular order (the model's default ``-id`` ordering made
+def _local_orders(qs, *more) -> list[LocalOrder]:
+    """Rows as LocalOrder (of ``qs``, or of the union of ``qs`` and ``more``: one statement),
+    in no particular order (the model's default ``-id`` ordering made
     PostgreSQL walk the primary key backwards, filtering every row). On PostgreSQL the
     statement runs with binary results (``tradingstate.db.fetch_all``): psycopg's C loaders
     return Decimal and aware datetimes as the ORM would, without Django's per-value
@@ -110,6 +111,8 @@ def _local_orders(qs) -> list[LocalOrder]:
     ten thousand orders). SQLite needs the converters (its amounts are stored as encoded
     text)."""
     rows = qs.order_by().values_list(*ORDER_FIELDS)
+    if more:
+        rows = rows.union(*(q.order_by().values_list(*ORDER_FIELDS) for q in more))
     if connection.vendor != "postgresql":
         return [LocalOrder._make(row) for row in rows.iterator(chunk_size=5000)]
     sql, params = rows.query.sql_with_params()
@@ -156,19 +159,19 @@ def local_fill_orders(
     *, account: ExchangeAccount, trades: list[ExchangeTrade] | None, known: set[int]
 ) -> list[LocalOrder]:
     """Orders a fills pass needs beyond the active ones: those whose filled quantity is not
-    the sum of their fills (any status), and those the venue's trades name. Two statements."""
-    q = ~Q(filled_qty=F("fills_qty"))
+    the sum of their fills (any status), and those the venue's trades name. One statement:
+    a union, each part through its own index (the first is a partial index: few rows,
+    however long the account's history; an OR of the three made PostgreSQL scan every
+    order of the account, as it cannot estimate the first)."""
+    orders = Order.objects.filter(account=account)
+    parts = [orders.filter(~Q(filled_qty=F("fills_qty")))]
     exids = sorted({t.exchange_order_id for t in trades or [] if t.exchange_order_id})
     coids = sorted({t.client_order_id for t in trades or [] if t.client_order_id})
     if exids:
-        q |= Q(exchange_order_id__any=exids)
+        parts.append(orders.filter(exchange_order_id__any=exids))
     if coids:
-        q |= Q(client_order_id__any=coids)
-    return [
-        o
-        for o in _local_orders(Order.objects.filter(account=account).filter(q))
-        if o.id not in known
-    ]
+        parts.append(orders.filter(client_order_id__any=coids))
+    return [o for o in _local_orders(*parts) if o.id not in known]
 
 
 def previous_run_findings(*, account: ExchangeAccount) -> dict[tuple[str, str], tuple[int, dict]]:
