@@ -53,17 +53,31 @@ def local_books(*, account: ExchangeAccount) -> tuple[list[LocalPosition], list[
     """
     positions = [
         LocalPosition(*row)
-        for row in Position.objects.filter(account=account).values_list(
-            "id", "symbol", "qty", "entry_price", "version"
+        for row in _rows(
+            Position.objects.filter(account=account).values_list(
+                "id", "symbol", "qty", "entry_price", "version"
+            )
         )
     ]
     balances = [
         LocalBalance(*row)
-        for row in Balance.objects.filter(account=account).values_list(
-            "id", "currency", "free", "used", "total", "version"
+        for row in _rows(
+            Balance.objects.filter(account=account).values_list(
+                "id", "currency", "free", "used", "total", "version"
+            )
         )
     ]
     return positions, balances
+
+
+def _rows(values_list) -> list[tuple]:
+    """A ``values_list`` of plain columns (ids, text, amounts), in no particular order: on
+    PostgreSQL with binary results (psycopg's C loaders, no per-value converters; see
+    ``_local_orders``), elsewhere through the ORM."""
+    rows = values_list.order_by()
+    if connection.vendor != "postgresql":
+        return list(rows)
+    return db.fetch_all(*rows.query.sql_with_params(), binary=True)
 
 
 def local_snapshot(
