@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
+from typing import NamedTuple
 
 from tradingstate import transitions as t
 from tradingstate.amounts import amount_str, quantize_amount
@@ -73,8 +74,11 @@ END_STATE = {
 NOT_FOUND = "not_found"  # lookup result: the exchange does not know the order
 
 
-@dataclass(frozen=True)
-class LocalOrder:
+class LocalOrder(NamedTuple):
+    """An order as the pass read it. Immutable; a tuple rather than a frozen dataclass: a
+    pass reads tens of thousands, and a frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` a field) was a tenth of a clean pass."""
+
     id: int
     client_order_id: str
     exchange_order_id: str
@@ -270,9 +274,13 @@ def _exchange_order_view(o: ex.ExchangeOrder) -> dict:
 
 # --- orders ---------------------------------------------------------------------------------
 def stale_candidates(
-    local: LocalSnapshot, exchange: ExchangeSnapshot, cfg: DiffConfig
+    local: LocalSnapshot,
+    exchange: ExchangeSnapshot,
+    cfg: DiffConfig,
+    orders: list[LocalOrder] | None = None,
 ) -> list[LocalOrder]:
-    """Local active orders the exchange's open list does not show, past the grace window.
+    """Local active orders the exchange's open list does not show, past the grace window,
+    by client order id (of ``orders``, default: every local order).
 
     Each needs a single-order query before it may be declared stale.
     """
@@ -281,7 +289,7 @@ def stale_candidates(
     open_coids = {o.client_order_id for o in exchange.orders if o.client_order_id}
     open_exids = {o.exchange_order_id for o in exchange.orders}
     out = []
-    for order in local.orders:
+    for order in local.orders if orders is None else orders:
         if order.client_order_id in open_coids:
             continue
         if order.exchange_order_id and order.exchange_order_id in open_exids:
@@ -297,7 +305,9 @@ def diff_orders(
     exchange: ExchangeSnapshot,
     lookups: Mapping[str, ex.ExchangeOrder | str],
     cfg: DiffConfig,
+    stale: list[LocalOrder] | None = None,
 ) -> list[Finding]:
+    """``stale``: ``stale_candidates(local, exchange, cfg)`` when the caller has them."""
     if exchange.orders is None:
         return []
     by_coid = {o.client_order_id: o for o in local.orders}
@@ -317,7 +327,7 @@ def diff_orders(
                 findings.append(finding)
     findings.sort(key=lambda f: f.key)  # a stable order for logs and tests (few rows)
     traded = _traded_by_order(local, exchange)
-    for order in stale_candidates(local, exchange, cfg):
+    for order in stale_candidates(local, exchange, cfg) if stale is None else stale:
         evidence = traded.get(order.client_order_id)
         if not venue_can_tell(order, cfg):
             findings.append(_beyond_retention(order, evidence, cfg))
@@ -769,10 +779,13 @@ def diff(
     exchange: ExchangeSnapshot,
     cfg: DiffConfig,
     lookups: Mapping[str, ex.ExchangeOrder | str] | None = None,
+    stale: list[LocalOrder] | None = None,
 ) -> list[Finding]:
+    """``stale``: ``stale_candidates(local, exchange, cfg)`` when the caller has them (a
+    pass asks the venue about them first: the diff need not find them again)."""
     from reconciliation.diff_fills import diff_fills  # it builds on this module
 
-    orders = diff_orders(local, exchange, lookups or {}, cfg)
+    orders = diff_orders(local, exchange, lookups or {}, cfg, stale)
     fills, deltas = diff_fills(local, exchange, cfg, orders)
     return [
         *fetch_errors(exchange),

@@ -59,55 +59,102 @@ class OrderPlan:
     version: int | None = None  # the local row's version in the snapshot
 
 
-def _plans(local: d.LocalSnapshot, order_findings: list[d.Finding]) -> dict[str, OrderPlan]:
-    plans: dict[str, OrderPlan] = {}
-    for o in local.orders:
-        plans[o.client_order_id] = OrderPlan(
-            client_order_id=o.client_order_id,
-            exchange_order_id=o.exchange_order_id,
-            symbol=o.symbol,
-            side=o.side,
-            filled_qty=o.filled_qty,
-            fills_qty=o.filled_qty if o.fills_qty is None else o.fills_qty,
-            avg_fill_price=o.avg_fill_price,
-            moved=False,
-            updated_at=o.updated_at,
-            id=o.id,
-            version=o.version,
-        )
-    for f in order_findings:
-        if f.repair is None:
-            continue
-        v = f.repair.values
-        if f.repair.kind == RepairKind.ORDER_CREATE:
-            plans[v["client_order_id"]] = OrderPlan(
-                client_order_id=v["client_order_id"],
-                exchange_order_id=v.get("exchange_order_id") or "",
-                symbol=v["symbol"],
-                side=v["side"],
-                filled_qty=Decimal(v.get("filled_qty") or "0"),
-                fills_qty=Decimal(0),
-                avg_fill_price=Decimal(v["avg_fill_price"]) if v.get("avg_fill_price") else None,
-                moved=True,
-            )
-        elif f.repair.kind == RepairKind.ORDER_STATE and f.key in plans:
-            plan = plans[f.key]
-            filled = Decimal(v["filled_qty"]) if v.get("filled_qty") else plan.filled_qty
-            average = Decimal(v["avg_fill_price"]) if v.get("avg_fill_price") else None
-            plans[f.key] = OrderPlan(
-                client_order_id=plan.client_order_id,
-                exchange_order_id=plan.exchange_order_id or v.get("exchange_order_id") or "",
-                symbol=plan.symbol,
-                side=plan.side,
-                filled_qty=max(filled, plan.filled_qty),
-                fills_qty=plan.fills_qty,
-                avg_fill_price=average or plan.avg_fill_price,
-                moved=True,
-                updated_at=plan.updated_at,
-                id=plan.id,
-                version=plan.version,
-            )
-    return plans
+class _Plans:
+    """The pass's order plans. An order the pass neither moves nor creates keeps its
+    snapshot's values: its plan is made only when asked for (a trade names the order, or
+    its fills fall short of its filled quantity), not for each of ten thousand orders."""
+
+    def __init__(self, local: d.LocalSnapshot, order_findings: list[d.Finding]):
+        self.local = local
+        self.orders = {o.client_order_id: o for o in local.orders}
+        self.moved: dict[str, OrderPlan] = {}  # orders this pass moves or creates
+        self._made: dict[str, OrderPlan] = {}
+        for f in order_findings:
+            if f.repair is None:
+                continue
+            v = f.repair.values
+            if f.repair.kind == RepairKind.ORDER_CREATE:
+                self.moved[v["client_order_id"]] = OrderPlan(
+                    client_order_id=v["client_order_id"],
+                    exchange_order_id=v.get("exchange_order_id") or "",
+                    symbol=v["symbol"],
+                    side=v["side"],
+                    filled_qty=Decimal(v.get("filled_qty") or "0"),
+                    fills_qty=Decimal(0),
+                    avg_fill_price=(
+                        Decimal(v["avg_fill_price"]) if v.get("avg_fill_price") else None
+                    ),
+                    moved=True,
+                )
+            elif f.repair.kind == RepairKind.ORDER_STATE:
+                plan = self.get(f.key)
+                if plan is None:
+                    continue
+                filled = Decimal(v["filled_qty"]) if v.get("filled_qty") else plan.filled_qty
+                average = Decimal(v["avg_fill_price"]) if v.get("avg_fill_price") else None
+                self.moved[f.key] = OrderPlan(
+                    client_order_id=plan.client_order_id,
+                    exchange_order_id=plan.exchange_order_id or v.get("exchange_order_id") or "",
+                    symbol=plan.symbol,
+                    side=plan.side,
+                    filled_qty=max(filled, plan.filled_qty),
+                    fills_qty=plan.fills_qty,
+                    avg_fill_price=average or plan.avg_fill_price,
+                    moved=True,
+                    updated_at=plan.updated_at,
+                    id=plan.id,
+                    version=plan.version,
+                )
+
+    def get(self, coid: str | None) -> OrderPlan | None:
+        plan = self.moved.get(coid) or self._made.get(coid)
+        if plan is None and coid in self.orders:
+            plan = self._made[coid] = _snapshot_plan(self.orders[coid])
+        return plan
+
+    def by_exid(self) -> dict[str, str]:
+        """Exchange order id -> client order id over every plan, the last one of an id
+        winning in plan order (the snapshot's orders, then the orders the pass creates)."""
+        out = {}
+        for o in self.local.orders:
+            plan = self.moved.get(o.client_order_id)
+            exid = plan.exchange_order_id if plan is not None else o.exchange_order_id
+            if exid:
+                out[exid] = o.client_order_id
+        for coid, plan in self.moved.items():
+            if coid not in self.orders and plan.exchange_order_id:
+                out[plan.exchange_order_id] = coid
+        return out
+
+    def short_of_fills(self, added: dict[str, Decimal]) -> list[OrderPlan]:
+        """Every plan whose filled quantity may exceed its fills and the pass's new ones,
+        by client order id: the moved and created ones, and the others that do."""
+        out = list(self.moved.values())
+        zero = Decimal(0)
+        for o in self.local.orders:
+            coid = o.client_order_id
+            if coid in self.moved:
+                continue
+            recorded = o.filled_qty if o.fills_qty is None else o.fills_qty
+            if o.filled_qty - recorded - added.get(coid, zero) > 0:
+                out.append(self.get(coid))
+        return sorted(out, key=lambda p: p.client_order_id)
+
+
+def _snapshot_plan(o: d.LocalOrder) -> OrderPlan:
+    return OrderPlan(
+        client_order_id=o.client_order_id,
+        exchange_order_id=o.exchange_order_id,
+        symbol=o.symbol,
+        side=o.side,
+        filled_qty=o.filled_qty,
+        fills_qty=o.filled_qty if o.fills_qty is None else o.fills_qty,
+        avg_fill_price=o.avg_fill_price,
+        moved=False,
+        updated_at=o.updated_at,
+        id=o.id,
+        version=o.version,
+    )
 
 
 def _trade_view(t: ex.ExchangeTrade) -> dict:
@@ -145,16 +192,18 @@ def diff_fills(
     """(findings, the signed quantity this pass's fill repairs move each symbol by)."""
     if not cfg.fills:
         return [], {}
-    plans = _plans(local, order_findings)
-    by_exid = {p.exchange_order_id: p for p in plans.values() if p.exchange_order_id}
     findings: list[d.Finding] = []
     deltas: dict[str, Decimal] = defaultdict(Decimal)
     added: dict[str, Decimal] = defaultdict(Decimal)
     targets = _position_targets(exchange, cfg)
     trades = exchange.trades
-    if trades is not None:
+    if trades is None:  # orders only: no plan is needed
+        return findings, {}
+    plans = _Plans(local, order_findings)
+    by_exid = plans.by_exid() if any(t.exchange_order_id for t in trades) else {}
+    if trades:
         for t in sorted(trades, key=lambda t: (t.executed_at, t.symbol, t.trade_id)):
-            plan = by_exid.get(t.exchange_order_id) if t.exchange_order_id else None
+            plan = plans.get(by_exid.get(t.exchange_order_id)) if t.exchange_order_id else None
             if plan is None and t.client_order_id:
                 plan = plans.get(t.client_order_id)
             if plan is not None and plan.symbol != t.symbol:
@@ -179,7 +228,7 @@ def diff_fills(
     # inferred only beside a complete trade list: a failed fetch is never "no trades", and a
     # venue adapter that lists no trades at all (a test double) reconciles orders alone
     if trades is not None:
-        for plan in sorted(plans.values(), key=lambda p: p.client_order_id):
+        for plan in plans.short_of_fills(added):
             gap = plan.filled_qty - plan.fills_qty - added[plan.client_order_id]
             if gap <= 0:
                 continue

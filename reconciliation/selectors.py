@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
-from django.db.models.expressions import RawSQL
 from django_q.models import Success
 
 from reconciliation.diff import (
@@ -21,6 +20,7 @@ from reconciliation.diff import (
     LocalSnapshot,
 )
 from reconciliation.models import Discrepancy, ReconciliationRun, WorkerHeartbeat
+from tradingstate import db
 from tradingstate.exchanges.base import ExchangeOrder, ExchangeTrade
 from tradingstate.models import Balance, ExchangeAccount, Fill, Instrument, Order, Position
 
@@ -53,17 +53,31 @@ def local_books(*, account: ExchangeAccount) -> tuple[list[LocalPosition], list[
     """
     positions = [
         LocalPosition(*row)
-        for row in Position.objects.filter(account=account).values_list(
-            "id", "symbol", "qty", "entry_price", "version"
+        for row in _rows(
+            Position.objects.filter(account=account).values_list(
+                "id", "symbol", "qty", "entry_price", "version"
+            )
         )
     ]
     balances = [
         LocalBalance(*row)
-        for row in Balance.objects.filter(account=account).values_list(
-            "id", "currency", "free", "used", "total", "version"
+        for row in _rows(
+            Balance.objects.filter(account=account).values_list(
+                "id", "currency", "free", "used", "total", "version"
+            )
         )
     ]
     return positions, balances
+
+
+def _rows(values_list) -> list[tuple]:
+    """A ``values_list`` of plain columns (ids, text, amounts), in no particular order: on
+    PostgreSQL with binary results (psycopg's C loaders, no per-value converters; see
+    ``_local_orders``), elsewhere through the ORM."""
+    rows = values_list.order_by()
+    if connection.vendor != "postgresql":
+        return list(rows)
+    return db.fetch_all(*rows.query.sql_with_params(), binary=True)
 
 
 def local_snapshot(
@@ -101,33 +115,22 @@ def local_snapshot(
     return LocalSnapshot(orders=list(orders.values()), positions=positions, balances=balances)
 
 
-def _local_orders(qs) -> list[LocalOrder]:
-    """Rows as LocalOrder. On PostgreSQL the driver already returns Decimal and aware
-    datetimes, so the ORM's per-value converters (most of the cost of reading ten thousand
-    orders) are skipped: the same SQL, read straight from the cursor. SQLite needs the
-    converters (its amounts are stored as encoded text)."""
+def _local_orders(qs, *more) -> list[LocalOrder]:
+    """Rows as LocalOrder (of ``qs``, or of the union of ``qs`` and ``more``: one statement),
+    in no particular order (the model's default ``-id`` ordering made
+    PostgreSQL walk the primary key backwards, filtering every row). On PostgreSQL the
+    statement runs with binary results (``tradingstate.db.fetch_all``): psycopg's C loaders
+    return Decimal and aware datetimes as the ORM would, without Django's per-value
+    converters or its pure-Python ``timestamptz`` text loader (most of the cost of reading
+    ten thousand orders). SQLite needs the converters (its amounts are stored as encoded
+    text)."""
+    rows = qs.order_by().values_list(*ORDER_FIELDS)
+    if more:
+        rows = rows.union(*(q.order_by().values_list(*ORDER_FIELDS) for q in more))
     if connection.vendor != "postgresql":
-        rows = qs.values_list(*ORDER_FIELDS)
-        return [LocalOrder(*row) for row in rows.iterator(chunk_size=5000)]
-    # times as epoch seconds: Django's timestamptz loader is pure Python and was the
-    # largest single cost of a clean pass; the float loads in C and converts cheaply.
-    epochs = {"updated_at": "updated_epoch", "created_at": "created_epoch"}
-    fields = [epochs.get(f, f) for f in ORDER_FIELDS]
-    rows = qs.annotate(
-        updated_epoch=RawSQL('EXTRACT(EPOCH FROM "tradingstate_order"."updated_at")::float8', []),
-        created_epoch=RawSQL('EXTRACT(EPOCH FROM "tradingstate_order"."created_at")::float8', []),
-    ).values_list(*fields)
+        return [LocalOrder._make(row) for row in rows.iterator(chunk_size=5000)]
     sql, params = rows.query.sql_with_params()
-    at = [fields.index(name) for name in epochs.values()]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        out = []
-        for row in cursor.fetchall():
-            row = list(row)
-            for i in at:
-                row[i] = datetime.fromtimestamp(row[i], tz=UTC)
-            out.append(LocalOrder(*row))
-        return out
+    return list(map(LocalOrder._make, db.fetch_all(sql, params, binary=True)))
 
 
 def _chunks(values: list, size: int | None = None):
@@ -170,19 +173,19 @@ def local_fill_orders(
     *, account: ExchangeAccount, trades: list[ExchangeTrade] | None, known: set[int]
 ) -> list[LocalOrder]:
     """Orders a fills pass needs beyond the active ones: those whose filled quantity is not
-    the sum of their fills (any status), and those the venue's trades name. Two statements."""
-    q = ~Q(filled_qty=F("fills_qty"))
+    the sum of their fills (any status), and those the venue's trades name. One statement:
+    a union, each part through its own index (the first is a partial index: few rows,
+    however long the account's history; an OR of the three made PostgreSQL scan every
+    order of the account, as it cannot estimate the first)."""
+    orders = Order.objects.filter(account=account)
+    parts = [orders.filter(~Q(filled_qty=F("fills_qty")))]
     exids = sorted({t.exchange_order_id for t in trades or [] if t.exchange_order_id})
     coids = sorted({t.client_order_id for t in trades or [] if t.client_order_id})
     if exids:
-        q |= Q(exchange_order_id__any=exids)
+        parts.append(orders.filter(exchange_order_id__any=exids))
     if coids:
-        q |= Q(client_order_id__any=coids)
-    return [
-        o
-        for o in _local_orders(Order.objects.filter(account=account).filter(q))
-        if o.id not in known
-    ]
+        parts.append(orders.filter(client_order_id__any=coids))
+    return [o for o in _local_orders(*parts) if o.id not in known]
 
 
 def previous_run_findings(*, account: ExchangeAccount) -> dict[tuple[str, str], tuple[int, dict]]:

@@ -202,7 +202,7 @@ class Order(models.Model):
     remaining_qty = AmountField()
     avg_fill_price = AmountField(null=True, blank=True)
     # issue 14: the sum of this order's Fill rows, kept by the fill service. After a completed
-    # pass ``filled_qty == fills_qty`` (one indexed comparison finds the orders that differ).
+    # pass ``filled_qty == fills_qty`` (a partial index finds the orders that differ).
     fills_qty = AmountField(default=Decimal("0"))
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     strategy_id = models.CharField(max_length=64, blank=True)
@@ -242,7 +242,16 @@ class Order(models.Model):
             ),
             models.CheckConstraint(condition=Q(side__in=["buy", "sell"]), name="order_side_valid"),
         ]
-        indexes = [models.Index(fields=["account", "status"], name="order_account_status")]
+        indexes = [
+            models.Index(fields=["account", "status"], name="order_account_status"),
+            # the orders whose fills fall short of their filled quantity (every pass reads
+            # them, whatever their status): few rows, however long the account's history
+            models.Index(
+                fields=["account"],
+                condition=~Q(filled_qty=F("fills_qty")),
+                name="order_account_fills_gap",
+            ),
+        ]
 
     def __str__(self) -> str:
         qty = _n(self.quantity)

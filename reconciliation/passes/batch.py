@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from django.conf import settings
@@ -82,17 +83,19 @@ def passes_start(passes: list) -> list[Future]:
     as soon as a thread is free (blocks until the last has one). Futures of their lines."""
     threads, free = _pass_threads()
     # within django-q2's task timeout (past it the worker process would be killed with its
-    # running passes): what finds no thread by then is left to the ticker's next slot
+    # running passes): what finds no thread by half of it, counted from the batch's start
+    # (not per pass: a batch waits once), is left to the ticker's next slot
     patience = settings.TRADINGSTATE.worker.task_timeout_seconds / 2
+    deadline = time.monotonic() + patience
     futures = []
     for k, item in enumerate(passes):
-        if not free.acquire(timeout=patience):
+        if not free.acquire(timeout=max(0.0, deadline - time.monotonic())):
             _not_started(passes[k:], NO_FREE_THREAD.format(seconds=patience))
             break
         future = threads.submit(_one, *item)
         with _lock:
             _running.add(future)
-        future.add_done_callback(_done)
+        future.add_done_callback(lambda f, free=free: _done(f, free))
         futures.append(future)
     return futures
 
@@ -105,11 +108,10 @@ def _not_started(passes: list, reason: str) -> None:
     log.warning("%s passes not started: %s", len(passes), reason)
 
 
-def _done(future: Future) -> None:
+def _done(future: Future, free: threading.Semaphore) -> None:
     with _lock:
         _running.discard(future)
-    assert _free is not None
-    _free.release()
+    free.release()
 
 
 def passes_run_batch(passes: list) -> list[str]:
@@ -122,6 +124,17 @@ def passes_drain(timeout: float | None = None) -> bool:
     with _lock:
         running = list(_running)
     return not wait(running, timeout).not_done
+
+
+def pass_threads_close() -> None:
+    """Let the running passes finish, then stop the pass threads; the next batch starts
+    ``passes_per_worker`` new ones (tests that change it; a clean stop)."""
+    global _threads, _free
+    passes_drain()
+    with _lock:
+        threads, _threads, _free = _threads, None, None
+    if threads is not None:
+        threads.shutdown(wait=True)
 
 
 def _one(account_id: int, trigger: str, run_id: int | None = None) -> str:

@@ -23,12 +23,21 @@ from tradingstate import transitions
 from tradingstate.actors import Actor
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import account_set_enabled
-from tradingstate.services.bulk import rows_bulk_create, rows_bulk_insert
+from tradingstate.services.bulk import (
+    RowFactory,
+    rows_bulk_create,
+    rows_bulk_create_reserved,
+    rows_bulk_insert,
+    rows_ids_reserve,
+)
 from tradingstate.services.marks import mark_prices_record
 from tradingstate.services.sync import SYNC_BY_KIND, SyncItem, SyncOutcome
 from tradingstate.sync_kinds import REPAIR_ORDER, RepairKind
 
 __all__ = ["LeaseLost", "persist_pass", "record_auth_failure", "record_run_end"]
+
+new_discrepancy = RowFactory(Discrepancy)
+new_repair = RowFactory(Repair)
 
 
 def persist_pass(
@@ -75,7 +84,7 @@ def _persist(ctx, *, snapshot, local, findings, retry_after, previous=None) -> P
     for f in findings:
         consecutive = previous.get((f.type, f.key), 0) + 1
         rows.append(
-            Discrepancy(
+            new_discrepancy(
                 run=run,
                 account=account,
                 type=f.type,
@@ -91,13 +100,19 @@ def _persist(ctx, *, snapshot, local, findings, retry_after, previous=None) -> P
                 resolution_reason=f.note,
             )
         )
-    rows_bulk_create(Discrepancy, rows)
+    # the rows' ids first where the database can give them before the insert (PostgreSQL):
+    # then the repaired ones go in already repaired, instead of an UPDATE of each right after
+    reserved = rows_ids_reserve(Discrepancy, rows)
+    if not reserved:
+        rows_bulk_create(Discrepancy, rows)
     outcome = PassOutcome(run=run, findings=findings)
     outcome.persistent = [r for r in rows if r.persistent]
 
     # a pause set by staff (after a manual correction) holds the repairs, not the diff
+    repaired: list[Discrepancy] = []
     if account.auto_repair_active(timezone.now()) and not ctx.dry_run:
-        outcome.applied = _apply_repairs(account, run, findings, rows)
+        outcome.applied, repaired = _apply_repairs(account, run, findings, rows)
+    _mark_repaired(rows, repaired, reserved, reconciliation_actor(run.pk))
     _close_previous(account, run, findings, snapshot)
 
     now = timezone.now()
@@ -179,7 +194,28 @@ def _run_row(ctx: PassContext) -> ReconciliationRun:
     )
 
 
-def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOutcome]]:
+def _mark_repaired(rows, repaired, reserved: bool, actor: Actor) -> None:
+    """The repaired discrepancies' status: set on the rows before their insert (their ids
+    were reserved), else one UPDATE of the inserted rows."""
+    values = {
+        "status": Discrepancy.Status.REPAIRED,
+        "resolved_at": timezone.now(),
+        "resolved_by": actor.name,
+        "resolution_reason": "auto-repair",
+    }
+    if reserved:
+        for row in repaired:
+            for name, value in values.items():
+                setattr(row, name, value)
+        rows_bulk_create_reserved(Discrepancy, rows)
+    elif repaired:
+        Discrepancy.objects.filter(pk__any=[row.pk for row in repaired]).update(**values)
+
+
+def _apply_repairs(
+    account, run, findings, rows
+) -> tuple[list[tuple[d.Finding, SyncOutcome]], list[Discrepancy]]:
+    """(each repair's finding and outcome, the discrepancy rows repaired)."""
     actor = reconciliation_actor(run.pk)
     by_kind: dict[RepairKind, list[tuple[d.Finding, Discrepancy]]] = {}
     for f, row in zip(findings, rows, strict=True):
@@ -187,7 +223,7 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
             by_kind.setdefault(f.repair.kind, []).append((f, row))
     applied: list[tuple[d.Finding, SyncOutcome]] = []
     repairs: list[Repair] = []
-    repaired_ids: list[int] = []
+    repaired: list[Discrepancy] = []
     moved: dict[str, tuple[int | None, int, int | None]] = {}  # positions the fills moved
     orders_moved: dict[int, tuple[int, int]] = {}  # order id -> (version seen, version left)
     for kind in REPAIR_ORDER:
@@ -213,16 +249,9 @@ def _apply_repairs(account, run, findings, rows) -> list[tuple[d.Finding, SyncOu
             applied.append((f, result))
             repairs.append(repair_row(row, run, kind, result, actor, reason="auto-repair"))
             if result.applied:
-                repaired_ids.append(row.pk)
+                repaired.append(row)
     rows_bulk_insert(Repair, repairs)
-    if repaired_ids:
-        Discrepancy.objects.filter(pk__any=repaired_ids).update(
-            status=Discrepancy.Status.REPAIRED,
-            resolved_at=timezone.now(),
-            resolved_by=actor.name,
-            resolution_reason="auto-repair",
-        )
-    return applied
+    return applied, repaired
 
 
 def note_moved_positions(outcomes: list[SyncOutcome], moved: dict) -> None:
@@ -278,7 +307,7 @@ def sync_item(f: d.Finding, row: Discrepancy, *, reason: str) -> SyncItem:
 
 
 def repair_row(row, run, kind, result: SyncOutcome, actor: Actor, reason: str) -> Repair:
-    return Repair(
+    return new_repair(
         discrepancy=row,
         run=run,
         account_id=row.account_id,

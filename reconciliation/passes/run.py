@@ -112,9 +112,8 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
         cfg = diff_config(account, adapter, terms)
         # an order older than the venue's order-query retention is not asked about: "not
         # found" would prove nothing (its trades decide it, else staff)
-        candidates = [
-            o for o in d.stale_candidates(local, snapshot, cfg) if d.venue_can_tell(o, cfg)
-        ]
+        stale = d.stale_candidates(local, snapshot, cfg)
+        candidates = [o for o in stale if d.venue_can_tell(o, cfg)]
         lookups, lookup_auth_error = fetch_lookups(sessions, candidates)
         if lookup_auth_error is not None:
             return _auth_failed(ctx, lookup_auth_error)
@@ -134,13 +133,19 @@ def _leased_pass(ctx: PassContext, adapter: ex.ExchangeAdapter | None) -> PassOu
         if trades_retry:
             retry_after = max(retry_after or 0, trades_retry)
         known = {o.id for o in local.orders}
-        local.orders.extend(local_fill_orders(account=account, trades=snapshot.trades, known=known))
+        extra = local_fill_orders(account=account, trades=snapshot.trades, known=known)
+        if extra:  # the diff's stale candidates are those of every order it sees
+            local.orders.extend(extra)
+            stale = sorted(
+                stale + d.stale_candidates(local, snapshot, cfg, orders=extra),
+                key=lambda o: o.client_order_id,
+            )
         local.fills = local_fills(account=account, trades=snapshot.trades)
     finally:
         sessions.close()
         if own_adapter:
             adapter.close()
-    findings = d.diff(local, snapshot, cfg, lookups)
+    findings = d.diff(local, snapshot, cfg, lookups, stale)
     return persist_pass(
         ctx,
         snapshot=snapshot,

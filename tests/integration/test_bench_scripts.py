@@ -26,6 +26,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from reconciliation.models import Repair
 from reconciliation.services import run_reconciliation
 from tests.factories import AccountFactory
 from tests.fakes.memory import MemoryExchange
@@ -107,6 +108,34 @@ def test_pass_statements_do_not_grow_with_size(desync):
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1], counts
     assert counts[0] <= MAX_STATEMENTS, counts
+
+
+@pytest.mark.django_db
+def test_repaired_discrepancies_are_written_once_already_repaired():
+    # given: a desynced world (missing and stale orders, positions, balances)
+    from reconciliation.models import Discrepancy
+
+    account = AccountFactory(name="written-once")
+    venue, expected = world(account, 40, True)
+    # when
+    with CaptureQueriesContext(connection) as ctx:
+        run = run_reconciliation(account, "manual", adapter=venue)
+    # then: every repaired discrepancy says so, by whom and why; the waiting ones are open
+    assert run.status == "completed", run.error
+    rows = list(Discrepancy.objects.filter(run=run))
+    repaired = [r for r in rows if r.status == "repaired"]
+    assert len(rows) == expected and len(repaired) == run.repairs_applied
+    assert {(r.resolved_by, r.resolution_reason) for r in repaired} == {
+        ("system:reconciliation", "auto-repair")
+    }
+    assert all(r.resolved_at is not None for r in repaired)
+    assert {r.status for r in rows if r not in repaired} == {"open"}
+    assert sorted(r.pk for r in repaired) == sorted(
+        Repair.objects.filter(run=run, status="applied").values_list("discrepancy_id", flat=True)
+    )
+    if ON_POSTGRES:  # ids reserved first: the rows go in repaired, no UPDATE after the insert
+        updates = [q for q in ctx.captured_queries if q["sql"].startswith("UPDATE")]
+        assert not [q for q in updates if '"reconciliation_discrepancy"' in q["sql"][:40]]
 
 
 @pytest.mark.django_db

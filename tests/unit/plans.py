@@ -4,7 +4,6 @@ would write. Only the diff's property test needs it (applying every plan converg
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -41,8 +40,7 @@ def apply_plans(local: LocalSnapshot, plans: Iterable[RepairPlan], now: datetime
         elif plan.kind == RepairKind.ORDER_STATE:
             coid = by_id[plan.target_id]
             o = orders[coid]
-            orders[coid] = replace(
-                o,
+            orders[coid] = o._replace(
                 status=v["status"],
                 filled_qty=Decimal(v["filled_qty"]),
                 avg_fill_price=_dec(v["avg_fill_price"]),

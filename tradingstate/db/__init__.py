@@ -50,8 +50,13 @@ class _HotQuery(_queries.PostgresQuery):
     parsing them again on every run cost more than the rest of psycopg's work together."""
 
     def convert(self, query, vars) -> None:
-        if vars is None or not isinstance(query, str | bytes):
-            super().convert(query, vars)
+        if (
+            vars is None
+            or not isinstance(query, str | bytes)
+            or len(query) > CACHED_LENGTH
+            or len(vars) > CACHED_PARAMS
+        ):
+            super().convert(query, vars)  # one-off texts (an ORM's long IN lists): as psycopg
             return
         parts = _convert(self._ensure_bytes(query), self._tx.encoding)
         self.query, self._want_formats, self._order, self._parts = parts
@@ -59,13 +64,18 @@ class _HotQuery(_queries.PostgresQuery):
 
 
 _convert = lru_cache(maxsize=256)(_queries._query2pg_nocache)
+CACHED_LENGTH = 16_384  # the hot statements are a few KB; an ORM's IN list can be far longer
+CACHED_PARAMS = 200
 
 
 class _HotCursor(psycopg.Cursor):
     _query_cls = _HotQuery
 
 
-def fetch_all(sql: str, params: list | tuple = ()) -> list[tuple]:
+def fetch_all(sql: str, params: list | tuple = (), *, binary: bool = False) -> list[tuple]:
+    """The statement's rows. ``binary``: PostgreSQL sends the results in binary, loaded by
+    psycopg's C loaders (numeric as Decimal, timestamptz as an aware datetime in the
+    session's time zone, UTC): much cheaper than the text loaders for many rows."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -75,7 +85,7 @@ def fetch_all(sql: str, params: list | tuple = ()) -> list[tuple]:
         connection.ensure_connection()
         connection.validate_no_broken_transaction()
         with _HotCursor(connection.connection) as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, params, binary=binary)
             rows = cursor.fetchall()
     record_query(connection, f"{sql} -- {list(params)!r}", started)
     return rows

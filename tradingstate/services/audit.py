@@ -17,9 +17,11 @@ from tradingstate.actors import Actor
 from tradingstate.amounts import amount_str
 from tradingstate.errors import ValidationFailed
 from tradingstate.models import AuditEntry
-from tradingstate.services.bulk import rows_bulk_insert
+from tradingstate.services.bulk import RowFactory, rows_bulk_insert
 
 REASON_REQUIRED = "A reason is required."
+
+_new_entry = RowFactory(AuditEntry)
 
 
 def audit_snapshot(obj: models.Model, fields: Iterable[str]) -> dict:
@@ -63,7 +65,7 @@ def audit_build(
         target_id = target.pk
         if account is None:
             account = getattr(target, "account", None) if hasattr(target, "account_id") else None
-    return AuditEntry(
+    return _new_entry(
         actor_type=actor.type,
         actor_name=actor.name[:150],
         actor_user_id=actor.user_id,

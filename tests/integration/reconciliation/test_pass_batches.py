@@ -5,6 +5,8 @@ run; a failing pass does not stop the others; a duplicate delivery runs nothing 
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 
 import pytest
 from django.db import connection, connections
@@ -178,3 +180,142 @@ def test_slots_spread_over_the_interval_without_leaving_the_cadence_budget(batch
     phases = sorted(round(s[-1] % 15, 2) for s in starts.values())
     assert len(set(phases)) == len(accounts)
     assert max(b - a for a, b in itertools.pairwise(phases)) <= 2.5
+
+
+# --- no free pass thread within half the task timeout --------------------------------------
+@pytest.fixture
+def one_pass_thread(settings):
+    """A worker with one pass thread and a 4 s task timeout: a pass waits at most 2 s for a
+    thread. The pass threads are started anew with that size (and again after the test)."""
+    worker = settings.TRADINGSTATE.worker.model_copy(
+        update={"passes_per_worker": 1, "task_timeout_seconds": 4}
+    )
+    settings.TRADINGSTATE = settings.TRADINGSTATE.model_copy(update={"worker": worker})
+    batch.pass_threads_close()
+    yield 2.0
+    batch.pass_threads_close()
+
+
+class BalanceLock:
+    """A concurrent transaction holding an account's balance rows ``FOR UPDATE``: that
+    account's pass waits at its repair's row lock (a real lock wait, on its pass thread)
+    until ``release``."""
+
+    def __init__(self, account):
+        import psycopg
+
+        s = connection.settings_dict
+        self.conn = psycopg.connect(
+            dbname=s["NAME"],
+            host=s["HOST"] or None,
+            port=s["PORT"] or None,
+            user=s["USER"] or None,
+            password=s["PASSWORD"] or None,
+        )
+        self.conn.execute(
+            "SELECT id FROM tradingstate_balance WHERE account_id = %s FOR UPDATE", [account.pk]
+        )
+
+    def release(self):
+        if not self.conn.closed:
+            self.conn.rollback()
+            self.conn.close()
+
+
+@pytest.fixture
+def desynced_accounts(fake_exchange, make_fake_account):
+    """Accounts whose passes repair their USDT balance (900 locally, 1000 on the venue)."""
+    from tradingstate.models import Balance
+
+    fake_exchange.binance.futures_balances.append(FakeBalance("USDT", "1000"))
+
+    def make(name, **fields):
+        account = make_fake_account("binance", "swap", name=name, save=True, **fields)
+        Balance.objects.create(account=account, currency="USDT", free=900, total=900)
+        return account
+
+    return make
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_threads_at_most_half_the_task_timeout_in_all(
+    desynced_accounts, one_pass_thread, pass_threads_close_connections, caplog
+):
+    # given: the worker's one pass thread is busy with a pass that ends after 1 s
+    patience = one_pass_thread
+    first, second, third = (desynced_accounts(n) for n in ("first", "second", "third"))
+    first_lock, second_lock = BalanceLock(first), BalanceLock(second)
+    locks = [first_lock, second_lock]
+    try:
+        assert reconcile_accounts_task([_queued(first)]) == "started 1 passes"
+        release = threading.Timer(patience / 2, first_lock.release)
+        release.start()
+        # when: a batch of two arrives; its first pass gets the thread after 1 s and holds
+        # it (its rows are locked), so its second pass finds no thread
+        started = time.monotonic()
+        passes = [_queued(second), _queued(third)]
+        line = reconcile_accounts_task(passes)
+        waited = time.monotonic() - started
+        release.join()
+    finally:
+        for lock in locks:
+            lock.release()
+    assert batch.passes_drain(60)
+    # then: the task returned within half the task timeout from its start (not half the
+    # timeout per pass: a batch of 32 would keep the worker for 32 half-timeouts, past
+    # django-q2's timeout, which kills the worker with its passes running)
+    assert line == "started 1 passes"
+    assert waited < patience + 0.5, waited
+    runs = ReconciliationRun.objects.in_bulk([p[2] for p in passes])
+    assert runs[passes[0][2]].status == "completed", runs[passes[0][2]].error
+    left = runs[passes[1][2]]
+    assert (left.status, left.error) == ("failed", batch.NO_FREE_THREAD.format(seconds=patience))
+    assert left.finished_at is not None
+    assert "1 passes not started: no pass thread" in caplog.text
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_with_no_free_thread_is_recorded_failed_and_runs_at_the_next_slot(
+    desynced_accounts, one_pass_thread, pass_threads_close_connections, caplog
+):
+    # given: two accounts due; the ticker hands their startup passes over, one a batch
+    patience = one_pass_thread
+    busy = desynced_accounts("busy", reconciliation_interval_seconds=5)
+    waiting = desynced_accounts("waiting", reconciliation_interval_seconds=5)
+    sent: list[list] = []
+    clock = Clock()
+    ticker = Ticker(enqueue_batch=sent.append, clock=clock)
+    ticker.tick()
+    by_account = {b[0][0]: b for b in sent}
+    assert [len(b) for b in sent] == [1, 1]
+    lock = BalanceLock(busy)
+    try:
+        # the busy account's pass holds the worker's only thread (its rows are locked)
+        assert reconcile_accounts_task(by_account[busy.pk]) == "started 1 passes"
+        # when: the other batch finds no free thread within half the task timeout
+        started = time.monotonic()
+        line = reconcile_accounts_task(by_account[waiting.pk])
+        waited = time.monotonic() - started
+    finally:
+        lock.release()
+    assert batch.passes_drain(60)
+    # then: that pass was not started; its run says why; the worker logged it
+    assert line == "started 0 passes"
+    assert patience - 0.1 <= waited < patience + 0.5, waited
+    run = ReconciliationRun.objects.get(pk=by_account[waiting.pk][0][2])
+    assert (run.status, run.error) == ("failed", batch.NO_FREE_THREAD.format(seconds=patience))
+    assert "1 passes not started: no pass thread of the worker was free" in caplog.text
+    # and: at the account's next slot the ticker queues a new pass for it (a failed run is
+    # not a queued one), which runs
+    sent.clear()
+    clock.now += 5 + 1
+    ticker.tick()
+    again = [p for b in sent for p in b if p[0] == waiting.pk]
+    assert len(again) == 1 and again[0][2] != run.pk
+    assert batch.passes_run_batch(again) == [f"run {again[0][2]} completed"]
+    statuses = list(
+        ReconciliationRun.objects.filter(account=waiting).order_by("pk").values_list("status")
+    )
+    assert statuses == [("failed",), ("completed",)]
