@@ -22,7 +22,7 @@ from django.db import connection
 from knox.models import get_token_model
 
 from tradingstate.db import execute, fetch_all, python_values
-from tradingstate.db.throttle import rate_count_from_sql
+from tradingstate.db.throttle import Count, rate_count_from_sql
 from tradingstate.models import BotProfile, ExchangeAccount
 
 BENCH = "api endpoint=register"
@@ -57,7 +57,7 @@ def token_rows(
     token's ``with_bot``. Identifiers only: it takes no parameters.
 
     ``rate`` (PostgreSQL only): the statement also counts the request (``RateCount``); each
-    token's ``rate_count`` is then ``(allowed, current, previous)``, or None where it was not
+    token's ``rate_count`` is then the counter's ``Count``, or None where it was not
     counted (another token under the key, an expired token, no active bot)."""
     counted = rate is not None
     q = _token_query(connection.vendor, with_bot, counted)
@@ -72,7 +72,7 @@ def token_rows(
         count = None
         if counted:
             *row, allowed, current, previous = row
-            count = None if allowed is None else (bool(allowed), int(current), int(previous))
+            count = None if allowed is None else Count(bool(allowed), int(current), int(previous))
         if with_bot is not None:
             *row, extra = row
         else:

@@ -177,17 +177,10 @@ def fill_write(*, fill: Fill, order: Order, position: Position, audit: AuditEntr
     """Insert ``fill`` and, if its trade was not recorded yet, write ``order`` and
     ``position`` (saved rows, locked) and insert ``audit`` (its ``target_id`` filled from
     the new fill's id). False: the trade is recorded already (nothing written)."""
-    fill_values = insert_values(fill, insert_fields(Fill))
     if connection.vendor != "postgresql":
+        fill_values = insert_values(fill, insert_fields(Fill))
         return _fill_write_portable(fill, order, position, audit, fill_values)
-    order_values = _values(order, update_fields(Order, keep=ORDER_KEEP))
-    position_values = _values(position, update_fields(Position, keep=POSITION_KEEP))
-    audit_values = [
-        v
-        for f, v in zip(insert_fields(AuditEntry), _audit_values(audit), strict=True)
-        if f.name != "target_id"
-    ]
-    params = [*fill_values, *order_values, order.pk, *position_values, position.pk, *audit_values]
+    params = _write_params(fill, order, position, audit)
     ((fill_id, audit_id, orders, positions),) = execute(_write_sql("postgresql"), params)
     return _written(fill, audit, fill_id, audit_id, orders, positions)
 
@@ -213,26 +206,13 @@ def fill_write_checked(
     """``fill_write`` for rows read without a lock (PostgreSQL only; one statement, no
     transaction needed): written only if the order and the position still have
     ``read_versions`` (compare-and-set). ``WRITTEN``, ``RECORDED`` or ``STALE``."""
-    fill_values = insert_values(fill, insert_fields(Fill))
-    order_values = _values(order, update_fields(Order, keep=ORDER_KEEP))
-    position_values = _values(position, update_fields(Position, keep=POSITION_KEEP))
-    audit_values = [
-        v
-        for f, v in zip(insert_fields(AuditEntry), _audit_values(audit), strict=True)
-        if f.name != "target_id"
-    ]
     order_version, position_version = read_versions
     params = [
         order.pk,
         order_version,
         position.pk,
         position_version,
-        *fill_values,
-        *order_values,
-        order.pk,
-        *position_values,
-        position.pk,
-        *audit_values,
+        *_write_params(fill, order, position, audit),
     ]
     ((fill_id, audit_id, orders, positions, locked),) = execute(
         _write_sql("postgresql", checked=True), params
@@ -240,6 +220,24 @@ def fill_write_checked(
     if not locked:
         return STALE
     return WRITTEN if _written(fill, audit, fill_id, audit_id, orders, positions) else RECORDED
+
+
+def _write_params(fill, order, position, audit) -> list:
+    """``_write_sql``'s parameters after its checks: the fill, the order's and position's
+    new values with their ids, the audit row (its target is the new fill's id, in SQL)."""
+    audit_values = [
+        v
+        for f, v in zip(insert_fields(AuditEntry), _audit_values(audit), strict=True)
+        if f.name != "target_id"
+    ]
+    return [
+        *insert_values(fill, insert_fields(Fill)),
+        *_values(order, update_fields(Order, keep=ORDER_KEEP)),
+        order.pk,
+        *_values(position, update_fields(Position, keep=POSITION_KEEP)),
+        position.pk,
+        *audit_values,
+    ]
 
 
 def _written(fill, audit, fill_id, audit_id, orders, positions) -> bool:

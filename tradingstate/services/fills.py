@@ -244,12 +244,9 @@ def fill_record(
         reason=reason,
     )
     if db_fills.checked_writes():
-        for _ in range(FILL_ATTEMPTS):
-            outcome = _fill_record_checked(trade)
-            if outcome is not db_fills.STALE:
-                break
-        if isinstance(outcome, tuple):
-            return outcome
+        recorded = _fill_record_checked(trade)
+        if recorded is not None:
+            return recorded
     with transaction.atomic():
         return _fill_record_locked(trade)
 
@@ -332,20 +329,24 @@ def _fill_onto(trade: _Trade, order: Order, position: Position, instrument) -> t
     return fill, entry
 
 
-def _fill_record_checked(trade: _Trade):
-    """One compare-and-set try: ``(fill, True)``, ``STALE`` (read again) or None (the
-    locked path decides: the trade is known, or the position does not exist yet)."""
-    order, existing, position, instrument = _read(trade, locked=False)
-    if existing is not None or position is None:
-        return None
-    read_versions = (order.version, position.version)
-    fill, entry = _fill_onto(trade, order, position, instrument)
-    outcome = db_fills.fill_write_checked(
-        fill=fill, order=order, position=position, audit=entry, read_versions=read_versions
-    )
-    if outcome == db_fills.WRITTEN:
-        return fill, True
-    return db_fills.STALE if outcome == db_fills.STALE else None
+def _fill_record_checked(trade: _Trade) -> tuple[Fill, bool] | None:
+    """Up to ``FILL_ATTEMPTS`` compare-and-set tries: ``(fill, True)``, or None when the
+    locked path must decide (the trade is known, the position does not exist yet, or every
+    try lost its race)."""
+    for _ in range(FILL_ATTEMPTS):
+        order, existing, position, instrument = _read(trade, locked=False)
+        if existing is not None or position is None:
+            return None
+        read_versions = (order.version, position.version)
+        fill, entry = _fill_onto(trade, order, position, instrument)
+        outcome = db_fills.fill_write_checked(
+            fill=fill, order=order, position=position, audit=entry, read_versions=read_versions
+        )
+        if outcome == db_fills.WRITTEN:
+            return fill, True
+        if outcome == db_fills.RECORDED:
+            return None
+    return None
 
 
 def _fill_record_locked(trade: _Trade) -> tuple[Fill, bool]:

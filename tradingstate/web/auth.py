@@ -32,7 +32,6 @@ from knox.signals import token_expired
 from rest_framework import exceptions
 
 from tradingstate.db.auth import RateCount, token_rows
-from tradingstate.db.throttle import Count
 from tradingstate.web.throttling import BotRateThrottle
 
 INVALID_TOKEN = _("Invalid token.")
@@ -84,7 +83,7 @@ class BotTokenAuthentication(TokenAuthentication):
             if with_bot is not None:
                 auth_token.user.with_bot = auth_token.with_bot
             if plan is not None and auth_token.rate_count is not None:
-                auth_token.user.rate_counted = (plan, Count(*auth_token.rate_count))
+                auth_token.user.rate_counted = (plan, auth_token.rate_count)
             return self.validate_user(auth_token)
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
 
