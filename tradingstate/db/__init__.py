@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import BooleanField, DateTimeField
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -76,38 +76,41 @@ def fetch_all(sql: str, params: list | tuple = (), *, binary: bool = False) -> l
     """The statement's rows. ``binary``: PostgreSQL sends the results in binary, loaded by
     psycopg's C loaders (numeric as Decimal, timestamptz as an aware datetime in the
     session's time zone, UTC): much cheaper than the text loaders for many rows."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-    started = time.monotonic()
-    with connection.wrap_database_errors:
-        connection.ensure_connection()
-        connection.validate_no_broken_transaction()
-        with _HotCursor(connection.connection) as cursor:
-            cursor.execute(sql, params, binary=binary)
-            rows = cursor.fetchall()
-    record_query(connection, f"{sql} -- {list(params)!r}", started)
-    return rows
+    return _run(sql, params, binary)
 
 
-def execute(sql: str, params: dict | list | tuple = ()) -> list[tuple]:
+def execute(sql: str, params: dict | list | tuple = (), *, binary: bool = False) -> list[tuple]:
     """A statement that may write (``INSERT ... RETURNING``, a CTE): its rows, if any.
 
-    Named (``%(name)s``) or positional parameters. Runs in the caller's transaction."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    Named (``%(name)s``) or positional parameters. Runs in the caller's transaction.
+    ``binary`` as for ``fetch_all``."""
+    return _run(sql, params, binary)
+
+
+def _run(sql: str, params, binary: bool) -> list[tuple]:
+    # the wrapper itself, looked up once: each attribute read through Django's ``connection``
+    # proxy resolves the thread's connection again (a few per statement added up)
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.vendor != "postgresql":
+        with conn.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
     started = time.monotonic()
-    with connection.wrap_database_errors:
-        connection.ensure_connection()
-        connection.validate_no_broken_transaction()
-        with _HotCursor(connection.connection) as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall() if cursor.description else []
-    record_query(connection, f"{sql} -- {params!r}", started)
+    with conn.wrap_database_errors:
+        conn.ensure_connection()
+        conn.validate_no_broken_transaction()
+        with _HotCursor(conn.connection) as cursor:
+            cursor.execute(sql, params, binary=binary)
+            # the result's status, not ``description``: that builds a Column per column
+            result = cursor.pgresult
+            rows = cursor.fetchall() if result is not None and result.status == _TUPLES else []
+    if conn.queries_logged:  # the text only when it is kept (a repr of 60 parameters is not free)
+        shown = params if isinstance(params, dict) else list(params)
+        record_query(conn, f"{sql} -- {shown!r}", started)
     return rows
+
+
+_TUPLES = psycopg.pq.ExecStatus.TUPLES_OK
 
 
 def record_query(conn, sql: str, started: float) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from knox.models import get_token_model
 
 from tradingstate.db import execute, fetch_all, python_values
@@ -64,7 +64,8 @@ def token_rows(
     params = {"account": account_name, "key": token_key}
     if counted:
         params |= {"rate_prefix": rate.key_prefix, "digest": rate.digest, **rate.params}
-    rows = execute(q.sql, params) if counted else fetch_all(q.sql, params)
+    # binary results: psycopg's C loaders for the row's ~30 columns (its text loaders cost more)
+    rows = execute(q.sql, params, binary=True) if counted else fetch_all(q.sql, params, binary=True)
     out = []
     n_token, n_user, n_bot = len(q.token_fields), len(q.user_fields), len(q.bot_fields)
     n_account = len(q.account_fields)
@@ -117,9 +118,18 @@ def token_rows_orm(token_key: str, account_name: str | None = None) -> list:
 
 
 def _instance(model, fields, values):
-    return model.from_db(
-        connection.alias, [f.attname for f in fields], python_values(fields, values)
-    )
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.vendor != "postgresql":  # psycopg's loaders already give the ORM's types
+        values = python_values(fields, values)
+    return model.from_db(conn.alias, fields.attnames, values)
+
+
+class _Fields(list):
+    """A model's selected fields, with their ``attname``s worked out once."""
+
+    def __init__(self, fields):
+        super().__init__(fields)
+        self.attnames = [f.attname for f in fields]
 
 
 @cache
@@ -146,10 +156,10 @@ def _token_query(vendor: str, with_bot: str | None = None, counted: bool = False
     # identifiers come from the models; the account name and token key are the parameters
     qn = connection.ops.quote_name
     token_model, user_model = get_token_model(), get_user_model()
-    token_fields = list(token_model._meta.concrete_fields)
-    user_fields = list(user_model._meta.concrete_fields)
-    bot_fields = list(BotProfile._meta.concrete_fields)
-    account_fields = list(ExchangeAccount._meta.concrete_fields)
+    token_fields = _Fields(token_model._meta.concrete_fields)
+    user_fields = _Fields(user_model._meta.concrete_fields)
+    bot_fields = _Fields(BotProfile._meta.concrete_fields)
+    account_fields = _Fields(ExchangeAccount._meta.concrete_fields)
     grants = BotProfile.accounts.through
     grant_bot = qn(grants._meta.get_field("botprofile").column)
     grant_account = qn(grants._meta.get_field("exchangeaccount").column)

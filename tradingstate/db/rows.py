@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 
@@ -23,7 +23,8 @@ def placeholder(field) -> str:
 
 
 def insert_values(obj: Model, fields: Iterable, *, add: bool = True) -> list:
-    return [f.get_db_prep_save(f.pre_save(obj, add), connection) for f in fields]
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: each field reads ``ops`` through it
+    return [f.get_db_prep_save(f.pre_save(obj, add), conn) for f in fields]
 
 
 def columns(fields: Iterable, prefix: str = "") -> str:

@@ -378,3 +378,23 @@ def test_hot_statements_are_parsed_once_whatever_their_length():
     after = _convert.cache_info()
     if connection.vendor == "postgresql":
         assert after.misses == before.misses and after.hits == before.hits + 3
+
+
+def test_hot_execute_returns_rows_only_for_statements_that_have_them():
+    """``execute`` tells a row-returning statement by its result's status (building the
+    column descriptions cost more than reading the rows): no rows, an empty result, rows,
+    binary or text."""
+    from decimal import Decimal
+
+    from tradingstate.db import execute
+
+    execute("CREATE TEMPORARY TABLE hot_exec_probe (id integer, qty numeric(20, 8))")
+    assert execute("INSERT INTO hot_exec_probe VALUES (%s, %s)", [1, Decimal("1.5")]) == []
+    assert execute("SELECT id FROM hot_exec_probe WHERE id = %s", [2]) == []
+    for binary in (False, True):
+        rows = execute(
+            "UPDATE hot_exec_probe SET id = id WHERE id = %s RETURNING id, qty", [1], binary=binary
+        )
+        assert rows == [(1, Decimal("1.5"))]
+        if connection.vendor == "postgresql":  # SQLite's raw numeric is a float: callers convert
+            assert type(rows[0][1]) is Decimal
