@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from functools import cache
 
 from django.contrib.auth import get_user_model
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from knox.models import get_token_model
 
-from tradingstate.db import execute, fetch_all, python_values
+from tradingstate.db import execute, fetch_all
+from tradingstate.db.rows import Fields, instance
 from tradingstate.db.throttle import Count, rate_count_from_sql
 from tradingstate.models import BotProfile, ExchangeAccount
 
@@ -118,18 +119,7 @@ def token_rows_orm(token_key: str, account_name: str | None = None) -> list:
 
 
 def _instance(model, fields, values):
-    conn = connections[DEFAULT_DB_ALIAS]
-    if conn.vendor != "postgresql":  # psycopg's loaders already give the ORM's types
-        values = python_values(fields, values)
-    return model.from_db(conn.alias, fields.attnames, values)
-
-
-class _Fields(list):
-    """A model's selected fields, with their ``attname``s worked out once."""
-
-    def __init__(self, fields):
-        super().__init__(fields)
-        self.attnames = [f.attname for f in fields]
+    return instance(model, fields, values, binary=True)  # the read's results are binary
 
 
 @cache
@@ -156,10 +146,10 @@ def _token_query(vendor: str, with_bot: str | None = None, counted: bool = False
     # identifiers come from the models; the account name and token key are the parameters
     qn = connection.ops.quote_name
     token_model, user_model = get_token_model(), get_user_model()
-    token_fields = _Fields(token_model._meta.concrete_fields)
-    user_fields = _Fields(user_model._meta.concrete_fields)
-    bot_fields = _Fields(BotProfile._meta.concrete_fields)
-    account_fields = _Fields(ExchangeAccount._meta.concrete_fields)
+    token_fields = Fields(token_model._meta.concrete_fields)
+    user_fields = Fields(user_model._meta.concrete_fields)
+    bot_fields = Fields(BotProfile._meta.concrete_fields)
+    account_fields = Fields(ExchangeAccount._meta.concrete_fields)
     grants = BotProfile.accounts.through
     grant_bot = qn(grants._meta.get_field("botprofile").column)
     grant_account = qn(grants._meta.get_field("exchangeaccount").column)

@@ -29,6 +29,8 @@ from django.db import IntegrityError, connection, transaction
 
 from tradingstate.db import execute
 from tradingstate.db.rows import (
+    Fields,
+    all_fields,
     columns,
     insert_fields,
     insert_values,
@@ -45,8 +47,8 @@ ORDER_KEEP = ("account", "client_order_id", "created_at")
 POSITION_KEEP = ("account", "symbol")
 
 
-def _all(model) -> list:
-    return list(model._meta.concrete_fields)
+def _all(model) -> Fields:
+    return all_fields(model)
 
 
 @cache
@@ -74,7 +76,7 @@ def fill_read(*, account, client_order_id: str, trade_id: str, locked: bool = Tr
     reads without locks (for ``fill_write_checked``)."""
     a = account.pk
     sql = _read_sql(connection.vendor, locked)
-    rows = execute(sql, [a, client_order_id, a, a, trade_id, a])
+    rows = execute(sql, [a, client_order_id, a, a, trade_id, a], binary=True)
     if not rows:
         return None, None, None, None
     row = rows[0]
@@ -84,7 +86,7 @@ def fill_read(*, account, client_order_id: str, trade_id: str, locked: bool = Tr
         fields = _all(model)
         values = row[start : start + len(fields)]
         start += len(fields)
-        out.append(None if values[0] is None else instance(model, fields, values))
+        out.append(None if values[0] is None else instance(model, fields, values, binary=True))
     for obj in out:
         if obj is not None:
             obj.account = account

@@ -34,7 +34,15 @@ from functools import cache
 from django.db import IntegrityError, connection, transaction
 
 from tradingstate.db import execute, fetch_all
-from tradingstate.db.rows import columns, insert_fields, insert_values, instance, placeholder, qn
+from tradingstate.db.rows import (
+    all_fields,
+    columns,
+    insert_fields,
+    insert_values,
+    instance,
+    placeholder,
+    qn,
+)
 from tradingstate.models import AuditEntry, ExchangeAccount, Instrument, Order
 
 BENCH_REGISTER = "api endpoint=register"
@@ -228,10 +236,10 @@ def order_read(*, account_id: int, client_order_id: str) -> Order | None:
     """The account's order under ``client_order_id``, unlocked, or None: one prepared
     statement (bench line ``api endpoint=transition``; building the ORM's query for it cost
     more than running it)."""
-    rows = fetch_all(_read_sql(connection.vendor), [account_id, client_order_id])
+    rows = fetch_all(_read_sql(connection.vendor), [account_id, client_order_id], binary=True)
     if not rows:
         return None
-    return instance(Order, list(Order._meta.concrete_fields), rows[0])
+    return instance(Order, all_fields(Order), rows[0], binary=True)
 
 
 def order_read_orm(*, account_id: int, client_order_id: str) -> Order | None:

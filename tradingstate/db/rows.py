@@ -5,13 +5,33 @@ instance; ``get_db_prep_save`` prepares each value for the backend)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 
-def insert_fields(model: type[Model]) -> list:
-    return [f for f in model._meta.concrete_fields if not f.primary_key]
+class Fields(tuple):
+    """A model's fields in a statement's column order, with what reading them needs worked
+    out once: their ``attname``s, and which convert a raw value (``from_db_value``)."""
+
+    def __new__(cls, fields: Iterable):
+        out = super().__new__(cls, fields)
+        out.attnames = [f.attname for f in out]
+        out.converters = [
+            (i, f) for i, f in enumerate(out) if getattr(f, "from_db_value", None) is not None
+        ]
+        return out
+
+
+@cache
+def all_fields(model: type[Model]) -> Fields:
+    return Fields(model._meta.concrete_fields)
+
+
+@cache
+def insert_fields(model: type[Model]) -> Fields:
+    return Fields(f for f in model._meta.concrete_fields if not f.primary_key)
 
 
 def placeholder(field) -> str:
@@ -36,19 +56,31 @@ def qn(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def instance(model: type[Model], fields: list, values) -> Model:
-    """A model instance from raw column values, converted as the ORM converts them."""
+def instance(model: type[Model], fields: Iterable, values, *, binary: bool = False) -> Model:
+    """A model instance from raw column values, converted as the ORM converts them.
+
+    ``binary``: the values are PostgreSQL's binary results (``fetch_all(binary=True)``),
+    which psycopg's loaders already made the ORM's types (JSON parsed, among them)."""
     from tradingstate.db import python_values
 
-    converted = [
-        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, values, strict=True)
-    ]
-    return model.from_db(
-        connection.alias, [f.attname for f in fields], python_values(fields, converted)
-    )
+    if not isinstance(fields, Fields):
+        fields = Fields(fields)
+    conn = connections[DEFAULT_DB_ALIAS]
+    if len(values) != len(fields):
+        raise ValueError(f"{len(values)} values for {len(fields)} fields of {model.__name__}")
+    loaded = binary and conn.vendor == "postgresql"
+    if fields.converters and not loaded:
+        values = list(values)
+        for i, f in fields.converters:
+            values[i] = f.from_db_value(values[i], None, conn)
+    if conn.vendor != "postgresql":  # psycopg's loaders already give the ORM's types
+        values = python_values(fields, values)
+    return model.from_db(conn.alias, fields.attnames, values)
 
 
-def update_fields(model: type[Model], *, keep: tuple[str, ...]) -> list:
+@cache
+def update_fields(model: type[Model], *, keep: tuple[str, ...]) -> Fields:
     """Every column a full ``save()`` writes, less the primary key and ``keep``."""
-    return [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in keep]
+    return Fields(
+        f for f in model._meta.concrete_fields if not f.primary_key and f.name not in keep
+    )

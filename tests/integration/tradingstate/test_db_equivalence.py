@@ -74,6 +74,27 @@ def test_token_read_equals_the_orm():
     assert db_auth.token_rows(token[:15], "eq-b")[0].visible_account is None
 
 
+def test_token_read_gives_the_account_as_the_orm_types_it():
+    """The account read with the token carries every field as the ORM gives it: JSON as
+    Python objects, amounts as Decimals, times aware (it was raw text on SQLite, and JSON
+    text on PostgreSQL)."""
+    a = AccountFactory(
+        name="eq-typed",
+        ccxt_options={"options": {"defaultType": "swap"}},
+        balance_tolerance=Decimal("0.25"),
+        balance_tolerances={"BTC": "0.001"},
+    )
+    _client, _user = make_bot("eq-typed", a)
+    _, token = AuthToken.objects.create(_user)
+    (raw,) = db_auth.token_rows(token[:15], "eq-typed")
+    (orm,) = db_auth.token_rows_orm(token[:15], "eq-typed")
+    got, want = model_to_dict(raw.visible_account), model_to_dict(orm.visible_account)
+    assert got == want
+    assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in want.items()}
+    assert raw.visible_account.ccxt_options == {"options": {"defaultType": "swap"}}
+    assert raw.visible_account.balance_tolerance == Decimal("0.25")
+
+
 def test_registration_insert_equals_the_orm():
     sql_acct, orm_acct = AccountFactory(name="eq-s"), AccountFactory(name="eq-o")
     for acct in (sql_acct, orm_acct):
