@@ -226,6 +226,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "tradingstate.web.schema.ApiAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["tradingstate.web.parsers.StrictJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tradingstate.web.negotiation.JSONFirstNegotiation",
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_THROTTLE_CLASSES": ["tradingstate.web.throttling.BotRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"bot": TRADINGSTATE.api.bot_rate},
