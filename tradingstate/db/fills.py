@@ -172,7 +172,7 @@ def _write_sql(vendor: str, checked: bool = False) -> str:
 
 
 def _values(obj, fields) -> list:
-    return [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
+    return insert_values(obj, fields, add=False)  # an update's values, prepared as a save's
 
 
 def fill_write(*, fill: Fill, order: Order, position: Position, audit: AuditEntry) -> bool:
