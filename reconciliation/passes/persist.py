@@ -18,7 +18,7 @@ from reconciliation.locks import LeaseLost, account_pass_lease_confirm
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.passes.context import PassContext, PassOutcome, reconciliation_actor
 from reconciliation.passes.fetch import MarksFetch
-from reconciliation.selectors import discrepancy_counts_previous_run
+from reconciliation.selectors import discrepancies_open_before, discrepancy_counts_previous_run
 from tradingstate import transitions
 from tradingstate.actors import Actor
 from tradingstate.models import ExchangeAccount
@@ -328,11 +328,7 @@ def _close_previous(account, run, findings, snapshot) -> None:
     seen = {(f.type, f.key) for f in findings}
     failed_entities = set(snapshot.errors)
     superseded, resolved = [], []
-    for pk, typ, key, entity in (
-        Discrepancy.objects.filter(account=account, status=Discrepancy.Status.OPEN)
-        .exclude(run=run)
-        .values_list("pk", "type", "key", "entity")
-    ):
+    for pk, typ, key, entity in discrepancies_open_before(account=account, run_id=run.pk):
         if (typ, key) in seen:
             superseded.append(pk)
         elif typ != d.DiscrepancyType.FETCH_ERROR and entity in failed_entities:
