@@ -9,7 +9,9 @@ row's version, and finally writes its log lines in one batch.
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 from decimal import Decimal
 
 from django.conf import settings
@@ -93,7 +95,26 @@ def run_reconciliation(
         return run
     assert outcome is not None
     emit_pass_logs(ctx.account, outcome)
+    heap_freeze_once()
     return outcome.run
+
+
+_heap = {"frozen": False}
+_heap_lock = threading.Lock()
+
+
+def heap_freeze_once() -> None:
+    """After a process's first pass, move everything it has built to stay (Django, the
+    models, ccxt and its clients' API descriptions: some 120,000 objects) out of the
+    collector's sight (``gc.freeze``). A pass allocates enough to set off a full collection
+    every few passes, and a full collection walked all of them each time (50 to 110 ms in a
+    1,000-order pass); what a pass leaves behind is still collected as before."""
+    if _heap["frozen"]:
+        return
+    with _heap_lock:
+        if not _heap["frozen"]:
+            _heap["frozen"] = True
+            gc.freeze()
 
 
 def _leased_pass(
