@@ -1,5 +1,5 @@
-"""The pass's fixed-shape reads compiled once (tradingstate.db.compiled): they return what
-the ORM returns, and a pass does not build their querysets again."""
+"""A pass's fixed costs: its fixed-shape reads compiled once (tradingstate.db.compiled),
+returning what the ORM returns; its run row written once."""
 
 from __future__ import annotations
 
@@ -145,6 +145,38 @@ def test_a_steady_pass_compiles_few_statements(monkeypatch):
     assert len(compiled) - len(by_id) <= STEADY_PASS_COMPILES
 
 
-# the fill orders' union, the run's insert and update, the account's update, the alert
-# states' read
-STEADY_PASS_COMPILES = 5
+# the fill orders' union, the run's insert, the account's update, the alert states' read
+STEADY_PASS_COMPILES = 4
+
+
+@requires_postgres
+@pytest.mark.django_db
+def test_a_new_run_row_is_inserted_once_at_the_end_with_its_reserved_id():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # given: an account whose pass finds and repairs a discrepancy (rows naming the run are
+    # written before the run's row)
+    account = AccountFactory(name="run-once")
+    venue = MemoryExchange()
+    venue.set_balance("USDT", "5")
+    # when
+    with CaptureQueriesContext(connection) as ctx:
+        run = run_reconciliation(account.pk, "manual", adapter=venue)
+    # then: one statement writes the run row, an INSERT with the id taken with the lease
+    run_writes = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].startswith(("INSERT", "UPDATE", "COPY"))
+        and "reconciliation_reconciliationrun" in q["sql"].split("(")[0]
+    ]
+    assert len(run_writes) == 1 and run_writes[0].startswith("INSERT"), run_writes
+    assert f"{run.pk}" in run_writes[0]
+    stored = ReconciliationRun.objects.get(pk=run.pk)
+    assert (stored.status, stored.discrepancies_found, stored.repairs_applied) == (
+        "completed",
+        1,
+        1,
+    )
+    assert stored.finished_at is not None and stored.created_at is not None
+    assert Discrepancy.objects.get(run=run).status == "repaired"
