@@ -148,18 +148,15 @@ def local_snapshot(
     return LocalSnapshot(orders=list(orders.values()), positions=positions, balances=balances)
 
 
-def _local_orders(qs, *more) -> list[LocalOrder]:
-    """Rows as LocalOrder (of ``qs``, or of the union of ``qs`` and ``more``: one statement),
-    in no particular order (the model's default ``-id`` ordering made
-    PostgreSQL walk the primary key backwards, filtering every row). On PostgreSQL the
-    statement runs with binary results (``tradingstate.db.fetch_all``): psycopg's C loaders
-    return Decimal and aware datetimes as the ORM would, without Django's per-value
-    converters or its pure-Python ``timestamptz`` text loader (most of the cost of reading
-    ten thousand orders). SQLite needs the converters (its amounts are stored as encoded
-    text)."""
+def _local_orders(qs) -> list[LocalOrder]:
+    """Rows of ``qs`` as LocalOrder, in no particular order (the model's default ``-id``
+    ordering made PostgreSQL walk the primary key backwards, filtering every row). On
+    PostgreSQL the statement runs with binary results (``tradingstate.db.fetch_all``):
+    psycopg's C loaders return Decimal and aware datetimes as the ORM would, without
+    Django's per-value converters or its pure-Python ``timestamptz`` text loader (most of
+    the cost of reading ten thousand orders). SQLite needs the converters (its amounts are
+    stored as encoded text)."""
     rows = qs.order_by().values_list(*ORDER_FIELDS)
-    if more:
-        rows = rows.union(*(q.order_by().values_list(*ORDER_FIELDS) for q in more))
     if connection.vendor != "postgresql":
         return [LocalOrder._make(row) for row in rows.iterator(chunk_size=5000)]
     sql, params = rows.query.sql_with_params()
@@ -210,15 +207,37 @@ def local_fill_orders(
     a union, each part through its own index (the first is a partial index: few rows,
     however long the account's history; an OR of the three made PostgreSQL scan every
     order of the account, as it cannot estimate the first)."""
-    orders = Order.objects.filter(account=account)
-    parts = [orders.filter(~Q(filled_qty=F("fills_qty")))]
     exids = sorted({t.exchange_order_id for t in trades or [] if t.exchange_order_id})
     coids = sorted({t.client_order_id for t in trades or [] if t.client_order_id})
-    if exids:
-        parts.append(orders.filter(exchange_order_id__any=exids))
-    if coids:
-        parts.append(orders.filter(client_order_id__any=coids))
-    return [o for o in _local_orders(*parts) if o.id not in known]
+    lists = [values for values in (exids, coids) if values]
+    read = _FILL_ORDERS[(bool(exids), bool(coids))]
+    if connection.vendor != "postgresql":
+        rows = read.queryset(account.pk, *lists).iterator(chunk_size=5000)
+    else:
+        rows = db.fetch_all(*read.statement(account.pk, *lists), binary=True)
+    return [o for o in map(LocalOrder._make, rows) if o.id not in known]
+
+
+def _fill_orders(exids: bool, coids: bool) -> CompiledRead:
+    """``local_fill_orders``'s union for an account (and the trades' exchange and client
+    order ids, where there are some)."""
+
+    def build(account_id, *lists):
+        orders = Order.objects.filter(account_id=account_id)
+        parts = [orders.filter(~Q(filled_qty=F("fills_qty")))]
+        values = iter(lists)
+        if exids:
+            parts.append(orders.filter(exchange_order_id__any=next(values)))
+        if coids:
+            parts.append(orders.filter(client_order_id__any=next(values)))
+        rows = [q.order_by().values_list(*ORDER_FIELDS) for q in parts]
+        return rows[0].union(*rows[1:]) if len(rows) > 1 else rows[0]
+
+    arity = 1 + exids + coids
+    return CompiledRead(build, arity, lists=tuple(range(1, arity)))
+
+
+_FILL_ORDERS = {(e, c): _fill_orders(e, c) for e in (False, True) for c in (False, True)}
 
 
 def previous_run_findings(*, account: ExchangeAccount) -> dict[tuple[str, str], tuple[int, dict]]:

@@ -11,8 +11,11 @@ substitutes them: the statement is the ORM's own text, so it cannot drift from t
 queryset it replaces (``queryset(*ids)`` builds that queryset, for the backends that read
 through the ORM).
 
-Only integer arguments that reach the statement unchanged (an id compared with ``=``):
-compiling checks that each marker appears as a parameter of its own, else it raises.
+Arguments: integers that reach the statement unchanged (an id compared with ``=``), and
+lists (``lists=``: the positions of those arguments) that reach it as one array parameter
+(``field__any=values`` on PostgreSQL); a list is given as the database takes it (strings
+for a text column) and sent as it is. Compiling checks that each marker appears as a
+parameter of its own, else it raises.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ MAX_ARGS = 8
 class CompiledRead:
     """``build(*ids) -> QuerySet``: its statement compiled once per database."""
 
-    def __init__(self, build: Callable[..., QuerySet], arity: int = 1):
+    def __init__(
+        self, build: Callable[..., QuerySet], arity: int = 1, *, lists: tuple[int, ...] = ()
+    ):
         if not 0 < arity <= MAX_ARGS:
             raise ValueError(f"CompiledRead takes 1 to {MAX_ARGS} ids, not {arity}")
         self.build = build
         self.arity = arity
+        self.lists = frozenset(lists)
         self._compiled: dict[tuple[str, str], tuple[str, tuple]] = {}
 
     def queryset(self, *ids: int) -> QuerySet:
@@ -54,12 +60,13 @@ class CompiledRead:
 
     def _compile(self) -> tuple[str, tuple]:
         markers = [MARKER_BASE + i for i in range(self.arity)]
-        sql, params = self.build(*markers).query.sql_with_params()
+        args = [[m] if i in self.lists else m for i, m in enumerate(markers)]
+        sql, params = self.build(*args).query.sql_with_params()
         slots = []
         seen = set()
         for value in params:
-            if type(value) is int and value in markers:
-                index = markers.index(value)
+            index = self._marker(value, markers)
+            if index is not None:
                 seen.add(index)
                 slots.append((True, index))
             else:
@@ -70,3 +77,14 @@ class CompiledRead:
                 f"({sql!r}, {params!r})"
             )
         return sql, tuple(slots)
+
+    def _marker(self, value, markers: list[int]) -> int | None:
+        """The argument ``value`` stands for, if it is one's marker."""
+        if type(value) is int and value in markers:
+            index = markers.index(value)
+            return None if index in self.lists else index
+        if type(value) is list and len(value) == 1:  # an array parameter: a list argument
+            for index in self.lists:
+                if str(value[0]) == str(markers[index]):
+                    return index
+        return None
