@@ -14,8 +14,9 @@ through the ORM).
 Arguments: integers that reach the statement unchanged (an id compared with ``=``), and
 lists (``lists=``: the positions of those arguments) that reach it as one array parameter
 (``field__any=values`` on PostgreSQL); a list is given as the database takes it (strings
-for a text column) and sent as it is. Compiling checks that each marker appears as a
-parameter of its own, else it raises.
+for a text column) and sent as it is; and strings (``prefixes=``) that start a ``LIKE``
+pattern (``field__startswith=f"{value}:"``), escaped as Django escapes them. Compiling
+checks that each marker appears in a parameter of its own, else it raises.
 """
 
 from __future__ import annotations
@@ -29,25 +30,36 @@ from django.db.models import QuerySet
 # value into an empty WHERE), and not a constant any compiled read compares with
 MARKER_BASE = 1_987_654_301
 MAX_ARGS = 8
+ID, CONSTANT, PREFIX = 0, 1, 2
+
+
+def _text_marker(index: int) -> str:
+    return f"\x02compiledarg{index}\x03"  # nothing LIKE escapes
 
 
 class CompiledRead:
     """``build(*ids) -> QuerySet``: its statement compiled once per database."""
 
     def __init__(
-        self, build: Callable[..., QuerySet], arity: int = 1, *, lists: tuple[int, ...] = ()
+        self,
+        build: Callable[..., QuerySet],
+        arity: int = 1,
+        *,
+        lists: tuple[int, ...] = (),
+        prefixes: tuple[int, ...] = (),
     ):
         if not 0 < arity <= MAX_ARGS:
             raise ValueError(f"CompiledRead takes 1 to {MAX_ARGS} ids, not {arity}")
         self.build = build
         self.arity = arity
         self.lists = frozenset(lists)
+        self.prefixes = frozenset(prefixes)
         self._compiled: dict[tuple[str, str], tuple[str, tuple]] = {}
 
-    def queryset(self, *ids: int) -> QuerySet:
+    def queryset(self, *ids) -> QuerySet:
         return self.build(*ids)
 
-    def statement(self, *ids: int) -> tuple[str, list]:
+    def statement(self, *ids) -> tuple[str, list]:
         """(sql, params) of ``build(*ids)`` on the current connection's database."""
         if len(ids) != self.arity:
             raise TypeError(f"expected {self.arity} ids, got {len(ids)}")
@@ -56,11 +68,23 @@ class CompiledRead:
         if compiled is None:
             compiled = self._compiled[key] = self._compile()
         sql, slots = compiled
-        return sql, [ids[slot[1]] if slot[0] else slot[1] for slot in slots]
+        params = []
+        for kind, value, index in slots:
+            if kind == ID:
+                params.append(ids[index])
+            elif kind == CONSTANT:
+                params.append(value)
+            else:
+                like = connection.ops.prep_for_like_query(ids[index])
+                params.append(value.replace(_text_marker(index), like))
+        return sql, params
 
     def _compile(self) -> tuple[str, tuple]:
         markers = [MARKER_BASE + i for i in range(self.arity)]
-        args = [[m] if i in self.lists else m for i, m in enumerate(markers)]
+        args = [
+            [m] if i in self.lists else _text_marker(i) if i in self.prefixes else m
+            for i, m in enumerate(markers)
+        ]
         sql, params = self.build(*args).query.sql_with_params()
         slots = []
         seen = set()
@@ -68,9 +92,9 @@ class CompiledRead:
             index = self._marker(value, markers)
             if index is not None:
                 seen.add(index)
-                slots.append((True, index))
+                slots.append((PREFIX if index in self.prefixes else ID, value, index))
             else:
-                slots.append((False, value))
+                slots.append((CONSTANT, value, None))
         if len(seen) != self.arity:
             raise ValueError(
                 "CompiledRead: an id did not reach the statement as a parameter of its own "
@@ -80,6 +104,11 @@ class CompiledRead:
 
     def _marker(self, value, markers: list[int]) -> int | None:
         """The argument ``value`` stands for, if it is one's marker."""
+        if type(value) is str:  # a LIKE pattern starting with a prefix argument
+            for index in self.prefixes:
+                if value.startswith(_text_marker(index)):
+                    return index
+            return None
         if type(value) is int and value in markers:
             index = markers.index(value)
             return None if index in self.lists else index
