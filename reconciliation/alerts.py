@@ -15,11 +15,14 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from reconciliation.models import ReconciliationRun, WorkerHeartbeat
 from reconciliation.rollups import metrics_fold
+from tradingstate.db import fetch_all
+from tradingstate.db.compiled import CompiledRead
 from tradingstate.models import ExchangeAccount, NotificationState
 from tradingstate.services.notifications import (
     Change,
@@ -39,14 +42,25 @@ RUNBOOK = "docs/runbooks/desync.md"
 
 
 def _alerting_keys(account: ExchangeAccount) -> dict[str, set[str]]:
-    """This account's desyncs notified open and repairs notified failed (one statement)."""
+    """This account's desyncs notified open and repairs notified failed (one statement,
+    compiled once on PostgreSQL)."""
     out: dict[str, set[str]] = {DESYNC: set(), REPAIR_FAILED: set()}
-    for event, key in NotificationState.objects.filter(
-        Q(event=DESYNC, state="open") | Q(event=REPAIR_FAILED, state="failed"),
-        key__startswith=f"{account.name}:",
-    ).values_list("event", "key"):
+    if connection.vendor == "postgresql":
+        rows = fetch_all(*_ALERTING.statement(account.name), binary=True)
+    else:
+        rows = _ALERTING.queryset(account.name)
+    for event, key in rows:
         out[event].add(key)
     return out
+
+
+_ALERTING = CompiledRead(
+    lambda name: NotificationState.objects.filter(
+        Q(event=DESYNC, state="open") | Q(event=REPAIR_FAILED, state="failed"),
+        key__startswith=f"{name}:",
+    ).values_list("event", "key"),
+    prefixes=(0,),
+)
 
 
 def alerts_after_pass(*, account: ExchangeAccount, run: ReconciliationRun, outcome) -> None:

@@ -78,16 +78,32 @@ def account_pass_lease(account_id: int) -> Iterator[bool]:
         yield acquired
 
 
-def account_pass_lease_confirm(account_id: int) -> None:
+def account_pass_lease_confirm(account_id: int, *, next_id_of=None) -> int | None:
     """Inside the persist transaction: raise LeaseLost unless this session still holds the
     lease (an advisory lock is re-entrant for its holder; after a lost connection another
-    pass may hold it)."""
+    pass may hold it).
+
+    ``next_id_of`` (a model): also take the next id of its table's sequence in the same
+    statement and return it (PostgreSQL; None elsewhere), for a row the pass inserts last
+    but names first."""
     if connection.vendor != "postgresql":
-        return
+        return None
+    key = lock_key(f"account:{account_id}")
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_key(f"account:{account_id}")])
-        if not cur.fetchone()[0]:
+        if next_id_of is None:
+            cur.execute("SELECT pg_try_advisory_xact_lock(%s), NULL", [key])
+        else:
+            meta = next_id_of._meta
+            # the lock first: a pass that lost its lease takes no id
+            cur.execute(
+                "SELECT held, CASE WHEN held THEN nextval(pg_get_serial_sequence(%s, %s)) END "
+                "FROM (SELECT pg_try_advisory_xact_lock(%s) AS held) AS lease",
+                [meta.db_table, meta.pk.column, key],
+            )
+        held, next_id = cur.fetchone()
+        if not held:
             raise LeaseLost(account_id)
+        return next_id
 
 
 @contextlib.contextmanager

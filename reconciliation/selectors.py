@@ -21,6 +21,8 @@ from reconciliation.diff import (
 )
 from reconciliation.models import Discrepancy, ReconciliationRun, WorkerHeartbeat
 from tradingstate import db
+from tradingstate.db.compiled import CompiledRead
+from tradingstate.db.rows import instance
 from tradingstate.exchanges.base import ExchangeOrder, ExchangeTrade
 from tradingstate.models import Balance, ExchangeAccount, Fill, Instrument, Order, Position
 
@@ -43,6 +45,57 @@ ORDER_FIELDS = (
 )
 IN_CHUNK = 5000
 
+# The pass's fixed-shape reads, compiled once per database (tradingstate.db.compiled): in no
+# particular order (the models' default ``-id`` ordering made PostgreSQL walk the primary
+# key backwards, filtering every row).
+ACCOUNT_FIELDS = ExchangeAccount._meta.concrete_fields
+_ACCOUNT = CompiledRead(
+    lambda pk: (
+        ExchangeAccount.objects.filter(pk=pk)
+        .order_by()
+        .values_list(*(f.attname for f in ACCOUNT_FIELDS))
+    )
+)
+_POSITIONS = CompiledRead(
+    lambda account_id: (
+        Position.objects.filter(account_id=account_id)
+        .order_by()
+        .values_list("id", "symbol", "qty", "entry_price", "version")
+    )
+)
+_BALANCES = CompiledRead(
+    lambda account_id: (
+        Balance.objects.filter(account_id=account_id)
+        .order_by()
+        .values_list("id", "currency", "free", "used", "total", "version")
+    )
+)
+_ACTIVE_ORDERS = CompiledRead(
+    lambda account_id: (
+        Order.objects.filter(account_id=account_id, status__in=Order.ACTIVE_STATUSES)
+        .order_by()
+        .values_list(*ORDER_FIELDS)
+    )
+)
+_INSTRUMENTS = CompiledRead(
+    lambda account_id: (
+        Instrument.objects.filter(account_id=account_id)
+        .order_by("symbol")
+        .values_list("symbol", "amount_step", "base", "quote", "settle")
+    )
+)
+
+
+def account_for_pass(pk: int) -> ExchangeAccount:
+    """The account row as ``ExchangeAccount.objects.get(pk=pk)`` reads it (DoesNotExist if
+    there is none), its statement compiled once."""
+    if connection.vendor != "postgresql":
+        return ExchangeAccount.objects.get(pk=pk)
+    rows = db.fetch_all(*_ACCOUNT.statement(pk))  # text results: the fields' converters
+    if not rows:
+        raise ExchangeAccount.DoesNotExist("ExchangeAccount matching query does not exist.")
+    return instance(ExchangeAccount, ACCOUNT_FIELDS, rows[0])
+
 
 def local_books(*, account: ExchangeAccount) -> tuple[list[LocalPosition], list[LocalBalance]]:
     """The account's positions and balances with their versions.
@@ -51,33 +104,18 @@ def local_books(*, account: ExchangeAccount) -> tuple[list[LocalPosition], list[
     (older) snapshot is in flight then bumps the version, and the repair planned from that
     snapshot is deferred instead of overwriting the fill.
     """
-    positions = [
-        LocalPosition(*row)
-        for row in _rows(
-            Position.objects.filter(account=account).values_list(
-                "id", "symbol", "qty", "entry_price", "version"
-            )
-        )
-    ]
-    balances = [
-        LocalBalance(*row)
-        for row in _rows(
-            Balance.objects.filter(account=account).values_list(
-                "id", "currency", "free", "used", "total", "version"
-            )
-        )
-    ]
+    positions = [LocalPosition(*row) for row in _rows(_POSITIONS, account.pk)]
+    balances = [LocalBalance(*row) for row in _rows(_BALANCES, account.pk)]
     return positions, balances
 
 
-def _rows(values_list) -> list[tuple]:
-    """A ``values_list`` of plain columns (ids, text, amounts), in no particular order: on
-    PostgreSQL with binary results (psycopg's C loaders, no per-value converters; see
-    ``_local_orders``), elsewhere through the ORM."""
-    rows = values_list.order_by()
+def _rows(read: CompiledRead, *ids: int) -> list[tuple]:
+    """A compiled read of plain columns (ids, text, amounts): on PostgreSQL with binary
+    results (psycopg's C loaders, no per-value converters; see ``_local_orders``),
+    elsewhere through the ORM."""
     if connection.vendor != "postgresql":
-        return list(rows)
-    return db.fetch_all(*rows.query.sql_with_params(), binary=True)
+        return list(read.queryset(*ids))
+    return db.fetch_all(*read.statement(*ids), binary=True)
 
 
 def local_snapshot(
@@ -88,12 +126,7 @@ def local_snapshot(
 ) -> LocalSnapshot:
     """Active local orders, plus any local order the exchange lists as open (whatever its
     local status), positions and balances. A fixed number of statements for any size."""
-    orders = {
-        o.id: o
-        for o in _local_orders(
-            Order.objects.filter(account=account, status__in=Order.ACTIVE_STATUSES)
-        )
-    }
+    orders = {o.id: o for o in map(LocalOrder._make, _rows(_ACTIVE_ORDERS, account.pk))}
     if exchange_orders:
         known_coids = {o.client_order_id for o in orders.values()}
         known_exids = {o.exchange_order_id for o in orders.values() if o.exchange_order_id}
@@ -115,18 +148,15 @@ def local_snapshot(
     return LocalSnapshot(orders=list(orders.values()), positions=positions, balances=balances)
 
 
-def _local_orders(qs, *more) -> list[LocalOrder]:
-    """Rows as LocalOrder (of ``qs``, or of the union of ``qs`` and ``more``: one statement),
-    in no particular order (the model's default ``-id`` ordering made
-    PostgreSQL walk the primary key backwards, filtering every row). On PostgreSQL the
-    statement runs with binary results (``tradingstate.db.fetch_all``): psycopg's C loaders
-    return Decimal and aware datetimes as the ORM would, without Django's per-value
-    converters or its pure-Python ``timestamptz`` text loader (most of the cost of reading
-    ten thousand orders). SQLite needs the converters (its amounts are stored as encoded
-    text)."""
+def _local_orders(qs) -> list[LocalOrder]:
+    """Rows of ``qs`` as LocalOrder, in no particular order (the model's default ``-id``
+    ordering made PostgreSQL walk the primary key backwards, filtering every row). On
+    PostgreSQL the statement runs with binary results (``tradingstate.db.fetch_all``):
+    psycopg's C loaders return Decimal and aware datetimes as the ORM would, without
+    Django's per-value converters or its pure-Python ``timestamptz`` text loader (most of
+    the cost of reading ten thousand orders). SQLite needs the converters (its amounts are
+    stored as encoded text)."""
     rows = qs.order_by().values_list(*ORDER_FIELDS)
-    if more:
-        rows = rows.union(*(q.order_by().values_list(*ORDER_FIELDS) for q in more))
     if connection.vendor != "postgresql":
         return [LocalOrder._make(row) for row in rows.iterator(chunk_size=5000)]
     sql, params = rows.query.sql_with_params()
@@ -177,28 +207,71 @@ def local_fill_orders(
     a union, each part through its own index (the first is a partial index: few rows,
     however long the account's history; an OR of the three made PostgreSQL scan every
     order of the account, as it cannot estimate the first)."""
-    orders = Order.objects.filter(account=account)
-    parts = [orders.filter(~Q(filled_qty=F("fills_qty")))]
     exids = sorted({t.exchange_order_id for t in trades or [] if t.exchange_order_id})
     coids = sorted({t.client_order_id for t in trades or [] if t.client_order_id})
-    if exids:
-        parts.append(orders.filter(exchange_order_id__any=exids))
-    if coids:
-        parts.append(orders.filter(client_order_id__any=coids))
-    return [o for o in _local_orders(*parts) if o.id not in known]
+    lists = [values for values in (exids, coids) if values]
+    read = _FILL_ORDERS[(bool(exids), bool(coids))]
+    if connection.vendor != "postgresql":
+        rows = read.queryset(account.pk, *lists).iterator(chunk_size=5000)
+    else:
+        rows = db.fetch_all(*read.statement(account.pk, *lists), binary=True)
+    return [o for o in map(LocalOrder._make, rows) if o.id not in known]
+
+
+def _fill_orders(exids: bool, coids: bool) -> CompiledRead:
+    """``local_fill_orders``'s union for an account (and the trades' exchange and client
+    order ids, where there are some)."""
+
+    def build(account_id, *lists):
+        orders = Order.objects.filter(account_id=account_id)
+        parts = [orders.filter(~Q(filled_qty=F("fills_qty")))]
+        values = iter(lists)
+        if exids:
+            parts.append(orders.filter(exchange_order_id__any=next(values)))
+        if coids:
+            parts.append(orders.filter(client_order_id__any=next(values)))
+        rows = [q.order_by().values_list(*ORDER_FIELDS) for q in parts]
+        return rows[0].union(*rows[1:]) if len(rows) > 1 else rows[0]
+
+    arity = 1 + exids + coids
+    return CompiledRead(build, arity, lists=tuple(range(1, arity)))
+
+
+_FILL_ORDERS = {(e, c): _fill_orders(e, c) for e in (False, True) for c in (False, True)}
 
 
 def previous_run_findings(*, account: ExchangeAccount) -> dict[tuple[str, str], tuple[int, dict]]:
     """The account's previous finished pass's discrepancies: (type, key) -> (consecutive_runs,
     exchange_value). One query, read before the pass's diff (the pass holds the account's
     lease, so no other pass finishes meanwhile)."""
-    previous = _runs_before(account=account, before_id=None).values("id")[:1]
-    return {
-        (t, k): (n, seen)
-        for t, k, n, seen in Discrepancy.objects.filter(run_id=Subquery(previous)).values_list(
-            "type", "key", "consecutive_runs", "exchange_value"
-        )
-    }
+    if connection.vendor == "postgresql":  # binary results: jsonb loaded by psycopg
+        rows = db.fetch_all(*_PREVIOUS_FINDINGS.statement(account.pk), binary=True)
+    else:
+        rows = _PREVIOUS_FINDINGS.queryset(account.pk)
+    return {(t, k): (n, seen) for t, k, n, seen in rows}
+
+
+_PREVIOUS_FINDINGS = CompiledRead(
+    lambda account_id: Discrepancy.objects.filter(
+        run_id=Subquery(_runs_before(account=account_id, before_id=None).values("id")[:1])
+    ).values_list("type", "key", "consecutive_runs", "exchange_value")
+)
+
+
+def discrepancies_open_before(*, account: ExchangeAccount, run_id: int) -> list[tuple]:
+    """(pk, type, key, entity) of the account's open discrepancies of other runs than
+    ``run_id`` (one statement, compiled once)."""
+    return _rows(_OPEN_ELSEWHERE, account.pk, run_id)
+
+
+_OPEN_ELSEWHERE = CompiledRead(
+    lambda account_id, run_id: (
+        Discrepancy.objects.filter(account_id=account_id, status=Discrepancy.Status.OPEN)
+        .exclude(run_id=run_id)
+        .values_list("pk", "type", "key", "entity")
+    ),
+    arity=2,
+)
 
 
 def stale_not_found_counts(previous: dict) -> dict[str, tuple[int, datetime]]:
@@ -223,13 +296,11 @@ def instrument_terms(*, account: ExchangeAccount) -> dict[str, tuple[Decimal, st
     """symbol -> (amount step, base, quote, settle) of the account's instruments (one query)."""
     return {
         symbol: (step, base, quote, settle)
-        for symbol, step, base, quote, settle in Instrument.objects.filter(
-            account=account
-        ).values_list("symbol", "amount_step", "base", "quote", "settle")
+        for symbol, step, base, quote, settle in _rows(_INSTRUMENTS, account.pk)
     }
 
 
-def _runs_before(*, account: ExchangeAccount, before_id: int | None):
+def _runs_before(*, account: ExchangeAccount | int, before_id: int | None):
     qs = ReconciliationRun.objects.filter(
         account=account,
         status__in=[ReconciliationRun.Status.COMPLETED, ReconciliationRun.Status.INCOMPLETE],

@@ -19,7 +19,7 @@ from tradingstate.services.sync import SyncOutcome
 class PassContext:
     """One pass's identity: the account, why it runs, and when it started."""
 
-    account: ExchangeAccount
+    account: ExchangeAccount | None  # None until the pass reads it (given by id)
     trigger: str = ReconciliationRun.Trigger.MANUAL
     dry_run: bool = False
     run_id: int | None = None  # a queued run row to fill (API, admin), else a new row

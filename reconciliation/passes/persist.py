@@ -18,7 +18,7 @@ from reconciliation.locks import LeaseLost, account_pass_lease_confirm
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.passes.context import PassContext, PassOutcome, reconciliation_actor
 from reconciliation.passes.fetch import MarksFetch
-from reconciliation.selectors import discrepancy_counts_previous_run
+from reconciliation.selectors import discrepancies_open_before, discrepancy_counts_previous_run
 from tradingstate import transitions
 from tradingstate.actors import Actor
 from tradingstate.models import ExchangeAccount
@@ -53,9 +53,13 @@ def persist_pass(
     """``previous``: the previous pass's ``consecutive_runs`` by (type, key) when the pass
     read them already (else read here)."""
     with transaction.atomic():
-        account_pass_lease_confirm(ctx.account.pk)  # raises LeaseLost
+        # raises LeaseLost; a new run's id comes with it (PostgreSQL), its row goes in last
+        run_id = account_pass_lease_confirm(
+            ctx.account.pk, next_id_of=ReconciliationRun if ctx.run_id is None else None
+        )
         outcome = _persist(
             ctx,
+            new_run_id=run_id,
             snapshot=snapshot,
             local=local,
             findings=findings,
@@ -74,9 +78,11 @@ def persist_pass(
         return outcome
 
 
-def _persist(ctx, *, snapshot, local, findings, retry_after, previous=None) -> PassOutcome:
+def _persist(
+    ctx, *, snapshot, local, findings, retry_after, previous=None, new_run_id=None
+) -> PassOutcome:
     account = ctx.account
-    run = _run_row(ctx)
+    run = _run_row(ctx, new_run_id)
     if previous is None:
         previous = discrepancy_counts_previous_run(account=account, before_id=run.pk)
     threshold = settings.TRADINGSTATE.persistent_desync_runs
@@ -150,7 +156,9 @@ def _persist(ctx, *, snapshot, local, findings, retry_after, previous=None) -> P
     run.repairs_deferred = sum(1 for _, o in outcome.applied if not o.applied)
     run.retry_after_seconds = int(retry_after) if retry_after else None
     run.error = "; ".join(f"{k}: {v}" for k, v in sorted(snapshot.errors.items()))
-    run.save()
+    # a reserved id: the row's one INSERT (the rows naming it were written first; their
+    # foreign keys are checked at commit), else the UPDATE of the row inserted or read first
+    run.save(force_insert=run._state.adding)
     updates = {"last_reconciled_at": now}
     if snapshot.trades_watermark is not None and not ctx.dry_run:
         updates["fills_watermark_at"] = fills_watermark(snapshot.trades_watermark, outcome)
@@ -177,21 +185,26 @@ def fills_watermark(candidate, outcome: PassOutcome):
     return candidate
 
 
-def _run_row(ctx: PassContext) -> ReconciliationRun:
+def _run_row(ctx: PassContext, new_run_id: int | None = None) -> ReconciliationRun:
+    """The pass's run row: the queued one (``ctx.run_id``), else a new one, inserted now,
+    or, given an id reserved for it, built now and inserted when the pass ends."""
     if ctx.run_id is not None:
         run = ReconciliationRun.objects.filter(pk=ctx.run_id, account=ctx.account).first()
         if run is not None:
             run.status = ReconciliationRun.Status.RUNNING
             run.started_at = ctx.started
             return run
-    return ReconciliationRun.objects.create(
-        account=ctx.account,
-        trigger=ctx.trigger,
-        dry_run=ctx.dry_run,
-        status=ReconciliationRun.Status.RUNNING,
-        started_at=ctx.started,
-        requested_by=ctx.requested_by,
-    )
+    values = {
+        "account": ctx.account,
+        "trigger": ctx.trigger,
+        "dry_run": ctx.dry_run,
+        "status": ReconciliationRun.Status.RUNNING,
+        "started_at": ctx.started,
+        "requested_by": ctx.requested_by,
+    }
+    if new_run_id is not None:
+        return ReconciliationRun(pk=new_run_id, **values)
+    return ReconciliationRun.objects.create(**values)
 
 
 def _mark_repaired(rows, repaired, reserved: bool, actor: Actor) -> None:
@@ -328,11 +341,7 @@ def _close_previous(account, run, findings, snapshot) -> None:
     seen = {(f.type, f.key) for f in findings}
     failed_entities = set(snapshot.errors)
     superseded, resolved = [], []
-    for pk, typ, key, entity in (
-        Discrepancy.objects.filter(account=account, status=Discrepancy.Status.OPEN)
-        .exclude(run=run)
-        .values_list("pk", "type", "key", "entity")
-    ):
+    for pk, typ, key, entity in discrepancies_open_before(account=account, run_id=run.pk):
         if (typ, key) in seen:
             superseded.append(pk)
         elif typ != d.DiscrepancyType.FETCH_ERROR and entity in failed_entities:

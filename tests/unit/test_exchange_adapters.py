@@ -179,3 +179,41 @@ def test_unknown_order_status_is_a_bad_response():
     adapter = CcxtExchange(_account(exchange="bybit"))
     with pytest.raises(BadExchangeResponse, match="weird"):
         adapter._order(_ccxt_order(status="weird"))
+
+
+def test_a_fork_takes_an_idle_client_as_the_constructor_would(monkeypatch):
+    from tradingstate.exchanges import pool
+
+    # given: an adapter, and one idle client of its configuration from an earlier pass
+    monkeypatch.setenv("UNIT_KEY", "k")
+    monkeypatch.setenv("UNIT_SECRET", SECRET)
+    account = _account(name="unit-fork", api_key_env="UNIT_KEY", secret_env="UNIT_SECRET")
+    earlier = CcxtExchange(account)
+    idle = earlier._exchange
+    earlier.close()
+    adapter = CcxtExchange(account)  # takes the idle one
+    assert adapter._exchange is idle
+    other = CcxtExchange(account)  # a second, new client
+    second = other._exchange
+    other.close()
+    # when: forked (its configuration is not worked out again)
+    with monkeypatch.context() as m:
+        m.setattr(CcxtExchange, "_default_config", lambda self: pytest.fail("built again"))
+        fork = adapter.fork()
+    # then: the idle client, with every attribute the constructor would have set
+    built = CcxtExchange(account)
+    assert fork._exchange is second
+    for name in vars(built):
+        if name == "dialect":  # a fresh one each (stateless)
+            assert type(fork.dialect) is type(built.dialect)
+            assert fork.dialect is not adapter.dialect
+        elif name != "_exchange":
+            assert getattr(fork, name) == getattr(built, name), name
+    assert set(vars(fork)) == set(vars(built))
+    assert fork.redact(f"key k secret {SECRET}").count(SECRET) == 0
+    # and without an idle client a fork is constructed
+    for a in (fork, built, adapter):
+        a.close()
+    while pool.client_take(adapter._client_key) is not None:
+        pass
+    assert adapter.fork()._exchange is not None

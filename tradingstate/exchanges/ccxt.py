@@ -148,8 +148,26 @@ class CcxtExchange(ExchangeAdapter):
 
     def fork(self) -> CcxtExchange:
         """Another adapter for the same account with its own ccxt client (clients keep
-        per-call state: one thread each), sharing this one's markets. Close it after use."""
-        return CcxtExchange(self.account, max_pages=self.max_pages)
+        per-call state: one thread each), sharing this one's markets. Close it after use.
+
+        An idle client of this configuration is taken as the constructor would take it,
+        without working the configuration out again (its keys are this adapter's: the same
+        account, read at the same pass); else the constructor builds one."""
+        client = pool.client_take(self._client_key)
+        if client is None:
+            return CcxtExchange(self.account, max_pages=self.max_pages)
+        twin = object.__new__(CcxtExchange)
+        twin.account = self.account
+        twin.max_pages = self.max_pages
+        twin.exchange_id = self.exchange_id
+        twin.dialect = dialect_for(self.exchange_id)
+        twin._secrets = list(self._secrets)
+        twin._markets_key = self._markets_key
+        twin._client_key = self._client_key
+        twin._markets = None
+        twin._markets_shared = False
+        twin._exchange = client
+        return twin
 
     # --- construction -------------------------------------------------------------------
     def _read_credentials(self) -> dict:
