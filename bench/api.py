@@ -1,5 +1,6 @@
-"""API benchmark: gunicorn (2 workers, or ``--workers``; 127.0.0.1, a free port) under 32 concurrent
-connections for 20 s per endpoint, on a dedicated bench database.
+"""API benchmark: gunicorn (2 sync workers, or ``--workers``, ``--threads`` for gthread;
+127.0.0.1, a free port) under 32 concurrent connections for 20 s per endpoint, on a
+dedicated bench database.
 
 Every line carries ``ratio=``: its requests/s over a bare Django JSON view's, measured in
 the same run, same process, same middleware (``baseline_rps``).
@@ -166,12 +167,12 @@ def make_bulk_orders(connections: int) -> list[list[str]]:
 
 
 @contextlib.contextmanager
-def gunicorn(port: int, workers: int = 2) -> object:
+def gunicorn(port: int, workers: int = 2, threads: int = 1) -> object:
     with tempfile.TemporaryFile() as log:
-        yield from _gunicorn(port, log, workers)
+        yield from _gunicorn(port, log, workers, threads)
 
 
-def _gunicorn(port: int, log, workers: int):
+def _gunicorn(port: int, log, workers: int, threads: int = 1):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONPATH": str(ROOT)}
     env.pop("DEBUG", None)
     bin_dir = Path(sys.executable).parent
@@ -180,6 +181,8 @@ def _gunicorn(port: int, log, workers: int):
             str(bin_dir / "gunicorn"),
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
             "--bind",
             f"{HOST}:{port}",
             "--chdir",
@@ -447,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=2, help="gunicorn workers (2: the issue's set-up)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)"
+    )
     parser.add_argument("--no-passes", action="store_true", help="skip register-under-passes")
     parser.add_argument("--only", action="append", help="endpoints to run (repeatable)")
     args = parser.parse_args(argv)
@@ -468,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         connections.close_all()
         port = free_port()
         orders = f"/api/v1/accounts/{ACCOUNT}/orders/"
-        with gunicorn(port, args.workers):
+        with gunicorn(port, args.workers, args.threads):
             status, body = request(port, "GET", "/api/v1/killswitch/", token=token)
             if status != 200 or json.loads(body).get("active") is not False:
                 raise SystemExit(f"api bench: kill switch read failed: {status} {body[:200]}")
