@@ -73,9 +73,24 @@ class Command(BaseCommand):
             account_by_name(account)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, stop_handler(stop))
         Ticker(interval_override=interval, accounts=[account] if account else None).run(stop)
         self.stdout.write("ReconciliationLoop stopped")
+
+
+def stop_handler(stop: threading.Event):
+    """A signal handler that sets ``stop`` without waiting on it in the signalled thread.
+
+    ``Event.set()`` takes the event's lock. The handler runs in the main thread between two
+    of its instructions, so it can run while that very thread holds the lock (inside the
+    loop's ``stop.wait()``, before it blocks): ``set()`` would then wait on its own thread
+    forever, and SIGTERM would hang the loop. A short-lived thread sets it instead; it gets
+    the lock as soon as the main thread lets go of it."""
+
+    def handler(signum, frame) -> None:
+        threading.Thread(target=stop.set, name="stop-on-signal", daemon=True).start()
+
+    return handler
 
 
 def summary(run: ReconciliationRun) -> str:
