@@ -22,7 +22,7 @@ from reconciliation.diff import (
 from reconciliation.models import Discrepancy, ReconciliationRun, WorkerHeartbeat
 from tradingstate import db
 from tradingstate.db.compiled import CompiledRead
-from tradingstate.db.rows import instance
+from tradingstate.db.rows import all_fields, instance
 from tradingstate.exchanges.base import ExchangeOrder, ExchangeTrade
 from tradingstate.models import Balance, ExchangeAccount, Fill, Instrument, Order, Position
 
@@ -48,7 +48,7 @@ IN_CHUNK = 5000
 # The pass's fixed-shape reads, compiled once per database (tradingstate.db.compiled): in no
 # particular order (the models' default ``-id`` ordering made PostgreSQL walk the primary
 # key backwards, filtering every row).
-ACCOUNT_FIELDS = ExchangeAccount._meta.concrete_fields
+ACCOUNT_FIELDS = all_fields(ExchangeAccount)  # with its attnames and converters, worked out once
 _ACCOUNT = CompiledRead(
     lambda pk: (
         ExchangeAccount.objects.filter(pk=pk)

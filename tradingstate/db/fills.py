@@ -29,7 +29,6 @@ from django.db import IntegrityError, connection, transaction
 
 from tradingstate.db import execute
 from tradingstate.db.rows import (
-    Fields,
     all_fields,
     columns,
     insert_fields,
@@ -47,14 +46,10 @@ ORDER_KEEP = ("account", "client_order_id", "created_at")
 POSITION_KEEP = ("account", "symbol")
 
 
-def _all(model) -> Fields:
-    return all_fields(model)
-
-
 @cache
 def _read_sql(vendor: str, locked: bool = True) -> str:
     lock = " FOR UPDATE" if vendor == "postgresql" and locked else ""
-    o, f, p, i = _all(Order), _all(Fill), _all(Position), _all(Instrument)
+    o, f, p, i = (all_fields(m) for m in (Order, Fill, Position, Instrument))
     return (
         f"WITH o AS MATERIALIZED (SELECT {columns(o)} FROM {qn(Order._meta.db_table)} "  # noqa: S608
         f"WHERE {qn('account_id')} = %s AND {qn('client_order_id')} = %s{lock}), "
@@ -83,7 +78,7 @@ def fill_read(*, account, client_order_id: str, trade_id: str, locked: bool = Tr
     out = []
     start = 0
     for model in (Order, Fill, Position, Instrument):
-        fields = _all(model)
+        fields = all_fields(model)
         values = row[start : start + len(fields)]
         start += len(fields)
         out.append(None if values[0] is None else instance(model, fields, values, binary=True))
@@ -171,10 +166,6 @@ def _write_sql(vendor: str, checked: bool = False) -> str:
     )
 
 
-def _values(obj, fields) -> list:
-    return insert_values(obj, fields, add=False)  # an update's values, prepared as a save's
-
-
 def fill_write(*, fill: Fill, order: Order, position: Position, audit: AuditEntry) -> bool:
     """Insert ``fill`` and, if its trade was not recorded yet, write ``order`` and
     ``position`` (saved rows, locked) and insert ``audit`` (its ``target_id`` filled from
@@ -234,9 +225,9 @@ def _write_params(fill, order, position, audit) -> list:
     ]
     return [
         *insert_values(fill, insert_fields(Fill)),
-        *_values(order, update_fields(Order, keep=ORDER_KEEP)),
+        *insert_values(order, update_fields(Order, keep=ORDER_KEEP), add=False),
         order.pk,
-        *_values(position, update_fields(Position, keep=POSITION_KEEP)),
+        *insert_values(position, update_fields(Position, keep=POSITION_KEEP), add=False),
         position.pk,
         *audit_values,
     ]
