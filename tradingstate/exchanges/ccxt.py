@@ -156,16 +156,10 @@ class CcxtExchange(ExchangeAdapter):
         client = pool.client_take(self._client_key)
         if client is None:
             return CcxtExchange(self.account, max_pages=self.max_pages)
-        twin = object.__new__(CcxtExchange)
-        twin.account = self.account
-        twin.max_pages = self.max_pages
-        twin.exchange_id = self.exchange_id
+        twin = copy.copy(self)  # the configuration this one worked out; per client:
         twin.dialect = dialect_for(self.exchange_id)
         twin._secrets = list(self._secrets)
-        twin._markets_key = self._markets_key
-        twin._client_key = self._client_key
-        twin._markets = None
-        twin._markets_shared = False
+        twin._markets, twin._markets_shared = None, False
         twin._exchange = client
         return twin
 
