@@ -66,6 +66,24 @@ def test_a_burst_goes_at_once_then_the_rate_holds():
     assert time.monotonic() - started >= 0.29  # over any span T: T / rate + 1 + burst
 
 
+def test_the_account_configuration_read_last_sets_its_keys_spacing():
+    # given: a key's throttle made at 200 ms a request, its first slot taken
+    pool.reset()
+    throttle = pool.throttle_for("bybit", "key-changed", 200)
+    throttle.throttle()
+    # when: the account's rateLimit is lowered to 1 ms (the next adapter built reads it)
+    assert pool.throttle_for("bybit", "key-changed", 1) is throttle  # one spacing per key
+    started = time.monotonic()
+    for _ in range(5):
+        throttle.throttle()
+    # then: the slot already given stands (<= 200 ms), the next four are 1 ms apart (the
+    # process's first configuration had kept 200 ms for good: 5 x 200 ms)
+    assert time.monotonic() - started < 0.5
+    # and raised again: 4 more requests take >= 3 x 100 ms
+    pool.throttle_for("bybit", "key-changed", 100)
+    assert _spaced(throttle.throttle, 4, 1) >= 0.29
+
+
 class _Client:
     closed = False
 

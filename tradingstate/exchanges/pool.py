@@ -33,10 +33,16 @@ class SharedThrottle:
     instead of one ``rateLimit * cost`` apart, and the sustained rate is unchanged."""
 
     def __init__(self, rate_limit_ms: float, burst: float = 0):
-        self.interval = max(float(rate_limit_ms), 0.0) / 1000.0
-        self.burst_seconds = max(float(burst), 0.0) * self.interval
         self._next = 0.0
         self._lock = threading.Lock()
+        self.configure(rate_limit_ms, burst)
+
+    def configure(self, rate_limit_ms: float, burst: float = 0) -> None:
+        """The spacing from now on (the slots already taken stay as they were)."""
+        interval = max(float(rate_limit_ms), 0.0) / 1000.0
+        with self._lock:
+            self.interval = interval
+            self.burst_seconds = max(float(burst), 0.0) * interval
 
     def throttle(self, cost=None) -> None:
         cost = 1 if cost is None else cost
@@ -51,13 +57,17 @@ class SharedThrottle:
 def throttle_for(
     exchange_id: str, api_key: str | None, rate_limit_ms: float, burst: float = 0
 ) -> SharedThrottle:
-    """The process's throttle for this venue and key (the key is hashed, never kept)."""
+    """The process's throttle for this venue and key (the key is hashed, never kept), set to
+    the spacing given: the account configuration read last wins, so a changed ``rateLimit``
+    in ``ccxt_options`` holds from the next pass on, not from the process's next start."""
     fingerprint = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
     key = (exchange_id, fingerprint)
     with _lock:
         throttle = _throttles.get(key)
         if throttle is None:
             throttle = _throttles[key] = SharedThrottle(rate_limit_ms, burst)
+        else:
+            throttle.configure(rate_limit_ms, burst)
         return throttle
 
 
