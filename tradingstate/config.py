@@ -210,6 +210,10 @@ class WorkerConfig(_Strict):
     # the CPU priority of the threads that run passes (0-19; 0: the default): below the
     # bots' API on a shared host (reconciliation/priority.py)
     nice: Annotated[int, Field(ge=0, le=19)] = 10
+    # tasks a worker process runs before django-q2 replaces it ("recycle"): a new process
+    # starts cold (ccxt clients ~7 ms each, 3 per account a pass; markets refetched), so this
+    # is high; the pools that grow with use are bounded (tradingstate/exchanges/pool.py)
+    recycle_tasks: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
 
 
 NOTIFICATION_EVENTS = (

@@ -205,6 +205,7 @@ Q_CLUSTER = {
     "timeout": _worker.task_timeout_seconds,
     "retry": _worker.retry_seconds,
     "max_attempts": _worker.max_attempts,
+    "recycle": _worker.recycle_tasks,
     "catch_up": False,
     "save_limit": 1000,
     "ack_failures": True,

@@ -147,3 +147,11 @@ def test_bad_bot_rate_is_refused_naming_the_key(tmp_path, rate):
 @pytest.mark.parametrize("rate", ["6000/min", "10/s", "1/hour", "0/day", "100/m"])
 def test_good_bot_rates_load(tmp_path, rate):
     assert load_config(write(tmp_path, f'[api]\nbot_rate = "{rate}"\n')).api.bot_rate == rate
+
+
+@pytest.mark.parametrize("value", ["0", "-5", '"often"', "1.5"])
+def test_bad_worker_recycle_is_refused_naming_the_key(tmp_path, value):
+    path = write(tmp_path, f"[worker]\nrecycle_tasks = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "worker.recycle_tasks" in str(exc.value)

@@ -20,6 +20,13 @@ def test_cluster_configuration_is_safe():
         assert q["orm"] == "default"
 
 
+def test_worker_processes_are_not_replaced_every_few_hundred_tasks():
+    # django-q2 replaces a worker process after 500 tasks unless told: the new process
+    # builds every account's ccxt clients (3 a pass, ~7 ms each) and markets again
+    assert settings.Q_CLUSTER["recycle"] == settings.TRADINGSTATE.worker.recycle_tasks
+    assert settings.Q_CLUSTER["recycle"] >= 100_000
+
+
 @pytest.mark.django_db
 def test_requested_pass_runs_on_the_worker_after_commit(
     monkeypatch, django_capture_on_commit_callbacks
