@@ -43,7 +43,7 @@ format: install
 
 ## Lint, then the whole suite (SQLite unless DATABASE_URL is set).
 test: lint
-	$(VENV)/bin/pytest -n 2 --dist worksteal $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 bench: migrate
 	$(PY) bench/run_all.py

@@ -15,8 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def ops(tmp_path_factory):
+def _ops(tmp_path_factory):
     home = tmp_path_factory.mktemp("runbook")
     (home / "data" / "logs").mkdir(parents=True)
     env = {
@@ -53,6 +52,11 @@ def ops(tmp_path_factory):
 
     manage("migrate", "--noinput", "-v", "0")
     return manage, grep, home, env
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory):
+    return _ops(tmp_path_factory)
 
 
 def test_demo_pass_then_runbook_greps(ops):
@@ -137,8 +141,11 @@ def test_demo_pass_then_runbook_greps(ops):
     assert check.stdout.strip().splitlines()[-1].split() == ["4", "4"]  # with the missed fill
 
 
-def test_reconcile_exit_codes_and_errors(ops):
-    manage, _, _, _ = ops
+def test_reconcile_exit_codes_and_errors(tmp_path_factory):
+    # its own database with the demo: not the one another test of this module left behind
+    # (the tests of a module may run on different xdist workers, in any order)
+    manage, _, _, _ = _ops(tmp_path_factory)
+    manage("demo")
     missing = manage("reconcile", "--account", "nope", check=False)
     assert missing.returncode != 0
     assert "no account named 'nope'" in missing.stderr and "paper-demo" in missing.stderr
