@@ -217,3 +217,35 @@ def test_a_fork_takes_an_idle_client_as_the_constructor_would(monkeypatch):
     while pool.client_take(adapter._client_key) is not None:
         pass
     assert adapter.fork()._exchange is not None
+
+
+def test_a_changed_rate_limit_holds_from_the_next_adapter_even_with_old_clients_idle(
+    monkeypatch,
+):
+    from tradingstate.exchanges import pool
+
+    # given: an account at 60 ms a request, one client of that configuration left idle
+    monkeypatch.setenv("UNIT_KEY", "k-rate")
+    monkeypatch.setenv("UNIT_SECRET", SECRET)
+    pool.reset()
+    pool.clients_reset()
+    account = _account(
+        name="unit-rate", api_key_env="UNIT_KEY", secret_env="UNIT_SECRET",
+        ccxt_options={"rateLimit": 60},
+    )  # fmt: skip
+
+    def spacing(adapter) -> float:
+        return adapter._exchange.throttle.__self__.interval
+
+    CcxtExchange(account).close()
+    # when: staff lower it to 1 ms, then set it back to 60 ms
+    account.ccxt_options = {"rateLimit": 1}
+    lowered = CcxtExchange(account)
+    assert spacing(lowered) == 0.001
+    lowered.close()
+    account.ccxt_options = {"rateLimit": 60}
+    back = CcxtExchange(account)  # takes the idle 60 ms client: nothing is built
+    # then: the key's shared spacing is the configuration read now, for every client of it
+    assert spacing(back) == 0.060
+    assert back._exchange.throttle.__self__ is pool.throttle_for("binance", "k-rate", 60)
+    back.close()

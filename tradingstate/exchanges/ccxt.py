@@ -120,31 +120,36 @@ class CcxtExchange(ExchangeAdapter):
         self._markets: dict | None = None
         self._markets_shared = False
         self._exchange = pool.client_take(self._client_key)
-        if self._exchange is not None:
-            return
-        config.update(credentials)
-        config["logger"] = RedactingLogger(logging.getLogger("ccxt.wire"), _redactor(self._secrets))
-        try:
-            self._exchange = exchange_class(config)
-            if account.sandbox:
-                self._exchange.set_sandbox_mode(True)
-                # the test URLs replace urls.api; explicit overrides still win
-                api_override = (options.get("urls") or {}).get("api")
-                if isinstance(api_override, dict) and isinstance(self._exchange.urls["api"], dict):
-                    self._exchange.urls["api"] = deep_merge(
-                        self._exchange.urls["api"], api_override
-                    )
-                elif api_override:
-                    self._exchange.urls["api"] = copy.deepcopy(api_override)
-        except ccxt.BaseError as exc:
-            raise ConfigurationError(self.redact(f"{exchange_id}: {exc}")) from None
-        # one request spacing per venue and key across concurrent passes (exchanges.pool)
+        if self._exchange is None:
+            self._exchange = self._client_build(exchange_class, config, credentials, options)
+        # one request spacing per venue and key across concurrent passes (exchanges.pool),
+        # set from this configuration each time, a client taken from the pool included
         self._exchange.throttle = pool.throttle_for(
             exchange_id,
             credentials.get("apiKey"),
             self._exchange.rateLimit,
             self.dialect.rate_limit_burst,
         ).throttle
+
+    def _client_build(self, exchange_class, config: dict, credentials: dict, options: dict):
+        """A new ccxt client of this configuration (``__init__``, when none is idle)."""
+        account = self.account
+        exchange_id = self.exchange_id
+        config.update(credentials)
+        config["logger"] = RedactingLogger(logging.getLogger("ccxt.wire"), _redactor(self._secrets))
+        try:
+            client = exchange_class(config)
+            if account.sandbox:
+                client.set_sandbox_mode(True)
+                # the test URLs replace urls.api; explicit overrides still win
+                api_override = (options.get("urls") or {}).get("api")
+                if isinstance(api_override, dict) and isinstance(client.urls["api"], dict):
+                    client.urls["api"] = deep_merge(client.urls["api"], api_override)
+                elif api_override:
+                    client.urls["api"] = copy.deepcopy(api_override)
+        except ccxt.BaseError as exc:
+            raise ConfigurationError(self.redact(f"{exchange_id}: {exc}")) from None
+        return client
 
     def fork(self) -> CcxtExchange:
         """Another adapter for the same account with its own ccxt client (clients keep
