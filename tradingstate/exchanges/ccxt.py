@@ -132,11 +132,20 @@ class CcxtExchange(ExchangeAdapter):
         ).throttle
 
     def _client_build(self, exchange_class, config: dict, credentials: dict, options: dict):
-        """A new ccxt client of this configuration (``__init__``, when none is idle)."""
+        """A new ccxt client of this configuration (``__init__``, when none is idle): a copy
+        of the venue configuration's pristine client (built once per process) with this
+        account's keys, state of its own, and its own HTTP session and redacting logger."""
+        template = pool.template_get(self._markets_key)
+        if template is None:
+            template = self._client_construct(exchange_class, config, options)
+            pool.template_put(self._markets_key, template)
+        logger = RedactingLogger(logging.getLogger("ccxt.wire"), _redactor(self._secrets))
+        return client_clone(template, credentials, logger)
+
+    def _client_construct(self, exchange_class, config: dict, options: dict):
+        """A ccxt client of this venue configuration, without credentials."""
         account = self.account
         exchange_id = self.exchange_id
-        config.update(credentials)
-        config["logger"] = RedactingLogger(logging.getLogger("ccxt.wire"), _redactor(self._secrets))
         try:
             client = exchange_class(config)
             if account.sandbox:
@@ -634,6 +643,33 @@ class CcxtExchange(ExchangeAdapter):
 
 def _now() -> datetime:
     return datetime.now(tz=UTC)
+
+
+# what a client's construction sets once from the venue's description and ccxt never
+# changes afterwards: shared by a template's copies (deep copies of them would cost about
+# what the construction saves); every other dict, list or set a client holds is its own
+SHARED_DESCRIPTION = frozenset(
+    {"api", "exceptions", "httpExceptions", "features", "has", "timeframes", "countries"}
+)
+
+
+def client_clone(template, credentials: dict, logger):
+    """A client equal to one ccxt builds from the template's configuration plus
+    ``credentials``: the template's attributes, each dict, list and set deep-copied (options
+    included: some venues keep per-key facts there, e.g. Bybit's unified-account flags)
+    except the description parts in ``SHARED_DESCRIPTION``, with a new HTTP session."""
+    client = copy.copy(template)
+    for name, value in vars(template).items():
+        if name not in SHARED_DESCRIPTION and isinstance(value, dict | list | set):
+            setattr(client, name, copy.deepcopy(value))
+    session = type(template.session)()
+    session.trust_env = template.session.trust_env
+    client.session = session
+    client.origin = client.uuid()
+    client.logger = logger
+    for key, value in credentials.items():
+        setattr(client, key, value)
+    return client
 
 
 def _close_client(exchange) -> None:
