@@ -86,6 +86,48 @@ _INSTRUMENTS = CompiledRead(
 )
 
 
+RUN_FIELDS = all_fields(ReconciliationRun)
+_RUN = CompiledRead(
+    lambda pk, account_id: (
+        ReconciliationRun.objects.filter(pk=pk, account_id=account_id)
+        .order_by()
+        .values_list(*(f.attname for f in RUN_FIELDS))
+    ),
+    2,
+)
+_RUN_QUEUED = CompiledRead(
+    lambda pk: (
+        ReconciliationRun.objects.filter(pk=pk)
+        .order_by()
+        .values_list("status", "dry_run", "account_id", "account__enabled")
+    )
+)
+_ACCOUNT_ENABLED = CompiledRead(
+    lambda pk: ExchangeAccount.objects.filter(pk=pk).order_by().values_list("enabled")
+)
+
+
+def run_of_account(pk: int, account_id: int) -> ReconciliationRun | None:
+    """The run ``pk`` if it is the account's, as the ORM reads it, its statement compiled
+    once (a pass's queued run)."""
+    if connection.vendor != "postgresql":
+        return ReconciliationRun.objects.filter(pk=pk, account_id=account_id).first()
+    rows = db.fetch_all(*_RUN.statement(pk, account_id))  # text results: the converters
+    return instance(ReconciliationRun, RUN_FIELDS, rows[0]) if rows else None
+
+
+def run_queued_state(pk: int) -> tuple[str, bool, int, bool] | None:
+    """(status, dry_run, account id, the account's ``enabled``) of a queued run, or None."""
+    rows = _rows(_RUN_QUEUED, pk)
+    return tuple(rows[0]) if rows else None
+
+
+def account_enabled(pk: int) -> bool | None:
+    """The account's ``enabled``; None if there is no such account."""
+    rows = _rows(_ACCOUNT_ENABLED, pk)
+    return bool(rows[0][0]) if rows else None
+
+
 def account_for_pass(pk: int) -> ExchangeAccount:
     """The account row as ``ExchangeAccount.objects.get(pk=pk)`` reads it (DoesNotExist if
     there is none), its statement compiled once."""

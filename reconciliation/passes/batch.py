@@ -33,7 +33,7 @@ from django.utils import timezone
 from reconciliation.models import ReconciliationRun
 from reconciliation.passes.run import run_reconciliation
 from reconciliation.priority import worker_priority_apply
-from tradingstate.models import ExchangeAccount
+from reconciliation.selectors import account_enabled, run_queued_state
 
 log = logging.getLogger("reconciliation")
 
@@ -43,21 +43,23 @@ NO_FREE_THREAD = "no pass thread of the worker was free within {seconds:g} s"
 
 def pass_run_queued(account_id: int, trigger: str, run_id: int | None = None) -> str:
     """One queued pass: skip a missing or disabled account and a run that already finished
-    (a duplicate delivery), else run it. The line says what happened."""
+    (a duplicate delivery), else run it. The line says what happened. The account itself is
+    read by the pass, under its lease."""
     dry_run = False
-    if run_id is not None:  # the run and its account in one read
-        run = ReconciliationRun.objects.select_related("account").filter(pk=run_id).first()
-        if run is not None and run.status in ReconciliationRun.FINISHED_STATUSES:
-            return f"run {run_id} already {run.status}"  # a duplicate delivery
-        dry_run = bool(run and run.dry_run)
-        account = run.account if run is not None and run.account_id == account_id else None
-    else:
-        account = None
-    if account is None:
-        account = ExchangeAccount.objects.filter(pk=account_id).first()
-    if account is None or not account.enabled:
+    enabled = None
+    if run_id is not None:  # the run and its account's state in one read
+        state = run_queued_state(run_id)
+        if state is not None:
+            status, dry_run, run_account_id, run_account_enabled = state
+            if status in ReconciliationRun.FINISHED_STATUSES:
+                return f"run {run_id} already {status}"  # a duplicate delivery
+            if run_account_id == account_id:
+                enabled = run_account_enabled
+    if enabled is None:
+        enabled = account_enabled(account_id)
+    if not enabled:
         return MISSING_OR_DISABLED
-    run = run_reconciliation(account, trigger, dry_run, run_id=run_id)
+    run = run_reconciliation(account_id, trigger, bool(dry_run), run_id=run_id)
     return f"run {run.pk} {run.status}"
 
 

@@ -18,9 +18,14 @@ from reconciliation.locks import LeaseLost, account_pass_lease_confirm
 from reconciliation.models import Discrepancy, ReconciliationRun, Repair
 from reconciliation.passes.context import PassContext, PassOutcome, reconciliation_actor
 from reconciliation.passes.fetch import MarksFetch
-from reconciliation.selectors import discrepancies_open_before, discrepancy_counts_previous_run
+from reconciliation.selectors import (
+    discrepancies_open_before,
+    discrepancy_counts_previous_run,
+    run_of_account,
+)
 from tradingstate import transitions
 from tradingstate.actors import Actor
+from tradingstate.db.rows import row_update, update_fields
 from tradingstate.models import ExchangeAccount
 from tradingstate.services import account_set_enabled
 from tradingstate.services.bulk import (
@@ -38,6 +43,11 @@ __all__ = ["LeaseLost", "persist_pass", "record_auth_failure", "record_run_end"]
 
 new_discrepancy = RowFactory(Discrepancy)
 new_repair = RowFactory(Repair)
+# what a pass writes on a run row it did not insert (a queued run): all but who asked for
+# it, how, and when (the ticker's or staff's), in one prepared UPDATE
+RUN_WRITTEN = update_fields(
+    ReconciliationRun, keep=("account", "trigger", "requested_by", "created_at")
+)
 
 
 def persist_pass(
@@ -158,7 +168,10 @@ def _persist(
     run.error = "; ".join(f"{k}: {v}" for k, v in sorted(snapshot.errors.items()))
     # a reserved id: the row's one INSERT (the rows naming it were written first; their
     # foreign keys are checked at commit), else the UPDATE of the row inserted or read first
-    run.save(force_insert=run._state.adding)
+    if run._state.adding:
+        run.save(force_insert=True)
+    else:
+        row_update(run, RUN_WRITTEN)
     updates = {"last_reconciled_at": now}
     if snapshot.trades_watermark is not None and not ctx.dry_run:
         updates["fills_watermark_at"] = fills_watermark(snapshot.trades_watermark, outcome)
@@ -189,7 +202,7 @@ def _run_row(ctx: PassContext, new_run_id: int | None = None) -> ReconciliationR
     """The pass's run row: the queued one (``ctx.run_id``), else a new one, inserted now,
     or, given an id reserved for it, built now and inserted when the pass ends."""
     if ctx.run_id is not None:
-        run = ReconciliationRun.objects.filter(pk=ctx.run_id, account=ctx.account).first()
+        run = run_of_account(ctx.run_id, ctx.account.pk)
         if run is not None:
             run.status = ReconciliationRun.Status.RUNNING
             run.started_at = ctx.started

@@ -84,3 +84,24 @@ def update_fields(model: type[Model], *, keep: tuple[str, ...]) -> Fields:
     return Fields(
         f for f in model._meta.concrete_fields if not f.primary_key and f.name not in keep
     )
+
+
+_update_sql: dict[tuple, str] = {}
+
+
+def row_update(obj: Model, fields: Fields) -> None:
+    """``UPDATE`` the instance's row: the columns of ``fields`` (``update_fields``) with its
+    values, prepared as ``save()`` prepares them (``pre_save``: ``auto_now`` included). One
+    statement whose text is built once per model, fields and database (the ORM's ``save``
+    compiles it again every time: ~0.2 ms of CPU for a run row's 20 columns)."""
+    from tradingstate.db import execute
+
+    model = type(obj)
+    key = (model, id(fields), connection.vendor)
+    sql = _update_sql.get(key)
+    if sql is None:
+        sets = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+        pk = model._meta.pk
+        table = qn(model._meta.db_table)  # the model's own names, quoted; values are parameters
+        sql = _update_sql[key] = f"UPDATE {table} SET {sets} WHERE {qn(pk.column)} = %s"  # noqa: S608
+    execute(sql, [*insert_values(obj, fields, add=False), obj.pk])

@@ -250,3 +250,94 @@ def test_alerting_keys_compiled_match_the_account_name_literally():
         DESYNC: {"axb:stale_local_order:c1"},
         REPAIR_FAILED: set(),
     }
+
+
+def _counting_compiles(monkeypatch) -> list[str]:
+    from django.db.models.sql.query import Query
+
+    compiled: list[str] = []
+    get_compiler = Query.get_compiler
+
+    def counting(self, *args, **kwargs):
+        compiled.append(self.model.__name__ if self.model else "?")
+        return get_compiler(self, *args, **kwargs)
+
+    monkeypatch.setattr(Query, "get_compiler", counting)
+    return compiled
+
+
+@requires_postgres
+@pytest.mark.django_db
+def test_a_queued_pass_reads_and_writes_its_run_row_without_compiling(monkeypatch):
+    """The ticker's passes run queued runs (``batch.pass_run_queued``): the run's state and
+    its account's, the run row, and the run row's update reuse their statement text."""
+    from reconciliation.passes.batch import pass_run_queued
+
+    # given: a paper account that had a pass, and a queued run the ticker made for it
+    account = AccountFactory(name="queued-once")
+    first = ReconciliationRun.objects.create(account=account, trigger="schedule", status="queued")
+    assert pass_run_queued(account.pk, "schedule", first.pk) == f"run {first.pk} completed"
+    queued = ReconciliationRun.objects.create(
+        account=account, trigger="schedule", status="queued", requested_by="ticker"
+    )
+    compiled = _counting_compiles(monkeypatch)
+    # when: the worker runs it
+    line = pass_run_queued(account.pk, "schedule", queued.pk)
+    # then: it ran, and of the pass's own statements only the account's update was compiled
+    # (the paper venue's reads of its simulated book stand for a venue's HTTP calls)
+    assert line == f"run {queued.pk} completed"
+    ours = [model for model in compiled if not model.startswith("Paper")]
+    assert ours == ["ExchangeAccount"], compiled
+
+
+@pytest.mark.django_db
+def test_a_queued_run_row_gets_the_pass_and_keeps_who_asked_and_when():
+    from reconciliation.passes.batch import pass_run_queued
+
+    # given: a staff member's queued dry run of an account with a stray local balance
+    account = AccountFactory(name="queued-row")
+    BalanceFactory(account=account, currency="BTC", total=Decimal(2))
+    queued = ReconciliationRun.objects.create(
+        account=account, trigger="manual", status="queued", dry_run=True, requested_by="alice"
+    )
+    created = queued.created_at
+    # when: a worker runs it
+    assert pass_run_queued(account.pk, "manual", queued.pk) == f"run {queued.pk} completed"
+    # then: the row has the pass's outcome, and who asked for it, how and when as they were
+    run = ReconciliationRun.objects.get(pk=queued.pk)
+    assert (run.status, run.trigger, run.requested_by, run.dry_run) == (
+        "completed", "manual", "alice", True,
+    )  # fmt: skip
+    assert run.created_at == created
+    assert run.started_at is not None and run.finished_at >= run.started_at
+    assert run.duration_ms is not None
+    assert run.discrepancies_found == run.balance_discrepancies == 1
+    assert run.repairs_applied == 0  # a dry run repairs nothing
+    assert account.balances.get(currency="BTC").total == Decimal(2)
+    assert ReconciliationRun.objects.filter(account=account).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("state", ["missing", "disabled", "finished", "other-account"])
+def test_a_queued_pass_that_must_not_run_says_why(state):
+    from reconciliation.passes.batch import MISSING_OR_DISABLED, pass_run_queued
+
+    account = AccountFactory(name=f"queued-{state}")
+    other = AccountFactory(name=f"queued-{state}-other", enabled=state != "other-account")
+    run = ReconciliationRun.objects.create(account=account, trigger="schedule", status="queued")
+    if state == "disabled":
+        ExchangeAccount.objects.filter(pk=account.pk).update(enabled=False)
+    if state == "finished":
+        ReconciliationRun.objects.filter(pk=run.pk).update(status="completed")
+    account_id = {"missing": 987654321, "other-account": other.pk}.get(state, account.pk)
+    line = pass_run_queued(account_id, "schedule", run.pk)
+    if state == "finished":
+        assert line == f"run {run.pk} already completed"
+    else:
+        # a disabled account, a missing one, or a run naming another account than the
+        # (disabled) one asked for: nothing runs
+        assert line == MISSING_OR_DISABLED
+    assert ReconciliationRun.objects.filter(account=account).count() == 1
+    assert ReconciliationRun.objects.get(pk=run.pk).status == (
+        "completed" if state == "finished" else "queued"
+    )
