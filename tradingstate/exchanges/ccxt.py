@@ -58,6 +58,7 @@ from tradingstate.exchanges.ccxt_support import (
     millis,
     millis_to_datetime,
     raw_position_side,
+    remember_parsed_orders,
     scaled,
     step_from_precision,
     to_decimal,
@@ -669,6 +670,7 @@ def client_clone(template, credentials: dict, logger):
     client.logger = logger
     for key, value in credentials.items():
         setattr(client, key, value)
+    remember_parsed_orders(client)  # its own (the template's parse_order is ccxt's)
     return client
 
 

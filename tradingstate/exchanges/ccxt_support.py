@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -160,3 +161,66 @@ def scaled(value: Decimal | None, size: Decimal | None) -> Decimal | None:
 
 def millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+class RememberedOrders:
+    """A client's ``parse_order``, remembering what it made of each raw order.
+
+    A steady account's open orders come back unchanged pass after pass, and ccxt's
+    ``parse_order`` (``safe_order``'s derived amounts, in string arithmetic) costs about
+    0.1 ms an order: a sixth of a steady pass's CPU with 50 open orders. The result is a
+    function of the raw order, the market it is parsed against and the client's markets, so
+    it is kept under (market id, the raw order's items) while the client's markets stay the
+    same object (a reload forgets everything), for at most ``MAX`` orders (the oldest go
+    first). A raw order with a nested value (unhashable) is parsed every time. Each caller
+    gets its own copy of the dict."""
+
+    MAX = 4096
+
+    def __init__(self, client):
+        self._parse = client.parse_order  # the class's method, bound to this client
+        self._client = client
+        self._markets = None
+        self._memo: dict = {}
+
+    def __call__(self, order, market=None, *args, **kwargs):
+        key = self._key(order, market, args, kwargs)
+        if key is None:
+            return self._parse(order, market, *args, **kwargs)
+        if self._client.markets is not self._markets:
+            self._memo.clear()
+            self._markets = self._client.markets
+        parsed = self._memo.get(key)
+        if parsed is None:
+            parsed = self._parse(order, market, *args, **kwargs)
+            if not isinstance(parsed, dict):
+                return parsed
+            if len(self._memo) >= self.MAX:
+                del self._memo[next(iter(self._memo))]
+            self._memo[key] = parsed
+        return dict(parsed)
+
+    @staticmethod
+    def _key(order, market, args, kwargs):
+        """The raw order's items (its JSON text if a value is nested: OKX's algo-order
+        fields), with what else it is parsed against; None if it has no such form."""
+        try:
+            head = (market["id"] if market else None, args, *kwargs.items())
+            hash(head)
+            items = tuple(order.items())
+        except (TypeError, AttributeError, KeyError):
+            return None
+        try:
+            hash(items)
+            return head, items
+        except TypeError:
+            pass
+        try:
+            return head, json.dumps(order, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return None
+
+
+def remember_parsed_orders(client) -> None:
+    """Route the client's ``parse_order`` through a ``RememberedOrders`` of its own."""
+    client.parse_order = RememberedOrders(client)
