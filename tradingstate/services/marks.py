@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 
+from tradingstate import db
+from tradingstate.db.compiled import CompiledRead
 from tradingstate.exchanges.base import ExchangeMarkPrice
 from tradingstate.models import ExchangeAccount, MarkPrice
 from tradingstate.services.bulk import rows_bulk_update
@@ -26,6 +28,37 @@ class MarksRecorded:
     refreshed: int
     created: int
     marked_stale: int
+
+
+# the rows of the symbols asked for: a fixed shape, compiled once (tradingstate.db.compiled);
+# each pass runs it
+_EXISTING = CompiledRead(
+    lambda account_id, symbols: (
+        MarkPrice.objects.filter(account_id=account_id, symbol__any=symbols)
+        .order_by()
+        .values_list("id", "symbol", "price", "time", "source")
+    ),
+    2,
+    lists=(1,),
+)
+
+
+def _existing(account: ExchangeAccount, symbols: set[str]) -> dict[str, MarkPrice]:
+    """The account's rows of ``symbols``, as instances carrying what an update of their
+    priced fields needs (a stale one keeps its price, time and source)."""
+    wanted = sorted(symbols)
+    if connection.vendor == "postgresql":
+        rows = db.fetch_all(*_EXISTING.statement(account.pk, wanted), binary=True)
+    else:
+        rows = list(_EXISTING.queryset(account.pk, wanted))
+    existing = {}
+    for pk, symbol, price, time, source in rows:
+        row = MarkPrice(
+            pk=pk, account=account, symbol=symbol, price=price, time=time, source=source
+        )
+        row._state.adding = False
+        existing[symbol] = row
+    return existing
 
 
 @transaction.atomic(savepoint=False)
@@ -42,7 +75,7 @@ def mark_prices_record(
     statements whatever the number of symbols."""
     fresh = {p.symbol: p for p in prices if p.price > 0}
     asked = set(asked) | set(fresh)
-    existing = {m.symbol: m for m in MarkPrice.objects.filter(account=account, symbol__in=asked)}
+    existing = _existing(account, asked)
     to_update, to_create, stale = [], [], 0
     for symbol in sorted(asked):
         row, price = existing.get(symbol), fresh.get(symbol)

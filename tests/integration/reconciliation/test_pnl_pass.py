@@ -20,6 +20,7 @@ from tests.audit import assert_audited
 from tests.fakes.exchange_server import FakeBalance, FakeTicker
 from tests.fakes.memory import MemoryExchange
 from tests.fakes.scenarios import seed_derivatives
+from tests.pg import requires_postgres
 from tradingstate.actors import Actor
 from tradingstate.exchanges import base as ex
 from tradingstate.models import AuditEntry, MarkPrice, Position
@@ -289,3 +290,34 @@ def test_venue_without_prices_changes_nothing(account):
     assert run.status == "completed"
     mark = MarkPrice.objects.get(account=account)
     assert (mark.price, mark.stale) == (D("2"), False)
+
+
+@requires_postgres
+def test_a_steady_pass_refreshes_its_prices_without_compiling_their_read(
+    fake_exchange, make_fake_account, monkeypatch
+):
+    from django.db.models.sql.query import Query
+
+    # given: a pass stored the prices; the venue's marks then move
+    venue = _venue_with_prices(fake_exchange, "binance")
+    account = make_fake_account("binance", "swap", name="binance-marks-steady", save=True)
+    _local_books_agreeing(account)
+    run_reconciliation(account)
+    venue.tickers[0] = FakeTicker("BTCUSDT", last="50300", mark="50301.5", time_ms=_now_ms())
+    compiled = []
+    get_compiler = Query.get_compiler
+
+    def counting(self, *args, **kwargs):
+        compiled.append(self.model.__name__ if self.model else "?")
+        return get_compiler(self, *args, **kwargs)
+
+    monkeypatch.setattr(Query, "get_compiler", counting)
+    # when: the next pass
+    run = run_reconciliation(account)
+    during = list(compiled)
+    # then: the new price is stored, the other refreshed, and their rows' read reused its
+    # compiled statement (each pass runs it)
+    assert run.status == "completed"
+    marks = {m.symbol: (m.price, m.stale) for m in MarkPrice.objects.filter(account=account)}
+    assert marks == {"BTC/USDT:USDT": (D("50301.5"), False), "ETH/USDT:USDT": (D("3000.75"), False)}
+    assert "MarkPrice" not in during, during
