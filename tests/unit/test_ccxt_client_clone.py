@@ -65,7 +65,8 @@ def test_a_cloned_client_equals_the_one_ccxt_constructs(exchange, market_type, s
         if name not in PER_CLIENT:
             assert getattr(cloned, name) == value, name
     assert (cloned.apiKey, cloned.secret) == ("clone-key", SECRET)
-    assert cloned.session is not built.session and type(cloned.session) is type(built.session)
+    assert cloned.session is not built.session
+    assert isinstance(cloned.session, type(built.session))
     assert cloned.session.trust_env == built.session.trust_env
     assert cloned.isSandboxModeEnabled is sandbox
 

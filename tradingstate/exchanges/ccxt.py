@@ -63,6 +63,7 @@ from tradingstate.exchanges.ccxt_support import (
     step_from_precision,
     to_decimal,
 )
+from tradingstate.exchanges.transport import LeanSession
 from tradingstate.exchanges.venues import dialect_for
 
 __all__ = [
@@ -663,7 +664,7 @@ def client_clone(template, credentials: dict, logger):
     for name, value in vars(template).items():
         if name not in SHARED_DESCRIPTION and isinstance(value, dict | list | set):
             setattr(client, name, copy.deepcopy(value))
-    session = type(template.session)()
+    session = LeanSession()  # requests' Session, plain calls prepared directly
     session.trust_env = template.session.trust_env
     client.session = session
     client.origin = client.uuid()
