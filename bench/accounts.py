@@ -53,6 +53,7 @@ KEY_PREFIX = "bench-key-"
 SECRET = "bench-secret"  # noqa: S105 (the fake venue checks only that a signature is sent)
 FIRST_PASS_SAMPLE = 5
 WARMUP_LIMIT_S = 240
+SETTLE_LIMIT_S = 20  # at most, after the window, for the passes started in it to end
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 SERVER = r"""
 import sys, time
@@ -287,6 +288,15 @@ def run(n: int, interval: int, duration: float, latency: float) -> str:
         rss = rss_mb([workers, ticker])
         load = _loadavg()
         end = start + timedelta(seconds=elapsed)
+        # a pass writes its run row (its start time included) when it ends: the passes that
+        # started within the window are let finish before the rows are read, else the ones
+        # still running at its end would count as missed slots (``behind``)
+        settle = time.monotonic() + SETTLE_LIMIT_S
+        while (
+            time.monotonic() < settle
+            and runs.filter(status=ReconciliationRun.Status.QUEUED, created_at__lt=end).exists()
+        ):
+            time.sleep(0.5)
         rows = list(
             runs.filter(started_at__gte=start, started_at__lt=end)
             .values_list("account_id", "status", "started_at", "finished_at")
