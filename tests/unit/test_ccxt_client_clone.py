@@ -9,6 +9,7 @@ import logging
 import ccxt
 import pytest
 
+from tests.counting import ccxt_constructions
 from tradingstate.exchanges import pool
 from tradingstate.exchanges.ccxt import SHARED_DESCRIPTION, CcxtExchange, deep_merge
 from tradingstate.models import ExchangeAccount
@@ -107,14 +108,7 @@ def test_clones_share_no_state_an_account_can_change(monkeypatch):
 def test_a_client_of_a_new_account_is_copied_not_constructed(monkeypatch):
     # given: one account's adapter made the Binance configuration's template
     CcxtExchange(_account("binance", "swap", False, {}, name="first")).close()
-    constructed = []
-    original = ccxt.Exchange.__init__
-
-    def counting(self, *args, **kwargs):
-        constructed.append(type(self).__name__)
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(ccxt.Exchange, "__init__", counting)
+    constructed = ccxt_constructions(monkeypatch)
     # when: 20 more accounts with their own keys get a client each
     for i in range(20):
         monkeypatch.setenv("CLONE_KEY", f"key-{i}")

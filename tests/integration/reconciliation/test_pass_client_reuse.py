@@ -3,11 +3,11 @@ taken back from the process's pool (tradingstate.exchanges.pool), forks included
 
 from __future__ import annotations
 
-import ccxt
 import pytest
 
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import run_reconciliation
+from tests.counting import ccxt_constructions
 from tests.fakes.exchange_server import FakeBalance, FakeOrder, FakePosition
 from tradingstate.exchanges import pool
 
@@ -25,14 +25,7 @@ def test_steady_passes_build_no_ccxt_client(fake_exchange, make_fake_account, mo
     venue.futures_balances.append(FakeBalance("USDT", "100"))
     account = make_fake_account("binance", "swap", name="reuse", save=True)
     pool.clients_reset()
-    built = []
-    original = ccxt.Exchange.__init__
-
-    def counting(self, *args, **kwargs):
-        built.append(type(self).__name__)
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(ccxt.Exchange, "__init__", counting)
+    built = ccxt_constructions(monkeypatch)
     first = run_reconciliation(account, trigger="schedule")
     assert first.status == ReconciliationRun.Status.COMPLETED, first.error
     after_first = len(built)

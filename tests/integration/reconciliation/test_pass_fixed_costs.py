@@ -12,6 +12,7 @@ from django.utils import timezone
 from reconciliation import selectors
 from reconciliation.models import Discrepancy, ReconciliationRun
 from reconciliation.passes import run_reconciliation
+from tests.counting import compiles
 from tests.factories import AccountFactory, BalanceFactory, OrderFactory, PositionFactory
 from tests.fakes.memory import MemoryExchange
 from tests.pg import requires_postgres
@@ -115,22 +116,13 @@ def test_a_steady_pass_compiles_few_statements(monkeypatch):
     """A pass that finds nothing compiles only its writes and reads whose shape varies: the
     fixed reads (account, positions, balances, active orders, instruments, previous
     findings, open discrepancies) reuse their compiled text."""
-    from django.db.models.sql.query import Query
-
     # given: a pass run already (the compiled reads are compiled)
     account = AccountFactory(name="compiled-once")
     venue = MemoryExchange()
     venue.set_balance("USDT", "5")
     BalanceFactory(account=account, currency="USDT", total=Decimal(5))
     run_reconciliation(account.pk, "manual", adapter=venue)
-    compiled = []
-    get_compiler = Query.get_compiler
-
-    def counting(self, *args, **kwargs):
-        compiled.append(self.model.__name__ if self.model else "?")
-        return get_compiler(self, *args, **kwargs)
-
-    monkeypatch.setattr(Query, "get_compiler", counting)
+    compiled = compiles(monkeypatch)
     # when: the next passes (by id and by instance)
     run = run_reconciliation(account.pk, "manual", adapter=venue)
     by_id = list(compiled)
@@ -252,20 +244,6 @@ def test_alerting_keys_compiled_match_the_account_name_literally():
     }
 
 
-def _counting_compiles(monkeypatch) -> list[str]:
-    from django.db.models.sql.query import Query
-
-    compiled: list[str] = []
-    get_compiler = Query.get_compiler
-
-    def counting(self, *args, **kwargs):
-        compiled.append(self.model.__name__ if self.model else "?")
-        return get_compiler(self, *args, **kwargs)
-
-    monkeypatch.setattr(Query, "get_compiler", counting)
-    return compiled
-
-
 @requires_postgres
 @pytest.mark.django_db
 def test_a_queued_pass_reads_and_writes_its_run_row_without_compiling(monkeypatch):
@@ -280,7 +258,7 @@ def test_a_queued_pass_reads_and_writes_its_run_row_without_compiling(monkeypatc
     queued = ReconciliationRun.objects.create(
         account=account, trigger="schedule", status="queued", requested_by="ticker"
     )
-    compiled = _counting_compiles(monkeypatch)
+    compiled = compiles(monkeypatch)
     # when: the worker runs it
     line = pass_run_queued(account.pk, "schedule", queued.pk)
     # then: it ran, and of the pass's own statements only the account's update was compiled

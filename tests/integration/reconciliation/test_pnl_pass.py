@@ -17,6 +17,7 @@ from reconciliation import diff as d
 from reconciliation.models import Discrepancy, Repair
 from reconciliation.services import repair_apply, run_reconciliation
 from tests.audit import assert_audited
+from tests.counting import compiles
 from tests.fakes.exchange_server import FakeBalance, FakeTicker
 from tests.fakes.memory import MemoryExchange
 from tests.fakes.scenarios import seed_derivatives
@@ -296,22 +297,13 @@ def test_venue_without_prices_changes_nothing(account):
 def test_a_steady_pass_refreshes_its_prices_without_compiling_their_read(
     fake_exchange, make_fake_account, monkeypatch
 ):
-    from django.db.models.sql.query import Query
-
     # given: a pass stored the prices; the venue's marks then move
     venue = _venue_with_prices(fake_exchange, "binance")
     account = make_fake_account("binance", "swap", name="binance-marks-steady", save=True)
     _local_books_agreeing(account)
     run_reconciliation(account)
     venue.tickers[0] = FakeTicker("BTCUSDT", last="50300", mark="50301.5", time_ms=_now_ms())
-    compiled = []
-    get_compiler = Query.get_compiler
-
-    def counting(self, *args, **kwargs):
-        compiled.append(self.model.__name__ if self.model else "?")
-        return get_compiler(self, *args, **kwargs)
-
-    monkeypatch.setattr(Query, "get_compiler", counting)
+    compiled = compiles(monkeypatch)
     # when: the next pass
     run = run_reconciliation(account)
     during = list(compiled)
