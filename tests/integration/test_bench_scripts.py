@@ -314,3 +314,27 @@ def test_bench_pnl_smoke():
     matches = [PNL_LINE.match(line) for line in out.stdout.strip().splitlines()]
     assert [m.group(1) for m in matches if m] == ["account", "exposure"], out.stdout
     assert all(int(m.group(2)) <= 5 for m in matches)
+
+
+def test_bench_accounts_behind_means_a_missed_slot():
+    """``behind`` in ``bench/accounts.py``: more than interval + 2 s without a pass
+    starting, inside the window or at either end; not a count of passes, which the phase of
+    an account's first pass moves by one."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from accounts import _missed_slot
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    start = timezone.now()
+    end = start + timedelta(seconds=60)
+
+    def at(*seconds):
+        return [start + timedelta(seconds=s) for s in seconds]
+
+    # a 15.1 s cadence whose first pass comes 16.5 s in: 3 passes in 60 s, none missed
+    assert not _missed_slot(at(16.5, 31.6, 46.7), start, end, 17)
+    # a gap of 17.5 s between two passes, at the start, at the end; no pass at all
+    assert _missed_slot(at(1, 18.5, 33, 48), start, end, 17)
+    assert _missed_slot(at(17.5, 32, 47), start, end, 17)
+    assert _missed_slot(at(1, 16, 31, 42.5), start, end, 17)
+    assert _missed_slot([], start, end, 17)
