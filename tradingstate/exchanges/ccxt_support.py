@@ -172,8 +172,8 @@ class RememberedOrders:
     function of the raw order, the market it is parsed against and the client's markets, so
     it is kept under (market id, the raw order's items) while the client's markets stay the
     same object (a reload forgets everything), for at most ``MAX`` orders (the oldest go
-    first). A raw order with a nested value (unhashable) is parsed every time. Each caller
-    gets its own copy of the dict."""
+    first). A raw order with a nested value is kept by its JSON text; one with neither form
+    is parsed every time. Each caller gets its own copy of the dict."""
 
     MAX = 4096
 

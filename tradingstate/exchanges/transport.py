@@ -64,7 +64,7 @@ class LeanSession(requests.Session):
             prepared,
             timeout=timeout,
             allow_redirects=allow_redirects,
-            stream=bool(self.stream),
+            stream=False,  # a plain call: neither it nor the session streams
             verify=self.verify if verify is None else verify,
             cert=None,
             proxies={},
