@@ -118,13 +118,13 @@ def run_of_account(pk: int, account_id: int) -> ReconciliationRun | None:
 
 def run_queued_state(pk: int) -> tuple[str, bool, int, bool] | None:
     """(status, dry_run, account id, the account's ``enabled``) of a queued run, or None."""
-    rows = _rows(_RUN_QUEUED, pk)
+    rows = _RUN_QUEUED.rows(pk)
     return tuple(rows[0]) if rows else None
 
 
 def account_enabled(pk: int) -> bool | None:
     """The account's ``enabled``; None if there is no such account."""
-    rows = _rows(_ACCOUNT_ENABLED, pk)
+    rows = _ACCOUNT_ENABLED.rows(pk)
     return bool(rows[0][0]) if rows else None
 
 
@@ -146,18 +146,9 @@ def local_books(*, account: ExchangeAccount) -> tuple[list[LocalPosition], list[
     (older) snapshot is in flight then bumps the version, and the repair planned from that
     snapshot is deferred instead of overwriting the fill.
     """
-    positions = [LocalPosition(*row) for row in _rows(_POSITIONS, account.pk)]
-    balances = [LocalBalance(*row) for row in _rows(_BALANCES, account.pk)]
+    positions = [LocalPosition(*row) for row in _POSITIONS.rows(account.pk)]
+    balances = [LocalBalance(*row) for row in _BALANCES.rows(account.pk)]
     return positions, balances
-
-
-def _rows(read: CompiledRead, *ids: int) -> list[tuple]:
-    """A compiled read of plain columns (ids, text, amounts): on PostgreSQL with binary
-    results (psycopg's C loaders, no per-value converters; see ``_local_orders``),
-    elsewhere through the ORM."""
-    if connection.vendor != "postgresql":
-        return list(read.queryset(*ids))
-    return db.fetch_all(*read.statement(*ids), binary=True)
 
 
 def local_snapshot(
@@ -168,7 +159,7 @@ def local_snapshot(
 ) -> LocalSnapshot:
     """Active local orders, plus any local order the exchange lists as open (whatever its
     local status), positions and balances. A fixed number of statements for any size."""
-    orders = {o.id: o for o in map(LocalOrder._make, _rows(_ACTIVE_ORDERS, account.pk))}
+    orders = {o.id: o for o in map(LocalOrder._make, _ACTIVE_ORDERS.rows(account.pk))}
     if exchange_orders:
         known_coids = {o.client_order_id for o in orders.values()}
         known_exids = {o.exchange_order_id for o in orders.values() if o.exchange_order_id}
@@ -303,7 +294,7 @@ _PREVIOUS_FINDINGS = CompiledRead(
 def discrepancies_open_before(*, account: ExchangeAccount, run_id: int) -> list[tuple]:
     """(pk, type, key, entity) of the account's open discrepancies of other runs than
     ``run_id`` (one statement, compiled once)."""
-    return _rows(_OPEN_ELSEWHERE, account.pk, run_id)
+    return _OPEN_ELSEWHERE.rows(account.pk, run_id)
 
 
 _OPEN_ELSEWHERE = CompiledRead(
@@ -338,7 +329,7 @@ def instrument_terms(*, account: ExchangeAccount) -> dict[str, tuple[Decimal, st
     """symbol -> (amount step, base, quote, settle) of the account's instruments (one query)."""
     return {
         symbol: (step, base, quote, settle)
-        for symbol, step, base, quote, settle in _rows(_INSTRUMENTS, account.pk)
+        for symbol, step, base, quote, settle in _INSTRUMENTS.rows(account.pk)
     }
 
 

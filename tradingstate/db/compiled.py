@@ -59,6 +59,16 @@ class CompiledRead:
     def queryset(self, *ids) -> QuerySet:
         return self.build(*ids)
 
+    def rows(self, *ids) -> list[tuple]:
+        """The read's rows, of plain columns (ids, text, amounts, times): on PostgreSQL the
+        compiled statement with binary results (psycopg's C loaders give the ORM's types),
+        elsewhere through the ORM."""
+        if connection.vendor != "postgresql":
+            return list(self.queryset(*ids))
+        from tradingstate import db
+
+        return db.fetch_all(*self.statement(*ids), binary=True)
+
     def statement(self, *ids) -> tuple[str, list]:
         """(sql, params) of ``build(*ids)`` on the current connection's database."""
         if len(ids) != self.arity:

@@ -12,9 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 
-from tradingstate import db
 from tradingstate.db.compiled import CompiledRead
 from tradingstate.exchanges.base import ExchangeMarkPrice
 from tradingstate.models import ExchangeAccount, MarkPrice
@@ -46,13 +45,8 @@ _EXISTING = CompiledRead(
 def _existing(account: ExchangeAccount, symbols: set[str]) -> dict[str, MarkPrice]:
     """The account's rows of ``symbols``, as instances carrying what an update of their
     priced fields needs (a stale one keeps its price, time and source)."""
-    wanted = sorted(symbols)
-    if connection.vendor == "postgresql":
-        rows = db.fetch_all(*_EXISTING.statement(account.pk, wanted), binary=True)
-    else:
-        rows = list(_EXISTING.queryset(account.pk, wanted))
     existing = {}
-    for pk, symbol, price, time, source in rows:
+    for pk, symbol, price, time, source in _EXISTING.rows(account.pk, sorted(symbols)):
         row = MarkPrice(
             pk=pk, account=account, symbol=symbol, price=price, time=time, source=source
         )
