@@ -66,11 +66,31 @@ class Sessions:
         for fork in self._forks:
             fork.close()
 
-    def run(self, calls: list[Callable[[ex.ExchangeAdapter], object]]) -> list[tuple]:
+    def shares(self, weights: list[int]) -> list[list[int]]:
+        """The indexes of the calls each session makes, in order: each call to the least
+        loaded session (by requests), the first such on a tie."""
+        loads = [0] * len(self)
+        shares: list[list[int]] = [[] for _ in range(len(self))]
+        for i, weight in enumerate(weights):
+            k = loads.index(min(loads))
+            shares[k].append(i)
+            loads[k] += max(int(weight), 1)
+        return shares
+
+    def run(
+        self,
+        calls: list[Callable[[ex.ExchangeAdapter], object]],
+        weights: list[int] | None = None,
+    ) -> list[tuple]:
         """``[(result, None) | (None, exception)]`` in the order of ``calls``; after an
-        ``AuthenticationFailed`` a share's later calls are not made (``(None, None)``)."""
+        ``AuthenticationFailed`` a share's later calls are not made (``(None, None)``).
+
+        ``weights``: the venue requests each call makes (default 1 each). Each call goes to
+        the session with the fewest requests so far, so the step lasts as few round trips
+        as the sessions allow (trades of two symbols and the marks on one session would be
+        three in a row where two suffice)."""
         out: list[tuple] = [(None, None)] * len(calls)
-        shares = [list(range(i, len(calls), len(self))) for i in range(len(self))]
+        shares = self.shares(weights or [1] * len(calls))
 
         def work(adapter, indexes):
             for i in indexes:
@@ -254,6 +274,7 @@ def fetch_trades(
     (retry_after, auth_error, the marks)."""
     sessions = _sessions(adapter)
     calls: list[Callable] = []
+    weights: list[int] = []  # venue requests per call: one per symbol where listed per symbol
     trades_calls = 0
     try:
         policy = sessions.adapter.trade_history_policy()
@@ -268,13 +289,17 @@ def fetch_trades(
         )
         if symbols is None or len(symbols) <= 1 or len(sessions) == 1:
             calls.append(lambda a: a.fetch_my_trades(since, symbols))
+            weights.append(len(symbols or ()) or 1)
         else:
             n = min(len(sessions), len(symbols))
-            calls += [lambda a, g=symbols[i::n]: a.fetch_my_trades(since, g) for i in range(n)]
+            groups = [symbols[i::n] for i in range(n)]
+            calls += [lambda a, g=g: a.fetch_my_trades(since, g) for g in groups]
+            weights += [len(g) for g in groups]
         trades_calls = len(calls)
     if marks:
         calls.append(lambda a: a.fetch_mark_prices(marks))
-    results = sessions.run(calls)
+        weights.append(1)
+    results = sessions.run(calls, weights)
     marks_fetch = _marks(marks, *results[-1]) if marks else MarksFetch()
     if policy is None:
         return None, None, marks_fetch

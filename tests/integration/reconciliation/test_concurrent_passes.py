@@ -18,7 +18,14 @@ from reconciliation.passes import fetch as f
 from reconciliation.passes import run as run_module
 from reconciliation.services import run_reconciliation
 from tests.factories import BalanceFactory, OrderFactory, PositionFactory
-from tests.fakes.exchange_server import FakeBalance, FakeOrder, FakePosition, FakeTrade
+from tests.fakes.exchange_server import (
+    FakeBalance,
+    FakeMarket,
+    FakeOrder,
+    FakePosition,
+    FakeTicker,
+    FakeTrade,
+)
 from tradingstate.exchanges import adapter_for, pool
 from tradingstate.models import ExchangeAccount
 
@@ -163,3 +170,95 @@ def test_concurrent_passes_on_one_key_share_its_request_spacing(fake_exchange, m
         a.close()
     # then: 8 calls on one key took at least 7 slots of 60 ms (not 3 per thread)
     assert time.monotonic() - started >= 7 * 0.06 * 0.95
+
+
+class _Recording(f.Sessions):
+    """The pass's own Sessions, keeping what each step handed ``run``."""
+
+    def __init__(self, adapter, n):
+        super().__init__(adapter, n)
+        self.steps: list[list[int]] = []
+        self.ran_on: dict[int, int] = {}  # the last step's call index -> its adapter's id
+
+    def run(self, calls, weights=None):
+        self.steps.append(list(weights or [1] * len(calls)))
+        self.ran_on = {}
+
+        def recorded(i, call):
+            def run_one(adapter):
+                self.ran_on[i] = id(adapter)
+                return call(adapter)
+
+            return run_one
+
+        return super().run([recorded(i, c) for i, c in enumerate(calls)], weights)
+
+
+def test_trades_and_marks_take_as_few_round_trips_as_the_sessions_allow(
+    fake_exchange, make_fake_account
+):
+    # given: a Binance USD-M account (trades listed per symbol) with positions on 5 symbols,
+    # read since its watermark (one request per symbol), 3 sessions, 1 mark wanted
+    symbols = ["BTC", "ETH", "SOL", "XRP", "ADA"]
+    fake_exchange.binance.markets += [
+        FakeMarket(s, "USDT", "linear", amount_step="1", price_step="0.001") for s in symbols[2:]
+    ]
+    fake_exchange.binance.positions += [FakePosition(f"{s}USDT", "1", "10") for s in symbols]
+    fake_exchange.binance.tickers.append(FakeTicker("BTCUSDT", "50000", mark="50010"))
+    account = _account(make_fake_account, "five")
+    ExchangeAccount.objects.filter(pk=account.pk).update(
+        fills_watermark_at=datetime.now(tz=UTC) - timedelta(minutes=5)
+    )
+    account = ExchangeAccount.objects.get(pk=account.pk)
+    adapter = adapter_for(account)
+    group = _Recording(adapter, 3)
+    try:
+        snapshot, _retry, auth = f.fetch_snapshot(account, group)
+        before = len(fake_exchange.paths())
+        # when: the trades step with the marks
+        _, trades_auth, marks = f.fetch_trades(
+            account, group, snapshot, LocalSnapshot(), {}, settings.TRADINGSTATE,
+            marks=["BTC/USDT:USDT"],
+        )  # fmt: skip
+    finally:
+        group.close()
+        adapter.close()
+    assert auth is None and trades_auth is None and not marks.error, snapshot.errors
+    assert not snapshot.errors, snapshot.errors
+    assert [(p.symbol, p.price) for p in marks.prices] == [("BTC/USDT:USDT", D("50010"))]
+    # then: the step's requests per call are known (2 + 2 + 1 symbols, then the marks) ...
+    weights = group.steps[-1]
+    assert weights == [2, 2, 1, 1]
+    assert fake_exchange.paths()[before:].count(TRADES_PATH) == 5
+    # ... and no session makes more than 2 of the 6 in a row (the marks join the share
+    # of one symbol, not one of two: 3 round trips where 2 suffice)
+    loads = {id(a): 0 for a in group.adapters}
+    for i, adapter_id in group.ran_on.items():
+        loads[adapter_id] += weights[i]
+    assert sorted(loads.values()) == [2, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("weights", "sessions", "shares"),
+    [
+        ([1, 1, 1, 1], 3, [[0, 3], [1], [2]]),  # equal calls: round robin
+        ([2, 2, 1, 1], 3, [[0], [1], [2, 3]]),  # the light call joins the lightest share
+        ([3, 1, 1, 1], 2, [[0], [1, 2, 3]]),
+        ([1, 1], 1, [[0, 1]]),  # one session: everything in order on it
+        ([0, 0, 0], 2, [[0, 2], [1]]),  # a call counts as one request at least
+    ],
+)
+def test_sessions_hand_each_call_to_the_least_loaded_session(
+    fake_exchange, make_fake_account, weights, sessions, shares
+):
+    account = _account(make_fake_account, "shares")
+    adapter = adapter_for(account)
+    group = f.Sessions(adapter, sessions)
+    try:
+        assert group.shares(weights) == shares
+        # every call still runs exactly once, its result in its own place
+        results = group.run([lambda a, i=i: i for i in range(len(weights))], weights)
+    finally:
+        group.close()
+        adapter.close()
+    assert results == [(i, None) for i in range(len(weights))]
