@@ -25,6 +25,7 @@ from tradingstate.db.compiled import CompiledRead
 from tradingstate.db.rows import all_fields, instance
 from tradingstate.exchanges.base import ExchangeOrder, ExchangeTrade
 from tradingstate.models import Balance, ExchangeAccount, Fill, Instrument, Order, Position
+from tradingstate.selectors.orders import order_rows_named
 
 ORDER_FIELDS = (
     "id",
@@ -170,10 +171,13 @@ def local_snapshot(
         # PostgreSQL takes the whole list in one statement; SQLite caps its parameters
         chunk = max(len(coids), len(exids), 1) if connection.vendor == "postgresql" else IN_CHUNK
         for start in range(0, max(len(coids), len(exids)), chunk):
-            q = Q(client_order_id__any=coids[start : start + chunk]) | Q(
-                exchange_order_id__any=exids[start : start + chunk]
+            rows = order_rows_named(
+                account_id=account.pk,
+                client_order_ids=coids[start : start + chunk],
+                exchange_order_ids=exids[start : start + chunk],
+                fields=ORDER_FIELDS,
             )
-            for o in _local_orders(Order.objects.filter(account=account).filter(q)):
+            for o in _local_order_rows(rows):
                 orders.setdefault(o.id, o)
     if books is None:
         books = local_books(account=account)
@@ -189,7 +193,11 @@ def _local_orders(qs) -> list[LocalOrder]:
     Django's per-value converters or its pure-Python ``timestamptz`` text loader (most of
     the cost of reading ten thousand orders). SQLite needs the converters (its amounts are
     stored as encoded text)."""
-    rows = qs.order_by().values_list(*ORDER_FIELDS)
+    return _local_order_rows(qs.order_by().values_list(*ORDER_FIELDS))
+
+
+def _local_order_rows(rows) -> list[LocalOrder]:
+    """``_local_orders`` of a ``values_list(*ORDER_FIELDS)`` (a union too)."""
     if connection.vendor != "postgresql":
         return [LocalOrder._make(row) for row in rows.iterator(chunk_size=5000)]
     sql, params = rows.query.sql_with_params()
