@@ -79,8 +79,8 @@ class Discrepancy(models.Model):
     run = models.ForeignKey(
         ReconciliationRun, on_delete=models.PROTECT, related_name="discrepancies"
     )
-    account = models.ForeignKey(
-        ExchangeAccount, on_delete=models.PROTECT, related_name="discrepancies"
+    account = models.ForeignKey(  # indexed by the (account, ...) indexes below
+        ExchangeAccount, on_delete=models.PROTECT, related_name="discrepancies", db_index=False
     )
     type = models.CharField(max_length=24, choices=Type.choices, db_index=True)
     entity = models.CharField(max_length=10)  # orders | positions | balances | fills
