@@ -16,9 +16,7 @@ def order_get(*, account: ExchangeAccount, client_order_id: str) -> Order | None
     return order_list(account=account).filter(client_order_id=client_order_id).first()
 
 
-def order_rows_named(
-    *, account_id: int, client_order_ids, exchange_order_ids, fields, flat: bool = False
-) -> QuerySet:
+def order_rows_named(*, account_id: int, client_order_ids, exchange_order_ids, fields) -> QuerySet:
     """``fields`` of the account's orders named by either list (``values_list``; each list
     may be empty, not both), as a union of one part per list, each through its own index:
     (account, client order id) and the venue order id.
@@ -35,5 +33,5 @@ def order_rows_named(
         parts.append(orders.filter(exchange_order_id__any=list(exchange_order_ids)))
     if not parts:
         raise ValueError("order_rows_named: give client or exchange order ids")
-    rows = [part.values_list(*fields, flat=flat) for part in parts]
+    rows = [part.values_list(*fields) for part in parts]
     return rows[0].union(*rows[1:], all=True) if len(rows) > 1 else rows[0]
