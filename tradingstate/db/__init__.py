@@ -100,7 +100,11 @@ def _run(sql: str, params, binary: bool) -> list[tuple]:
         conn.ensure_connection()
         conn.validate_no_broken_transaction()
         with _HotCursor(conn.connection) as cursor:
-            cursor.execute(sql, params, binary=binary, prepare=_prepare(params))
+            if _carries_list(params):  # see _carries_list: planned with its values
+                text = _inline(conn.connection, sql, params)
+                cursor.execute(text, None, binary=binary, prepare=False)
+            else:
+                cursor.execute(sql, params, binary=binary)
             # the result's status, not ``description``: that builds a Column per column
             result = cursor.pgresult
             rows = cursor.fetchall() if result is not None and result.status == _TUPLES else []
@@ -113,19 +117,27 @@ def _run(sql: str, params, binary: bool) -> list[tuple]:
 _TUPLES = psycopg.pq.ExecStatus.TUPLES_OK
 
 
-def _prepare(params) -> bool | None:
-    """False (never prepare) for a statement that carries a list (an array parameter, as
-    ``field__any`` sends one), else None (the connection's ``prepare_threshold``).
+def _carries_list(params) -> bool:
+    """Whether a statement carries a list (an array parameter, as ``field__any`` sends one).
 
-    A prepared statement settles on PostgreSQL's generic plan, in which a list is a
-    parameter of unknown length and the planner knows no account: it took a long history
-    for a few rows and filtered it by the lists, comparing each row with every element (an
-    array parameter is never hashed). A pass's read of the venue's 10,000 unknown orders
-    spent 2.8 s so against 100,000 orders of history (issue 17, register-under-passes).
-    Planned with its values each time, the lists are hashed or looked up through their
-    indexes; planning is nothing beside reading thousands of ids."""
+    Such a statement runs with its values written into its text (``_inline``), so
+    PostgreSQL plans it knowing them, and it is never prepared. Bound as a parameter, a list
+    gets the generic plan (the sessions here are set to ``force_generic_plan`` where
+    statements are prepared, and that applies to every bound statement): a list of unknown
+    length and no known account. For a pass's read of the orders the venue lists but the
+    account does not hold as active, that plan expected 63 orders, read all 97,607 of a
+    long-history account's and compared each with every element of both 10,000-element
+    lists (an array parameter is never hashed): 2.8 s a pass (issue 17,
+    register-under-passes). With its values the lists are hashed or looked up through
+    their indexes; planning is nothing beside reading thousands of ids."""
     values = params.values() if isinstance(params, dict) else params
-    return False if any(isinstance(v, list) for v in values) else None
+    return any(isinstance(v, list) for v in values)
+
+
+def _inline(raw, sql: str, params) -> str:
+    """``sql`` with ``params`` written in as literals, quoted by psycopg as Django's own
+    client-side binding quotes every ORM query's values."""
+    return psycopg.ClientCursor(raw).mogrify(sql, params)
 
 
 def record_query(conn, sql: str, started: float) -> None:

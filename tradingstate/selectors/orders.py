@@ -23,8 +23,8 @@ def order_rows_named(*, account_id: int, client_order_ids, exchange_order_ids, f
 
     A part per list rather than ``client_order_id IN (...) OR exchange_order_id IN (...)``:
     no index serves the OR as a whole. A row in both parts comes twice (``UNION ALL``:
-    callers key rows by id). Run through ``tradingstate.db``, the statement is never
-    prepared (it carries lists): see ``tradingstate.db._run``."""
+    callers key rows by id). Run through ``tradingstate.db``, the statement is planned
+    with its values (it carries lists): see ``tradingstate.db._carries_list``."""
     orders = Order.objects.filter(account_id=account_id).order_by()
     parts = []
     if client_order_ids:

@@ -1,18 +1,23 @@
-"""A statement that carries a list (an array parameter: ``field__any``) is never prepared,
-so PostgreSQL plans it with its values each time instead of settling on a generic plan.
+"""A statement that carries a list (an array parameter: ``field__any``) is planned with its
+values: it runs with them written into its text, and is never prepared.
 
-The defect (issue 17, register-under-passes): psycopg prepares a statement it has run five
-times on a connection (``prepare_threshold``, on by default), and PostgreSQL then uses a
-generic plan, in which a list is a parameter of unknown length and the account is unknown.
-For a pass's read of the orders the venue lists but the account does not hold as active,
-that plan expected an account to have a few orders, read all of a long-history account's
-and compared each with every element of both lists (an array parameter is never hashed):
-2.8 s against 100,000 orders of history and 10,000 ids, every pass, on a CPU the bots'
-registrations needed.
+The defect (issue 17, register-under-passes): bound as parameters, the lists got
+PostgreSQL's generic plan. psycopg prepares a statement it has run five times, and where it
+does, every session is set to ``plan_cache_mode = force_generic_plan``, which applies to
+every bound statement, prepared or not. In that plan a list is a parameter of unknown
+length and the account is unknown. For a pass's read of the orders the venue lists but the
+account does not hold as active, it expected an account to have a few orders, read all of a
+long-history account's and compared each with every element of both lists (an array
+parameter is never hashed): 2.8 s against 100,000 orders of history and 10,000 ids, every
+pass, on a CPU the bots' registrations needed.
+
+Each plan is read from ``auto_explain`` (loaded in the test's own session, its output
+sent to the client as notices).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from decimal import Decimal as D
 
 import pytest
@@ -57,6 +62,49 @@ def _prepared() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+@contextmanager
+def _plans():
+    """The query texts and plans of the statements run meanwhile on this connection."""
+    raw = connection.connection
+    seen: list[str] = []
+
+    def keep(diag):
+        seen.append(diag.message_primary or "")
+
+    with raw.cursor() as cursor:
+        cursor.execute("LOAD 'auto_explain'")
+        cursor.execute("SET auto_explain.log_min_duration = 0")
+        cursor.execute("SET auto_explain.log_level = notice")
+    raw.add_notice_handler(keep)
+    try:
+        yield seen
+    finally:
+        raw.remove_notice_handler(keep)
+        with raw.cursor() as cursor:
+            cursor.execute("SET auto_explain.log_min_duration = -1")
+
+
+def test_a_statement_with_a_list_is_planned_with_its_values():
+    # given: the session as the shipped config leaves it (statements prepared: generic plans)
+    db.fetch_all("SELECT 1")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_generic_plan"
+    # when: a statement with a list, and one without
+    with _plans() as plans:
+        rows = db.fetch_all(
+            "SELECT count(*) FROM tradingstate_order WHERE client_order_id = ANY(%s) AND id > %s",
+            [["it's", "b"], 0],
+        )
+        db.fetch_all("SELECT count(*) FROM tradingstate_order WHERE id > %s", [0])
+    # then: the first was planned with its values (quoted), the second with a parameter
+    assert rows == [(0,)]
+    with_list = [p for p in plans if "client_order_id" in p]
+    without = [p for p in plans if "client_order_id" not in p and "id >" in p]
+    assert with_list and all("$1" not in p and "it''s" in p for p in with_list), with_list
+    assert without and all("$1" in p for p in without), without
+
+
 def test_the_connection_prepares_statements_without_lists():
     # the threshold is on in the shipped config: a plain statement is prepared after 5 runs
     for _ in range(RUNS):
@@ -99,11 +147,14 @@ def test_a_pass_reads_the_venues_unknown_orders_planned_with_their_values(monkey
 
     monkeypatch.setattr(db, "fetch_all", recording)
     # when: the pass's local read, pass after pass (past the prepare threshold)
-    for _ in range(RUNS):
-        local = rsel.local_snapshot(account=account, exchange_orders=venue, books=([], []))
+    with _plans() as plans:
+        for _ in range(RUNS):
+            local = rsel.local_snapshot(account=account, exchange_orders=venue, books=([], []))
     # then: the closed order the venue lists by its id is read ...
     assert [o.client_order_id for o in local.orders] == ["old-7"]
     # ... by a statement with the lists, never prepared
     named = {sql for sql, _ in seen if "exchange_order_id" in sql.split("WHERE", 1)[-1]}
     assert len(named) == 1
     assert not [s for s in _prepared() if "ANY" in s]
+    read = [p for p in plans if "exchange_order_id" in p.split("WHERE", 1)[-1]]
+    assert len(read) == RUNS and all("$1" not in p and "new-7," in p for p in read)
