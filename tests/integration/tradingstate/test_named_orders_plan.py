@@ -158,3 +158,22 @@ def test_a_pass_reads_the_venues_unknown_orders_planned_with_their_values(monkey
     assert not [s for s in _prepared() if "ANY" in s]
     read = [p for p in plans if "exchange_order_id" in p.split("WHERE", 1)[-1]]
     assert len(read) == RUNS and all("$1" not in p and "new-7," in p for p in read)
+
+
+@pytest.mark.parametrize(
+    "hostile", ["it's", 'a,b"{c}\\', "x'); DROP TABLE tradingstate_order; --", "ü €"]
+)
+def test_values_written_into_the_text_are_quoted(hostile):
+    # a venue's ids are not ours to trust: written in, each is still one value
+    account = AccountFactory()
+    Order.objects.create(
+        account=account, client_order_id=hostile, symbol="BTC/USDT", side="buy", type="limit",
+        quantity=D("1"), price=D("10"), filled_qty=D("0"), remaining_qty=D("1"),
+    )  # fmt: skip
+    rows = db.fetch_all(
+        "SELECT client_order_id FROM tradingstate_order WHERE account_id = %s "
+        "AND client_order_id = ANY(%s)",
+        [account.pk, [hostile, "other"]],
+    )
+    assert rows == [(hostile,)]
+    assert Order.objects.filter(account=account).count() == 1
