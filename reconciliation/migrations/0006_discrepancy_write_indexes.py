@@ -2,8 +2,7 @@
 writes thousands of discrepancy rows in its one transaction, and every index costs each
 row (``tests/integration/tradingstate/test_write_indexes.py``, which now covers this
 table). Measured with pg_waldump during register-under-passes: the discrepancy table and
-its nine indexes were 42 % of a pass's WAL, and the bots' commits wait on that WAL's
-flush.
+its nine indexes were 42 % of a pass's WAL.
 
 - the ``account`` foreign key's own index: ``(account, status)``, ``(account, type, key)``
   and the open ones' ``(account, type)`` all lead with the column;
