@@ -185,19 +185,15 @@ def local_snapshot(
     return LocalSnapshot(orders=list(orders.values()), positions=positions, balances=balances)
 
 
-def _local_orders(qs) -> list[LocalOrder]:
-    """Rows of ``qs`` as LocalOrder, in no particular order (the model's default ``-id``
-    ordering made PostgreSQL walk the primary key backwards, filtering every row). On
-    PostgreSQL the statement runs with binary results (``tradingstate.db.fetch_all``):
-    psycopg's C loaders return Decimal and aware datetimes as the ORM would, without
-    Django's per-value converters or its pure-Python ``timestamptz`` text loader (most of
-    the cost of reading ten thousand orders). SQLite needs the converters (its amounts are
-    stored as encoded text)."""
-    return _local_order_rows(qs.order_by().values_list(*ORDER_FIELDS))
-
-
 def _local_order_rows(rows) -> list[LocalOrder]:
-    """``_local_orders`` of a ``values_list(*ORDER_FIELDS)`` (a union too)."""
+    """Rows of a ``values_list(*ORDER_FIELDS)`` (a union too) as LocalOrder, in no
+    particular order (the model's default ``-id`` ordering made PostgreSQL walk the primary
+    key backwards, filtering every row: build it with ``order_by()``). On PostgreSQL the
+    statement runs with binary results (``tradingstate.db.fetch_all``): psycopg's C loaders
+    return Decimal and aware datetimes as the ORM would, without Django's per-value
+    converters or its pure-Python ``timestamptz`` text loader (most of the cost of reading
+    ten thousand orders). SQLite needs the converters (its amounts are stored as encoded
+    text)."""
     if connection.vendor != "postgresql":
         return [LocalOrder._make(row) for row in rows.iterator(chunk_size=5000)]
     sql, params = rows.query.sql_with_params()

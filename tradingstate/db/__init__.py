@@ -137,7 +137,8 @@ def _carries_list(params) -> bool:
 def _inline(raw, sql: str, params) -> str:
     """``sql`` with ``params`` written in as literals, quoted by psycopg as Django's own
     client-side binding quotes every ORM query's values."""
-    return psycopg.ClientCursor(raw).mogrify(sql, params)
+    with psycopg.ClientCursor(raw) as cursor:
+        return cursor.mogrify(sql, params)
 
 
 def record_query(conn, sql: str, started: float) -> None:
