@@ -2,7 +2,9 @@
 
 Activation and deactivation take ``FOR UPDATE``; the order guard takes ``FOR SHARE`` on the
 same rows (PostgreSQL), so an activation waits for in-flight registrations to commit and
-every registration that starts after it commits reads the new state.
+every registration that starts after it commits reads the new state. Whoever finds a row
+missing creates it holding no lock on the other (the guard rolls its share locks back first):
+a lock held while waiting on a halt's new global row would close a cycle with that halt.
 """
 
 from __future__ import annotations

@@ -402,17 +402,47 @@ def trading_allowed(account: ExchangeAccount | int | None, *, lock: bool = False
 
 def _halt_rows(account, *, lock: bool) -> list[tuple[int | None, bool, str]]:
     account_id = account.pk if isinstance(account, ExchangeAccount) else account
-    rows = _read_halt_rows(account_id, lock=lock)
-    scopes = {r[0] for r in rows}
-    if lock and (None not in scopes or (account_id is not None and account_id not in scopes)):
-        # No row for the account (created outside the ORM, say). Without one, a concurrent
-        # first halt would INSERT a row this statement's snapshot never sees. Create it (or
-        # wait for a concurrent creator), then read again: a new statement, a new snapshot.
-        killswitch_row_ensure(account=None)
-        if account_id is not None:
-            killswitch_row_ensure(account=account_id)
+    if not (lock and _locks_rows()):
         rows = _read_halt_rows(account_id, lock=lock)
-    return rows
+        if lock and not _complete(rows, account_id):
+            _ensure_rows(account_id)
+            rows = _read_halt_rows(account_id, lock=lock)
+        return rows
+    for _ in range(3):
+        try:
+            # a savepoint: if a row is missing, rolling back to it gives back the share locks
+            # on the rows that were found, so no lock is held while a row is created (a halt
+            # that is creating the global row would wait on them while we wait on it)
+            with transaction.atomic():
+                rows = _read_halt_rows(account_id, lock=True)
+                if not _complete(rows, account_id):
+                    raise _RowMissing
+                return rows
+        except _RowMissing:
+            _ensure_rows(account_id)
+    raise KillSwitch.DoesNotExist("the kill switch rows kept disappearing")
+
+
+class _RowMissing(Exception):
+    pass
+
+
+def _complete(rows, account_id: int | None) -> bool:
+    scopes = {r[0] for r in rows}
+    return None in scopes and (account_id is None or account_id in scopes)
+
+
+def _ensure_rows(account_id: int | None) -> None:
+    # No row for the scope (created outside the ORM, say). Without one, a concurrent first
+    # halt would INSERT a row a locking read's snapshot never sees. Create it (or wait for a
+    # concurrent creator), then read again: a new statement, a new snapshot.
+    killswitch_row_ensure(account=None)
+    if account_id is not None:
+        killswitch_row_ensure(account=account_id)
+
+
+def _locks_rows() -> bool:
+    return connection.vendor == "postgresql" and connection.in_atomic_block
 
 
 def _read_halt_rows(account_id: int | None, *, lock: bool) -> list[tuple[int | None, bool, str]]:
@@ -426,7 +456,7 @@ def _read_halt_rows(account_id: int | None, *, lock: bool) -> list[tuple[int | N
         .order_by(F("account_id").asc(nulls_first=True))
         .values_list("account_id", "active", "reason")
     )
-    if lock and connection.vendor == "postgresql" and connection.in_atomic_block:
+    if lock and _locks_rows():
         # Django has no FOR SHARE; shared row locks do not block each other, so concurrent
         # registrations do not serialise among themselves, only against a change of state.
         sql, params = qs.query.sql_with_params()
