@@ -35,6 +35,19 @@ ROW_LOCKS = {
 }
 
 
+def locked_by_pk(qs, account: ExchangeAccount, pks) -> dict:
+    """Lock ``qs``'s rows whose primary key is in ``pks`` (in pk order, as every lock here)
+    and keep those of ``account``: ``{pk: row}``.
+
+    The statement names the keys only; the account is checked on the rows that come back.
+    With both in the statement the planner may read the account's rows through the account
+    index and compare each with every key: it does when the account's statistics are stale
+    (an account whose orders grew since the last ANALYZE: estimated 89 rows, read 133,832,
+    ~500 ms a pass in ``api endpoint=register-under-passes``). Keys alone go through the
+    primary key: one probe each, whatever the account holds."""
+    return {row.pk: row for row in qs.filter(pk__any=list(pks)) if row.account_id == account.pk}
+
+
 def rows_qs_select_for_update(model):
     """The locking queryset of a book model (Order, Position or Balance), by class."""
     return ROW_LOCKS[model]()

@@ -29,7 +29,11 @@ from tradingstate.actors import Actor
 from tradingstate.amounts import parse_amount
 from tradingstate.db import fills as db_fills
 from tradingstate.errors import ApplicationError, Conflict, NotFound, ValidationFailed
-from tradingstate.locks import order_qs_select_for_update, position_qs_select_for_update
+from tradingstate.locks import (
+    locked_by_pk,
+    order_qs_select_for_update,
+    position_qs_select_for_update,
+)
 from tradingstate.models import AuditEntry, ExchangeAccount, Fill, Instrument, Order, Position
 from tradingstate.rules import accounting
 from tradingstate.rules import fills as rules
@@ -702,12 +706,9 @@ def fills_correct(
     changed since is left alone (deferred)."""
     from tradingstate.services.sync import SyncOutcome
 
-    fills = {
-        f.pk: f
-        for f in Fill.objects.select_for_update()
-        .filter(account=account, pk__in=[i.target_id for i in items])
-        .order_by("pk")
-    }
+    fills = locked_by_pk(
+        Fill.objects.select_for_update().order_by("pk"), account, [i.target_id for i in items]
+    )
     order_ids = sorted({f.order_id for f in fills.values() if f.order_id})
     orders = {o.pk: o for o in order_qs_select_for_update().filter(pk__in=order_ids)}
     symbols = sorted({f.symbol for f in fills.values()})

@@ -25,7 +25,11 @@ from django.utils import timezone
 
 from tradingstate.actors import Actor
 from tradingstate.errors import ApplicationError
-from tradingstate.locks import order_qs_select_for_update, rows_qs_select_for_update
+from tradingstate.locks import (
+    locked_by_pk,
+    order_qs_select_for_update,
+    rows_qs_select_for_update,
+)
 from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Instrument, Order, Position
 from tradingstate.rules import Source
 from tradingstate.rules import balances as balance_rules
@@ -189,12 +193,7 @@ def orders_sync_state(
 ) -> list[SyncOutcome]:
     """Advance local orders to the exchange's status and filled quantity: the order rules
     with ``source=Source.VENUE`` (any state reachable by legal moves)."""
-    locked = {
-        o.pk: o
-        for o in order_qs_select_for_update().filter(
-            account=account, pk__any=[i.target_id for i in items]
-        )
-    }
+    locked = locked_by_pk(order_qs_select_for_update(), account, [i.target_id for i in items])
     outcomes = []
     pairs = []
     changed = []
