@@ -22,8 +22,11 @@ the same run, same process, same middleware (``baseline_rps``).
   process (bench/passes_bg.py); ``ratio`` over the quiet registration figure (target
   >= 0.8, p99 <= 100 ms)
 
-The account is a venue account (binance, swap) with one instrument: the paper venue would
-also place orders on its simulated book. The load generator is ``wrk`` when installed (C,
+The accounts are venue accounts (binance, swap): the paper venue would also place orders on
+its simulated book. Registrations (and the passes under them) go to ``bench``; the orders
+the transition, fill and bulk lines consume (~113,000, all active) are on ``bench-pool``,
+so a pass of ``bench`` is the 10,000-order pass the line names plus the bots' new orders,
+not a pass over every pool of the run. The load generator is ``wrk`` when installed (C,
 keep-alive, Lua for unique bodies), else a Python one (threads, ``http.client`` keep-alive).
 Loopback only. Lines::
 
@@ -62,7 +65,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, bench_database, django_setup
 
 HOST = "127.0.0.1"
-ACCOUNT = "bench"
+ACCOUNT = "bench"  # registrations, and the passes of register-under-passes
+POOL = "bench-pool"  # the orders the transition, fill and bulk lines consume
 BULK_SIZE = 1000
 SETTINGS = "bench.settings_bench"
 
@@ -84,12 +88,15 @@ def make_bot() -> str:
     from tradingstate.models import ExchangeAccount, Instrument
 
     # stale grace of an hour: the background passes leave the bots' new orders alone
-    account = ExchangeAccount.objects.create(
-        name=ACCOUNT, exchange="binance", market_type="swap", stale_order_grace_seconds=3600
-    )
-    Instrument.objects.create(account=account, symbol="BTC/USDT", base="BTC", quote="USDT")
+    for name in (ACCOUNT, POOL):
+        account = ExchangeAccount.objects.create(
+            name=name, exchange="binance", market_type="swap", stale_order_grace_seconds=3600
+        )
+        Instrument.objects.create(account=account, symbol="BTC/USDT", base="BTC", quote="USDT")
     out = io.StringIO()
-    call_command("create_bot", "bench-bot", accounts=ACCOUNT, reason="bench", stdout=out)
+    call_command(
+        "create_bot", "bench-bot", accounts=f"{ACCOUNT},{POOL}", reason="bench", stdout=out
+    )
     lines = out.getvalue().splitlines()
     return lines[lines.index("API token (shown only once; store it now):") + 1].strip()
 
@@ -99,7 +106,7 @@ def make_transition_and_fill_orders() -> None:
     ``F{k}/USDT`` with an existing position (fills)."""
     from tradingstate.models import ExchangeAccount, Instrument, Order, Position
 
-    account = ExchangeAccount.objects.get(name=ACCOUNT)
+    account = ExchangeAccount.objects.get(name=POOL)
     big = Decimal(10**12)
     common = {"account": account, "side": "buy", "type": "limit", "price": Decimal(100)}
     rows = [
@@ -141,7 +148,7 @@ def make_bulk_orders(connections: int) -> list[list[str]]:
     """One set of BULK_SIZE partially filled orders per connection (no lock contention)."""
     from tradingstate.models import ExchangeAccount, Order
 
-    account = ExchangeAccount.objects.get(name=ACCOUNT)
+    account = ExchangeAccount.objects.get(name=POOL)
     sets = [[f"b{c}-{i}" for i in range(BULK_SIZE)] for c in range(connections)]
     big = Decimal(10**9)
     Order.objects.bulk_create(
@@ -410,7 +417,7 @@ _SUBMIT = json.dumps({"status": "submitted"})
 
 
 def bulk_load(port, token, sets, duration) -> dict:
-    path = f"/api/v1/accounts/{ACCOUNT}/orders/bulk-transition/"
+    path = f"/api/v1/accounts/{POOL}/orders/bulk-transition/"
 
     def make(w, n):
         filled = str(n + 2)  # strictly growing: every update is a real, audited change
@@ -495,11 +502,12 @@ def main(argv: list[str] | None = None) -> int:
                 check("register", reg)
                 print(line("register", reg, b), flush=True)
             if wanted("transition"):
-                tr = load(port, orders, "transition", token, c, d)
+                pool = f"/api/v1/accounts/{POOL}/orders/"
+                tr = load(port, pool, "transition", token, c, d)
                 check("transition", tr)
                 print(line("transition", tr, b), flush=True)
             if wanted("fill"):
-                fl = load(port, f"/api/v1/accounts/{ACCOUNT}/fills/", "fill", token, c, d)
+                fl = load(port, f"/api/v1/accounts/{POOL}/fills/", "fill", token, c, d)
                 check("fill", fl)
                 print(line("fill", fl, b), flush=True)
             if wanted("bulk-transition"):
