@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from reconciliation.models import Discrepancy
 from reconciliation.services import run_reconciliation
-from tests.e2e.browser import ARTIFACTS, BROWSER_MARKS, PASSWORD, browser_page
+from tests.e2e.browser import ARTIFACTS, BROWSER_MARKS, PASSWORD, browser_page, settle
 from tests.factories import StaffFactory
 from tradingstate.actors import Actor
 from tradingstate.models import AuditEntry, ExchangeAccount, Position
@@ -88,7 +88,7 @@ SCROLLERS = """() => [...document.querySelectorAll('body *')].filter(e => {
 
 def check_page(page, url: str, name: str) -> None:
     page.goto(url)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     scroll, client = fits(page)
     assert scroll <= client, f"{name}: {scroll} px wide in a {client} px window"
