@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
+import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import AccountFactory
+from tests.integration.killswitch.support import in_thread
 from tests.pg import requires_postgres
 from tradingstate.actors import Actor
 from tradingstate.locks import locked_by_pk, order_qs_select_for_update
@@ -81,11 +83,15 @@ def _explained(sql: str) -> list[dict]:
     return list(_nodes(plan[0]["Plan"]))
 
 
-def _assert_read_by_key(sql: str, table: str) -> None:
+def _assert_read_by_key(sql: str, table: str, strangers: int = 0) -> None:
+    """The statement went through the primary key and read no row but those it was named:
+    only the named rows of another account (``strangers``) may be thrown away."""
     nodes = _explained(sql)
     thrown = sum(n.get("Rows Removed by Filter", 0) for n in nodes)
     scans = [n for n in nodes if n.get("Relation Name") == table]
-    assert thrown == 0, f"{thrown} rows read and thrown away: {[n['Node Type'] for n in nodes]}"
+    assert thrown <= strangers, (
+        f"{thrown} rows read and thrown away: {[n['Node Type'] for n in nodes]}"
+    )
     assert scans and all(n.get("Index Name") == f"{table}_pkey" for n in scans), scans
 
 
@@ -111,7 +117,7 @@ def test_the_trap_is_real(grown_account):
 
 
 def test_locked_by_pk_reads_by_key_and_keeps_the_accounts_rows(grown_account):
-    other = Order.objects.exclude(account=grown_account).values_list("pk", flat=True)[:5]
+    other = list(Order.objects.exclude(account=grown_account).values_list("pk", flat=True)[:5])
     mine = list(
         Order.objects.filter(account=grown_account).order_by("-pk").values_list("pk", flat=True)
     )[:LOCKED]
@@ -121,7 +127,39 @@ def test_locked_by_pk_reads_by_key_and_keeps_the_accounts_rows(grown_account):
     assert sorted(rows) == sorted(mine)
     assert all(row.account_id == grown_account.pk for row in rows.values())
     # and the statement went through the primary key
-    _assert_read_by_key(_the_lock(ctx, Order._meta.db_table), Order._meta.db_table)
+    _assert_read_by_key(_the_lock(ctx, Order._meta.db_table), Order._meta.db_table, len(other))
+
+
+def _lockable_elsewhere(pk: int) -> bool:
+    """Whether another connection can lock the order ``pk`` now, without waiting."""
+    answer: dict = {}
+
+    def probe():
+        with transaction.atomic(), connection.cursor() as cursor:
+            table = connection.ops.quote_name(Order._meta.db_table)
+            cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE NOWAIT", [pk])
+            return len(cursor.fetchall())
+
+    thread = in_thread(probe, answer, "probe")
+    thread.join(10)
+    outcome = answer["probe"]
+    if isinstance(outcome, DatabaseError):
+        assert isinstance(outcome.__cause__, psycopg.errors.LockNotAvailable), outcome
+        return False
+    assert outcome == 1, "the probe found no row"
+    return True
+
+
+def test_a_key_of_another_account_leaves_that_row_unlocked(grown_account):
+    # a key that names another tenant's order must not hold that tenant's row until this
+    # transaction ends (its bots' transitions and its own pass would wait on it)
+    stranger = Order.objects.exclude(account=grown_account).first()
+    mine = Order.objects.filter(account=grown_account).first()
+    with transaction.atomic():
+        rows = locked_by_pk(order_qs_select_for_update(), grown_account, [mine.pk, stranger.pk])
+        assert list(rows) == [mine.pk]
+        assert not _lockable_elsewhere(mine.pk)  # the probe sees this account's lock
+        assert _lockable_elsewhere(stranger.pk)
 
 
 def test_a_pass_locks_the_orders_it_repairs_by_key(grown_account):
