@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -402,18 +403,16 @@ def trading_allowed(account: ExchangeAccount | int | None, *, lock: bool = False
 
 def _halt_rows(account, *, lock: bool) -> list[tuple[int | None, bool, str]]:
     account_id = account.pk if isinstance(account, ExchangeAccount) else account
-    if not (lock and _locks_rows()):
-        rows = _read_halt_rows(account_id, lock=lock)
-        if lock and not _complete(rows, account_id):
-            _ensure_rows(account_id)
-            rows = _read_halt_rows(account_id, lock=lock)
-        return rows
+    if not lock:
+        return _read_halt_rows(account_id, lock=False)
+    # Where the read takes share locks (PostgreSQL, in a transaction) it runs in a savepoint:
+    # if a row is missing, rolling back to it gives back the locks on the rows that were
+    # found, so none is held while a row is created (a halt creating the global row would
+    # wait on them while we wait on it). Elsewhere nothing is locked and no savepoint is
+    # needed. Either way: create what is missing, then read again, in lock order.
     for _ in range(3):
         try:
-            # a savepoint: if a row is missing, rolling back to it gives back the share locks
-            # on the rows that were found, so no lock is held while a row is created (a halt
-            # that is creating the global row would wait on them while we wait on it)
-            with transaction.atomic():
+            with transaction.atomic() if _locks_rows() else nullcontext():
                 rows = _read_halt_rows(account_id, lock=True)
                 if not _complete(rows, account_id):
                     raise _RowMissing
