@@ -33,17 +33,18 @@ def page(monkeypatch, settings):
         yield tab
 
 
-def serve(page, held: list) -> None:
+@pytest.fixture
+def held(page) -> list:
+    """The page served, and the requests it makes after load, held unanswered."""
+    requests: list = []
     page.route(f"{ORIGIN}/", lambda r: r.fulfill(body=PAGE, content_type="text/html"))
-    page.route(f"{ORIGIN}/poll", lambda r: held.append(r))  # left unanswered
-    page.route(f"{ORIGIN}/late.svg", lambda r: held.append(r))
+    page.route(f"{ORIGIN}/poll", lambda r: requests.append(r))
+    page.route(f"{ORIGIN}/late.svg", lambda r: requests.append(r))
+    return requests
 
 
-def test_a_request_held_open_after_load_does_not_stall_settle(page):
-    held: list = []
-    serve(page, held)
+def test_a_request_held_open_after_load_does_not_stall_settle(page, held):
     page.goto(f"{ORIGIN}/")
-    page.wait_for_function("() => true")
     # the trap is real: network silence never comes while the poll is open
     with pytest.raises(Exception, match="Timeout"):
         page.wait_for_load_state("networkidle", timeout=1_500)
@@ -52,9 +53,7 @@ def test_a_request_held_open_after_load_does_not_stall_settle(page):
     assert [r.request.url for r in held] == [f"{ORIGIN}/poll"]
 
 
-def test_settle_waits_for_an_image_added_after_load(page):
-    held: list = []
-    serve(page, held)
+def test_settle_waits_for_an_image_added_after_load(page, held):
     page.goto(f"{ORIGIN}/#late-image")
     page.wait_for_function("() => document.images.length === 1")
     # the image is requested and unanswered: not yet what the operator sees

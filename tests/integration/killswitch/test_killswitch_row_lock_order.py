@@ -12,9 +12,8 @@ it creates a row, then locks again in order.
 import threading
 import time
 
-import psycopg
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 
 from killswitch import services
 from killswitch.models import KillSwitch
@@ -26,7 +25,7 @@ from killswitch.services import (
 )
 from tests.factories import AccountFactory
 from tests.integration.killswitch.support import in_thread, order_kwargs
-from tests.pg import requires_postgres
+from tests.pg import lockable_elsewhere, requires_postgres
 from tradingstate.actors import Actor
 from tradingstate.errors import TradingHalted
 from tradingstate.models import Order
@@ -42,26 +41,6 @@ def _waiting_backends() -> int:
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0]
-
-
-def _locked_elsewhere() -> bool:
-    """Whether a switch row is locked by another transaction (asked from a new connection)."""
-    answer: dict = {}
-
-    def probe():
-        with transaction.atomic(), connection.cursor() as cursor:
-            table = connection.ops.quote_name(KillSwitch._meta.db_table)
-            cursor.execute(f"SELECT id FROM {table} FOR UPDATE NOWAIT")
-            return len(cursor.fetchall())
-
-    thread = in_thread(probe, answer, "probe")
-    thread.join(10)
-    outcome = answer["probe"]
-    if isinstance(outcome, DatabaseError):
-        assert isinstance(outcome.__cause__, psycopg.errors.LockNotAvailable), outcome
-        return True
-    assert outcome >= 1, "the probe locked no row"
-    return False
 
 
 def _wait_until_blocked(thread: threading.Thread, seconds: float = 10) -> None:
@@ -112,7 +91,7 @@ def test_guard_holds_no_row_lock_while_it_creates_a_missing_row(monkeypatch):
 
     def spy(*, account):
         # may another connection take the rows this transaction has read, right now?
-        locked_while_creating.append(_locked_elsewhere())
+        locked_while_creating.append(not lockable_elsewhere(KillSwitch))
         real_ensure(account=account)
 
     monkeypatch.setattr(services, "killswitch_row_ensure", spy)

@@ -21,14 +21,12 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
-import psycopg
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import AccountFactory
-from tests.integration.killswitch.support import in_thread
-from tests.pg import requires_postgres
+from tests.pg import lockable_elsewhere, requires_postgres
 from tradingstate.actors import Actor
 from tradingstate.locks import locked_by_pk, order_qs_select_for_update
 from tradingstate.models import Order
@@ -130,26 +128,6 @@ def test_locked_by_pk_reads_by_key_and_keeps_the_accounts_rows(grown_account):
     _assert_read_by_key(_the_lock(ctx, Order._meta.db_table), Order._meta.db_table, len(other))
 
 
-def _lockable_elsewhere(pk: int) -> bool:
-    """Whether another connection can lock the order ``pk`` now, without waiting."""
-    answer: dict = {}
-
-    def probe():
-        with transaction.atomic(), connection.cursor() as cursor:
-            table = connection.ops.quote_name(Order._meta.db_table)
-            cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE NOWAIT", [pk])
-            return len(cursor.fetchall())
-
-    thread = in_thread(probe, answer, "probe")
-    thread.join(10)
-    outcome = answer["probe"]
-    if isinstance(outcome, DatabaseError):
-        assert isinstance(outcome.__cause__, psycopg.errors.LockNotAvailable), outcome
-        return False
-    assert outcome == 1, "the probe found no row"
-    return True
-
-
 def test_a_key_of_another_account_leaves_that_row_unlocked(grown_account):
     # a key that names another tenant's order must not hold that tenant's row until this
     # transaction ends (its bots' transitions and its own pass would wait on it)
@@ -158,8 +136,8 @@ def test_a_key_of_another_account_leaves_that_row_unlocked(grown_account):
     with transaction.atomic():
         rows = locked_by_pk(order_qs_select_for_update(), grown_account, [mine.pk, stranger.pk])
         assert list(rows) == [mine.pk]
-        assert not _lockable_elsewhere(mine.pk)  # the probe sees this account's lock
-        assert _lockable_elsewhere(stranger.pk)
+        assert not lockable_elsewhere(Order, mine.pk)  # the probe sees this account's lock
+        assert lockable_elsewhere(Order, stranger.pk)
 
 
 def test_a_pass_locks_the_orders_it_repairs_by_key(grown_account):
