@@ -24,12 +24,14 @@ from decimal import Decimal as D
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.factories import AccountFactory
 from tests.pg import lockable_elsewhere, requires_postgres
 from tradingstate.actors import Actor
 from tradingstate.locks import locked_by_pk, order_qs_select_for_update
-from tradingstate.models import Order
+from tradingstate.models import Fill, Order
+from tradingstate.services.fills import fills_correct
 from tradingstate.services.sync import SyncItem, orders_sync_state
 
 pytestmark = [pytest.mark.django_db(transaction=True), requires_postgres]
@@ -48,23 +50,42 @@ def _order(account, i: int, status: str = "submitted") -> Order:
     )  # fmt: skip
 
 
-@pytest.fixture
-def grown_account():
-    """An account whose orders the statistics do not know about."""
-    table = Order._meta.db_table
+def _fill(account, i: int) -> Fill:
+    return Fill(
+        account=account, symbol="BTC/USDT", side="buy", trade_id=f"t{i}", quantity=D("1"),
+        price=D("10"), executed_at=timezone.now(),
+    )  # fmt: skip
+
+
+def _grown(model, make):
+    """An account whose rows of ``model`` the statistics do not know about: another
+    account's rows are analysed, then this account's are written."""
+    table = model._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
     try:
         other = AccountFactory(name="analysed")
-        Order.objects.bulk_create(_order(other, i) for i in range(ANALYSED))
+        model.objects.bulk_create(make(other, i) for i in range(ANALYSED))
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {table}")
         account = AccountFactory(name="grown")
-        Order.objects.bulk_create(_order(account, i) for i in range(GROWN))
+        model.objects.bulk_create(make(account, i) for i in range(GROWN))
         yield account
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
+
+
+@pytest.fixture
+def grown_account():
+    """An account whose orders the statistics do not know about."""
+    yield from _grown(Order, _order)
+
+
+@pytest.fixture
+def grown_fills():
+    """An account whose fills the statistics do not know about."""
+    yield from _grown(Fill, _fill)
 
 
 def _nodes(plan: dict):
@@ -170,3 +191,18 @@ def test_an_order_of_another_account_is_not_repaired_through_this_one(grown_acco
     assert not outcome.applied
     stranger.refresh_from_db()
     assert stranger.status == "submitted"
+
+
+def test_a_fill_correction_locks_the_fills_it_corrects_by_key(grown_fills):
+    fills = list(Fill.objects.filter(account=grown_fills).order_by("-pk")[:LOCKED])
+    seen = {"quantity": "1", "price": "10", "fee": "0"}
+    values = {"quantity": "2", "price": "10", "fee": "0", "seen": seen}
+    items = [
+        SyncItem(key=f.trade_id, values=values, target_id=f.pk, expected_version=None)
+        for f in fills
+    ]
+    with CaptureQueriesContext(connection) as ctx:
+        outcomes = fills_correct(account=grown_fills, items=items, actor=RECONCILER)
+    assert all(o.applied for o in outcomes), [o.error for o in outcomes if not o.applied][:3]
+    assert Fill.objects.filter(account=grown_fills, quantity=D("2")).count() == LOCKED
+    _assert_read_by_key(_the_lock(ctx, Fill._meta.db_table), Fill._meta.db_table)
