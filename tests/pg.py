@@ -1,6 +1,9 @@
 import os
+import threading
 
+import psycopg
 import pytest
+from django.db import DatabaseError, connection, connections, transaction
 
 ON_POSTGRES = (os.environ.get("DATABASE_URL") or "").startswith(("postgres://", "postgresql://"))
 requires_postgres = pytest.mark.skipif(
@@ -12,11 +15,6 @@ def lockable_elsewhere(model, pk=None) -> bool:
     """Whether another connection can lock ``model``'s row ``pk`` (any of its rows when
     ``pk`` is None) right now, without waiting: ``FOR UPDATE NOWAIT`` from a new thread, so
     a new connection. False when a row is locked by another transaction."""
-    import threading
-
-    import psycopg
-    from django.db import DatabaseError, connection, connections, transaction
-
     answer: dict = {}
 
     def probe():

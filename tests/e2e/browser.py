@@ -63,10 +63,11 @@ def browser_page(monkeypatch, settings, *, width: int, height: int, shots: Path)
             connections.close_all()
 
 
-# What a layout check needs: the document loaded (its stylesheets, scripts and images) and
-# any image or font added after `load` finished. Playwright's "networkidle" instead waits for
-# 500 ms with no request in flight anywhere, which a browser-initiated request (the favicon)
-# or a slow host can hold off past any timeout; its docs advise against it for tests.
+# What a layout check needs: the document loaded (readyState 'complete': its stylesheets,
+# scripts and images) and any image or font added after that. Playwright's "networkidle"
+# instead waits for 500 ms with no request in flight anywhere, which a browser-initiated
+# request (the favicon) or a slow host can hold off past any timeout; its docs advise against
+# it for tests.
 SETTLED = """() => document.readyState === 'complete'
     && [...document.images].every(i => i.complete)
     && document.fonts.status === 'loaded'"""
@@ -74,5 +75,4 @@ SETTLED = """() => document.readyState === 'complete'
 
 def settle(page) -> None:
     """Wait until the page is rendered as the operator sees it (not for network silence)."""
-    page.wait_for_load_state("load")
     page.wait_for_function(SETTLED)

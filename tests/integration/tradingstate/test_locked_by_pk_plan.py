@@ -6,8 +6,9 @@ The defect (issue 17, register-under-passes, found with ``pg_stat_statements`` a
 ``account_id = X AND id = ANY(...) FOR UPDATE``. The account's orders had grown since the
 last ANALYZE; the planner expected 89 of them, so it read the account's rows through the
 account index and compared each with every key: 133,832 rows read, 132,988 thrown away,
-~500 ms of PostgreSQL CPU on every pass. ``tradingstate.locks.locked_by_pk`` names the keys
-only and checks the account on the rows that come back.
+~500 ms of PostgreSQL CPU on every pass. ``tradingstate.locks.locked_by_pk`` compares the
+account as ``account_id + 0``, which no index serves: the keys pick the rows through the
+primary key, and another account's row named by a key is neither returned nor locked.
 
 Each test builds the trap: another account's orders are analysed, then this account's
 orders are written without an ANALYZE (autovacuum off for the table meanwhile), so the
