@@ -160,10 +160,14 @@ def test_empty_variable_counts_as_missing(fake_exchange, make_fake_account, monk
 
 @pytest.mark.parametrize("venue", [("binance", "swap"), ("bybit", "swap"), ("okx", "swap")])
 def test_planted_secret_never_in_logs_or_errors(
-    fake_exchange, make_fake_account, caplog, venue, fake_credentials
+    fake_exchange, make_fake_account, caplog, venue, fake_credentials, request
 ):
-    # given: everything logged, including ccxt's wire log at DEBUG
+    # given: everything logged, including ccxt's wire log at DEBUG (the "ccxt" logger does
+    # not propagate to the root, where caplog listens: it is heard here directly)
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="ccxt")
+    logging.getLogger("ccxt").addHandler(caplog.handler)
+    request.addfinalizer(lambda: logging.getLogger("ccxt").removeHandler(caplog.handler))
     seed_derivatives(getattr(fake_exchange, venue[0]))
     adapter = adapter_for(make_fake_account(*venue))
     texts = []
@@ -180,7 +184,9 @@ def test_planted_secret_never_in_logs_or_errors(
             texts.append(repr(exc.__cause__ or exc.__context__))
     # then
     everything = caplog.text + "\n".join(texts)
-    assert caplog.text  # the wire log was captured
+    wire = [r.getMessage() for r in caplog.records if r.name == "ccxt.wire"]
+    assert any(", Request: " in line for line in wire)  # ccxt's wire log, headers included
+    assert any(", Response: " in line for line in wire)
     assert PLANTED_SECRET not in everything
     assert fake_credentials["api_key"] not in everything
     assert fake_credentials["passphrase"] not in everything
