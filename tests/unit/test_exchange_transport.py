@@ -105,8 +105,9 @@ def test_errors_are_requests_own(server):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     for session in _both(lambda session: session):
-        with pytest.raises(requests.ConnectionError):
+        with pytest.raises(requests.ConnectionError) as caught:
             session.request("GET", f"http://127.0.0.1:{port}/", timeout=2)
+        assert caught.value.request.url == f"http://127.0.0.1:{port}/"  # as requests tells it
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)  # accepts, never answers
@@ -411,6 +412,7 @@ def test_failures_raise_what_requests_raises_with_the_words_ccxt_reads(script, k
     (plain, lean), server = _failing(script)
     assert type(plain) is kind  # the control: requests itself
     assert isinstance(lean, kind) and says in str(lean) and says in str(plain)
+    assert lean.request.url == plain.request.url
     assert len(server.requests) == 2  # sent once each: a failed call is never sent again
 
 

@@ -174,7 +174,7 @@ class LeanSession(requests.Session):
         conn = pool.take(key)
         where = f"HTTPConnectionPool(host='{target.host}', port={target.port})"
         if conn is None:
-            conn = self._connect(target, verify, connect_timeout, where)
+            conn = self._connect(target, verify, connect_timeout, where, prepared)
         try:
             conn.sock.settimeout(read_timeout)
             try:
@@ -217,7 +217,7 @@ class LeanSession(requests.Session):
             pool.give_back(key, conn)
         return _response(prepared, answer, content)
 
-    def _connect(self, target, verify, timeout, where) -> http.client.HTTPConnection:
+    def _connect(self, target, verify, timeout, where, prepared) -> http.client.HTTPConnection:
         if target.scheme == "https":
             conn = http.client.HTTPSConnection(
                 target.host, target.port, timeout=timeout, context=_tls_context(verify)
@@ -229,15 +229,16 @@ class LeanSession(requests.Session):
         except TimeoutError as e:
             conn.close()
             raise ConnectTimeout(
-                f"{where}: Connection to {target.host} timed out. (connect timeout={timeout})"
+                f"{where}: Connection to {target.host} timed out. (connect timeout={timeout})",
+                request=prepared,
             ) from e
         except ssl.SSLError as e:
             conn.close()
-            raise SSLError(f"{where}: {e!r}") from e
+            raise SSLError(f"{where}: {e!r}", request=prepared) from e
         except OSError as e:
             conn.close()
             raise requests.ConnectionError(
-                f"{where}: Failed to establish a new connection: {e!r}"
+                f"{where}: Failed to establish a new connection: {e!r}", request=prepared
             ) from e
         return conn
 
