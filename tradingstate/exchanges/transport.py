@@ -203,11 +203,10 @@ class LeanSession(requests.Session):
             try:
                 content = answer.read()
             except TimeoutError as e:
-                raise requests.ConnectionError(f"{where}: Read timed out.", request=prepared) from e
+                # (requests raises what the body's read failed with without the request)
+                raise requests.ConnectionError(f"{where}: Read timed out.") from e
             except (OSError, http.client.HTTPException) as e:  # IncompleteRead among them
-                raise ChunkedEncodingError(
-                    f"('Connection broken: {e!r}', {e!r})", request=prepared
-                ) from e
+                raise ChunkedEncodingError(f"('Connection broken: {e!r}', {e!r})") from e
         except BaseException:
             conn.close()
             raise
@@ -328,7 +327,7 @@ def _response(prepared, answer: http.client.HTTPResponse, content: bytes) -> req
     response.reason = answer.reason
     response.url = prepared.url
     response.raw = SimpleNamespace(_original_response=answer)  # cookies read its headers
-    response._content = _decoded(content, headers.get("Content-Encoding"), prepared)
+    response._content = _decoded(content, headers.get("Content-Encoding"))
     response._content_consumed = True
     if "set-cookie" in headers:
         extract_cookies_to_jar(response.cookies, prepared, response.raw)
@@ -348,7 +347,7 @@ def _decodable(accept_encoding: str | None) -> bool:
     )
 
 
-def _decoded(content: bytes, encoding: str | None, prepared) -> bytes:
+def _decoded(content: bytes, encoding: str | None) -> bytes:
     if not encoding or not content:
         return content
     codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
@@ -363,8 +362,7 @@ def _decoded(content: bytes, encoding: str | None, prepared) -> bytes:
     except zlib.error as e:
         raise ContentDecodingError(
             f"('Received response with content-encoding: {encoding}, but failed to decode "
-            f"it.', {e!r})",
-            request=prepared,
+            f"it.', {e!r})"
         ) from e
     return content
 
