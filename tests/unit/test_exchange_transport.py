@@ -5,9 +5,12 @@ cookies, errors and Response, against a loopback HTTP server."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import threading
+import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -237,14 +240,10 @@ def _keep_answering(*answers):
 
 
 def _gzip(data: bytes) -> bytes:
-    import gzip
-
     return gzip.compress(data)
 
 
 def _zlib(data: bytes, raw: bool = False) -> bytes:
-    import zlib
-
     c = zlib.compressobj(wbits=-15 if raw else 15)
     return c.compress(data) + c.flush()
 
@@ -291,8 +290,9 @@ def test_answers_read_as_requests_reads_them(scripted, name):
     assert server.requests[0] == server.requests[1]
 
 
-def test_a_plain_call_goes_around_urllib3_and_reuses_its_connection(scripted, monkeypatch):
-    server = scripted(_keep_answering(_answer(body=PAYLOAD)))
+@pytest.fixture
+def adapter_sends(monkeypatch):
+    """The requests that went through requests' adapter (and so urllib3)."""
     sent = []
     original = requests.adapters.HTTPAdapter.send
     monkeypatch.setattr(
@@ -300,49 +300,46 @@ def test_a_plain_call_goes_around_urllib3_and_reuses_its_connection(scripted, mo
         "send",
         lambda self, *a, **k: sent.append(a) or original(self, *a, **k),
     )
+    return sent
+
+
+@pytest.fixture
+def lean():
     session = LeanSession()
-    session.trust_env = False
-    for i in range(20):
-        r = session.request("POST", server.url + f"/order?i={i}", data=b'{"a":1}', timeout=5)
-        assert r.json() == json.loads(PAYLOAD)
-    assert sent == []  # nothing through requests' adapter (urllib3)
-    assert server.connections == 1  # one connection, kept alive
-    assert len(server.requests) == 20
+    session.trust_env = False  # as ccxt sets it
+    yield session
     session.close()
 
 
-def test_an_undecodable_coding_offered_goes_the_requests_way(scripted, monkeypatch):
+def test_a_plain_call_goes_around_urllib3_and_reuses_its_connection(scripted, adapter_sends, lean):
     server = scripted(_keep_answering(_answer(body=PAYLOAD)))
-    sent = []
-    original = requests.adapters.HTTPAdapter.send
-    monkeypatch.setattr(
-        requests.adapters.HTTPAdapter,
-        "send",
-        lambda self, *a, **k: sent.append(a) or original(self, *a, **k),
-    )
-    session = LeanSession()
-    session.trust_env = False
-    r = session.request("GET", server.url + "/x", headers={"Accept-Encoding": "br"}, timeout=5)
-    assert r.content == PAYLOAD and len(sent) == 1
-    session.mount("http://", requests.adapters.HTTPAdapter(max_retries=3))
-    session.request("GET", server.url + "/x", timeout=5)
-    assert len(sent) == 2  # a mounted adapter is used, as requests would use it
+    for i in range(20):
+        r = lean.request("POST", server.url + f"/order?i={i}", data=b'{"a":1}', timeout=5)
+        assert r.json() == json.loads(PAYLOAD)
+    assert adapter_sends == []  # nothing through requests' adapter (urllib3)
+    assert server.connections == 1  # one connection, kept alive
+    assert len(server.requests) == 20
 
 
-def test_a_connection_the_venue_closed_while_idle_is_not_used(scripted):
+def test_an_undecodable_coding_offered_goes_the_requests_way(scripted, adapter_sends, lean):
+    server = scripted(_keep_answering(_answer(body=PAYLOAD)))
+    r = lean.request("GET", server.url + "/x", headers={"Accept-Encoding": "br"}, timeout=5)
+    assert r.content == PAYLOAD and len(adapter_sends) == 1
+    lean.mount("http://", requests.adapters.HTTPAdapter(max_retries=3))
+    lean.request("GET", server.url + "/x", timeout=5)
+    assert len(adapter_sends) == 2  # a mounted adapter is used, as requests would use it
+
+
+def test_a_connection_the_venue_closed_while_idle_is_not_used(scripted, lean):
     # given: a server that answers one request per connection, then closes it without saying
     def one_per_connection(server, conn, n):
         if server.read_request(conn) is not None:
             conn.sendall(_answer(body=b'{"n": %d}' % n))
 
     server = scripted(one_per_connection)
-    session = LeanSession()
-    session.trust_env = False
     # when: calls follow each other after the server closed the connection
-    import time
-
     for i in range(3):
-        assert session.request("POST", server.url + "/o", data=b"x", timeout=5).json() == {"n": i}
+        assert lean.request("POST", server.url + "/o", data=b"x", timeout=5).json() == {"n": i}
         time.sleep(0.05)  # the close reaches us
     # then: each went out once, on a new connection, and none failed
     assert server.connections == 3 and len(server.requests) == 3
@@ -374,16 +371,12 @@ def _close_mid_body(server, conn, n):
 
 def _never_answer(server, conn, n):
     server.read_request(conn)
-    import time
-
     time.sleep(2)
 
 
 def _stall_mid_body(server, conn, n):
     server.read_request(conn)
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
-    import time
-
     time.sleep(2)
 
 
@@ -446,16 +439,14 @@ def test_ccxt_maps_the_failures_as_it_maps_requests(scripted):
         client(f"http://127.0.0.1:{port}").fetch_time()
 
 
-def test_many_threads_share_a_session(scripted):
+def test_many_threads_share_a_session(scripted, lean):
     server = scripted(_keep_answering(_answer(body=PAYLOAD)))
-    session = LeanSession()
-    session.trust_env = False
     errors, done = [], []
 
     def work(t):
         try:
             for i in range(40):
-                r = session.request("GET", server.url + f"/t{t}?i={i}", timeout=5)
+                r = lean.request("GET", server.url + f"/t{t}?i={i}", timeout=5)
                 assert r.json() == json.loads(PAYLOAD)
                 done.append(1)
         except Exception as e:  # reported below
@@ -468,7 +459,7 @@ def test_many_threads_share_a_session(scripted):
         t.join()
     assert errors == [] and len(done) == 480
     assert server.connections <= 12  # reused, never more than one per thread at a time
-    assert all(len(v) <= 10 for v in session._connections().idle.values())  # as requests
+    assert all(len(v) <= 10 for v in lean._connections().idle.values())  # as requests
 
 
 @pytest.fixture(scope="module")
