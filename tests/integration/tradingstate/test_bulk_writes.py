@@ -1,16 +1,21 @@
 """The bulk write helpers behind repairs and bulk transitions: exact values, one statement."""
 
-from datetime import timedelta
+import warnings
+from datetime import UTC, date, datetime, timedelta
+from datetime import timezone as timezone_of
 from decimal import Decimal
 
 import pytest
+from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from psycopg.adapt import PyFormat, Transformer
 
 from tests.factories import AccountFactory, OrderFactory
+from tests.pg import requires_postgres
 from tradingstate.models import AuditEntry, Order
-from tradingstate.services.bulk import rows_bulk_insert, rows_bulk_update
+from tradingstate.services.bulk import _prepared, rows_bulk_insert, rows_bulk_update
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +94,98 @@ def test_rows_bulk_insert_writes_json_and_auto_now_add():
     assert rows[1].before == {"qty": "0.05", "quote": 'it\'s "x"'}
     assert rows[1].after == {"qty": "0.08", "nested": [1, None, {"a": "ü"}]}
     assert all(r.created_at >= started - timedelta(seconds=1) for r in rows)
+
+
+# --- the COPY and UPDATE value preparation: the ORM's, value for value --------------------
+
+
+class _DecimalKind(Decimal):
+    pass
+
+
+class _DatetimeKind(datetime):
+    pass
+
+
+_AWARE = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+_VALUES = [
+    None,
+    Decimal("1.5"),
+    Decimal("-0.000000000000000001"),
+    Decimal("1E+5"),
+    Decimal("12345678901234567890.5"),
+    Decimal("NaN"),
+    Decimal("-Infinity"),
+    _DecimalKind("2.5"),
+    1.5,
+    3,
+    True,
+    "2.5",
+    "",
+    "x'\"ü",
+    _AWARE,
+    _AWARE.astimezone(timezone_of(timedelta(hours=5, minutes=30))),
+    _AWARE.replace(tzinfo=None),
+    _DatetimeKind(2026, 1, 2, tzinfo=UTC),
+    date(2026, 1, 2),
+    {"qty": "0.05", "nested": [1, None, {"a": "ü", "b": 1.5}]},
+    [1, "2", None],
+    {},
+    [],
+    ("a", 1),
+]
+
+
+def _written(prepare, obj):
+    """What reaches PostgreSQL: the value's text as psycopg dumps it for COPY (and for the
+    arrays of an UPDATE), or the error on the way; and the warnings."""
+    connection.ensure_connection()
+    dumpers = Transformer(connection.connection)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = prepare(obj)
+            text = None if value is None else dumpers.get_dumper(value, PyFormat.TEXT).dump(value)
+    except Exception as exc:  # the class is what is compared
+        return ("raises", type(exc).__name__)
+    return (
+        bytes(text) if text is not None else None,
+        sorted({w.category.__name__ for w in caught}),
+    )
+
+
+def _models():
+    return [
+        m
+        for m in apps.get_models()
+        if m.__module__.split(".")[0] in ("tradingstate", "reconciliation", "killswitch")
+    ]
+
+
+@requires_postgres
+@pytest.mark.parametrize("save", [True, False], ids=["insert", "update"])
+def test_bulk_preparation_writes_what_the_orm_writes_for_every_field_and_value(save, monkeypatch):
+    # given: a fixed clock (auto_now / auto_now_add stamp the row in pre_save)
+    monkeypatch.setattr(timezone, "now", lambda: _AWARE)
+    checked = 0
+    for model in _models():
+        for field in model._meta.concrete_fields:
+            if field.primary_key:
+                continue
+            fast = _prepared(field, connection, save=save)
+            for value in _VALUES:
+                # when: the same unsaved row prepared both ways
+                obj, orm = model(), model()
+                setattr(obj, field.attname, value)
+                setattr(orm, field.attname, value)
+
+                def django(o, field=field):
+                    value = field.pre_save(o, add=True) if save else getattr(o, field.attname)
+                    return field.get_db_prep_save(value, connection)
+
+                # then: the same value (type and text), warnings and errors
+                assert _written(fast, obj) == _written(django, orm), (model, field.name, value)
+                # and the row keeps the same attribute (auto_now_add sets it)
+                assert repr(getattr(obj, field.attname)) == repr(getattr(orm, field.attname))
+                checked += 1
+    assert checked > 1000
