@@ -33,6 +33,7 @@ import threading
 import time
 import zlib
 from datetime import timedelta
+from functools import partial
 from types import SimpleNamespace
 
 import requests
@@ -94,7 +95,7 @@ class LeanSession(requests.Session):
     ):
         target = _target(url) if isinstance(url, str) else None
         if target is None or not self._plain(
-            url, params, data, cookies, files, auth, proxies, hooks, stream, cert, json
+            params, data, cookies, files, auth, proxies, hooks, stream, cert, json
         ):
             return super().request(
                 method, url, params=params, data=data, headers=headers, cookies=cookies,
@@ -132,33 +133,29 @@ class LeanSession(requests.Session):
         response.elapsed = timedelta(seconds=time.perf_counter() - start)
         if "set-cookie" in response.headers:
             extract_cookies_to_jar(self.cookies, prepared, response.raw)
-        if allow_redirects and response.is_redirect:
-            history = [response, *self.resolve_redirects(
-                response, prepared, stream=False, timeout=timeout, verify=verify, cert=None,
-                proxies={},
-            )]  # fmt: skip
-            response = history.pop()
-            response.history = history
-        elif response.is_redirect:  # not followed: where it leads, as requests keeps it
-            response._next = next(
-                self.resolve_redirects(
-                    response, prepared, stream=False, timeout=timeout, verify=verify, cert=None,
-                    proxies={}, yield_requests=True,
-                ),
-                None,
+        if response.is_redirect:  # requests' own steps, with the arguments this call had
+            redirects = partial(
+                self.resolve_redirects, response, prepared, stream=False, timeout=timeout,
+                verify=verify, cert=None, proxies={},
             )  # fmt: skip
+            if allow_redirects:
+                history = [response, *redirects()]
+                response = history.pop()
+                response.history = history
+            else:  # not followed: where it leads, as requests keeps it
+                response._next = next(redirects(yield_requests=True), None)
         return response
 
     def close(self):
         self._connections().close()
         super().close()
 
-    def _plain(self, url, params, data, cookies, files, auth, proxies, hooks, stream, cert, json):
-        """Nothing in the call or the session that ``requests``' merging would act on."""
+    def _plain(self, params, data, cookies, files, auth, proxies, hooks, stream, cert, json):
+        """Nothing in the call or the session that ``requests``' merging would act on (the
+        URL is a str ``_target`` has read)."""
         return not (
             params or cookies or files or auth or proxies or hooks or stream or cert
             or json is not None
-            or not isinstance(url, str)
             or not (data is None or isinstance(data, bytes | str))
             or self.trust_env or self.auth or self.proxies or self.params or self.cert
             or self.stream or len(self.cookies) or any(self.hooks.values())
