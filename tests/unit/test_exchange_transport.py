@@ -122,10 +122,9 @@ def test_errors_are_requests_own(server):
         listener.close()
 
 
-def test_anything_else_goes_the_requests_way(server, monkeypatch):
+def test_anything_else_goes_the_requests_way(server, monkeypatch, lean):
     # given: calls with what requests merges (parameters, proxies, cookies, files, ...)
-    session = LeanSession()
-    session.trust_env = False
+    session = lean
     taken = []
     original = requests.Session.request
 
