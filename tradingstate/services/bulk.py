@@ -11,44 +11,13 @@ statement whatever the row count); elsewhere it falls back to ``bulk_update``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from decimal import Decimal
-from operator import attrgetter
+from collections.abc import Sequence
 
-from django.conf import settings
-from django.db import connections, models, router
+from django.db import connections, router
 from django.db.models import Model
 
 from tradingstate.db import record_query
-from tradingstate.fields import AmountField
-
-# Fields whose ORM preparation for a save returns a value of these exact types as it is
-# (str for text, int for integers and ids, bool for booleans; None too): COPY takes the
-# attribute itself. Exact classes only: a subclass may prepare differently. Anything else,
-# and a value of another type (an int given for text is written as the ORM writes it:
-# str()), goes through get_db_prep_save as in an ORM insert.
-PLAIN_FIELDS = {
-    getattr(models, name): types
-    for names, types in (
-        (("CharField", "TextField"), (str,)),
-        (("BooleanField",), (bool,)),
-        (
-            (
-                "AutoField",
-                "BigAutoField",
-                "BigIntegerField",
-                "IntegerField",
-                "PositiveIntegerField",
-                "PositiveSmallIntegerField",
-                "SmallIntegerField",
-            ),
-            (int,),
-        ),
-    )
-    for name in names
-}
-RELATIONS = (models.ForeignKey, models.OneToOneField)
+from tradingstate.db.rows import preparer
 
 
 class RowFactory:
@@ -106,8 +75,8 @@ def rows_bulk_update(
         f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({names}) "  # noqa: S608
         f"WHERE {table}.{qn(pk.column)} = v.c0"
     )
-    prepared = [_prepared(f, connection, save=False) for f in columns]
-    params = [[prepare(obj) for obj in objs] for prepare in prepared]
+    prepared = [preparer(f, connection, add=None) for f in columns]
+    params = [[prepare(obj, connection) for obj in objs] for prepare in prepared]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -189,76 +158,7 @@ def _copy_rows(connection, model: type[Model], objs: Sequence[Model], fields: li
         connection.wrap_database_errors,
         cursor.cursor.copy(sql) as copy,
     ):
-        prepared = [_prepared(f, connection) for f in fields]
+        prepared = [preparer(f, connection, add=True) for f in fields]
         for obj in objs:
-            copy.write_row([prepare(obj) for prepare in prepared])
+            copy.write_row([prepare(obj, connection) for prepare in prepared])
     record_query(connection, f"{sql} -- {len(objs)} rows", started)
-
-
-def _prepared(field, connection, *, save: bool = True) -> Callable[[Model], object]:
-    """``obj -> the value written for field``, as the ORM would prepare it: for an insert
-    (``pre_save`` first, so ``auto_now_add`` applies), or for an update of the attribute.
-
-    The value goes through ``get_db_prep_save``, except where PostgreSQL's preparation is
-    known to hand it back as it is (``_as_is``): text, integers, ids and booleans of their
-    own type, a finite ``Decimal`` of an amount, an aware ``datetime``, and a dict or list
-    for a ``JSONField`` (wrapped as Django wraps it). Those checks cost a fraction of the
-    ORM's chain of calls, which ran for each column of each of the thousands of rows a large
-    pass writes. ``test_bulk_writes`` holds every field of every model to the ORM."""
-    read = _reader(field, save)
-
-    def slow(value):
-        return field.get_db_prep_save(value, connection)
-
-    fast = _as_is(field, connection)
-    if fast is None:
-        return lambda obj: slow(read(obj))
-    takes, make = fast
-
-    def prepare(obj):
-        value = read(obj)
-        return make(value) if takes(value) else slow(value)
-
-    return prepare
-
-
-def _reader(field, save: bool) -> Callable[[Model], object]:
-    """The value an insert (``save``) or an update writes: ``pre_save``'s where it is more
-    than the attribute (``auto_now``, ``auto_now_add``, another field's own rule)."""
-    if not save or type(field).pre_save is models.Field.pre_save:
-        return attrgetter(field.attname)
-    if type(field) is models.DateTimeField and not (field.auto_now or field.auto_now_add):
-        return attrgetter(field.attname)
-    return lambda obj: field.pre_save(obj, add=True)
-
-
-def _same(value):
-    return value
-
-
-def _as_is(field, connection) -> tuple[Callable[[object], bool], Callable] | None:
-    """``(takes, make)`` for PostgreSQL, by the field's exact class (a subclass may prepare
-    differently): where ``takes(value)``, ``make(value)`` is what ``get_db_prep_save``
-    returns.
-    - text, integers, booleans (``PLAIN_FIELDS``), and a relation by its target's column:
-      ``to_python`` returns None or a value of the field's own type as it is;
-    - an amount (``DecimalField``, ``AmountField``): a finite ``Decimal`` as it is;
-    - a ``DateTimeField`` with time zones on: an aware ``datetime`` as it is (a naive one
-      warns and is made aware, the ORM's way);
-    - a ``JSONField``: a dict or a list, wrapped as ``adapt_json_value`` wraps it."""
-    if connection.vendor != "postgresql":
-        return None
-    kind = type(field)
-    if kind in RELATIONS:
-        return _as_is(field.target_field, connection)
-    types = PLAIN_FIELDS.get(kind)
-    if types is not None:
-        return (lambda v: v is None or type(v) in types), _same
-    if kind in (models.DecimalField, AmountField):
-        return (lambda v: type(v) is Decimal and v.is_finite()), _same
-    if kind is models.DateTimeField and settings.USE_TZ:
-        return (lambda v: type(v) is datetime and v.utcoffset() is not None), _same
-    if kind is models.JSONField:
-        wrap, encoder = connection.ops.adapt_json_value, field.encoder
-        return (lambda v: type(v) in (dict, list)), (lambda v: wrap(v, encoder))
-    return None

@@ -14,8 +14,9 @@ from psycopg.adapt import PyFormat, Transformer
 
 from tests.factories import AccountFactory, OrderFactory
 from tests.pg import requires_postgres
+from tradingstate.db.rows import insert_values, preparer
 from tradingstate.models import AuditEntry, Order
-from tradingstate.services.bulk import _prepared, rows_bulk_insert, rows_bulk_update
+from tradingstate.services.bulk import rows_bulk_insert, rows_bulk_update
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +97,7 @@ def test_rows_bulk_insert_writes_json_and_auto_now_add():
     assert all(r.created_at >= started - timedelta(seconds=1) for r in rows)
 
 
-# --- the COPY and UPDATE value preparation: the ORM's, value for value --------------------
+# --- the written values' preparation (COPY, UPDATE, the hot path): the ORM's, value for value
 
 
 class _DecimalKind(Decimal):
@@ -163,8 +164,12 @@ def _models():
 
 
 @requires_postgres
-@pytest.mark.parametrize("save", [True, False], ids=["insert", "update"])
-def test_bulk_preparation_writes_what_the_orm_writes_for_every_field_and_value(save, monkeypatch):
+@pytest.mark.parametrize(
+    "add", [True, False, None], ids=["insert", "save-update", "attribute-update"]
+)
+def test_written_values_are_what_the_orm_writes_for_every_field_and_value(add, monkeypatch):
+    """``preparer`` (COPY, UPDATE … FROM unnest) and ``insert_values`` (the hot path's
+    statements) against the ORM's ``pre_save`` + ``get_db_prep_save``."""
     # given: a fixed clock (auto_now / auto_now_add stamp the row in pre_save)
     monkeypatch.setattr(timezone, "now", lambda: _AWARE)
     checked = 0
@@ -172,20 +177,28 @@ def test_bulk_preparation_writes_what_the_orm_writes_for_every_field_and_value(s
         for field in model._meta.concrete_fields:
             if field.primary_key:
                 continue
-            fast = _prepared(field, connection, save=save)
+            prepare = preparer(field, connection, add=add)
+            paths = [lambda o, prepare=prepare: prepare(o, connection)]
+            if add is not None:
+                paths.append(lambda o, field=field: insert_values(o, [field], add=add)[0])
             for value in _VALUES:
-                # when: the same unsaved row prepared both ways
-                obj, orm = model(), model()
-                setattr(obj, field.attname, value)
-                setattr(orm, field.attname, value)
 
                 def django(o, field=field):
-                    value = field.pre_save(o, add=True) if save else getattr(o, field.attname)
+                    value = getattr(o, field.attname) if add is None else field.pre_save(o, add)
                     return field.get_db_prep_save(value, connection)
 
-                # then: the same value (type and text), warnings and errors
-                assert _written(fast, obj) == _written(django, orm), (model, field.name, value)
-                # and the row keeps the same attribute (auto_now_add sets it)
-                assert repr(getattr(obj, field.attname)) == repr(getattr(orm, field.attname))
-                checked += 1
+                for fast in paths:
+                    # when: the same unsaved row prepared both ways
+                    obj, orm = model(), model()
+                    setattr(obj, field.attname, value)
+                    setattr(orm, field.attname, value)
+                    # then: the same value (type and text), warnings and errors
+                    assert _written(fast, obj) == _written(django, orm), (
+                        model,
+                        field.name,
+                        value,
+                    )
+                    # and the row keeps the same attribute (auto_now, auto_now_add set it)
+                    assert repr(getattr(obj, field.attname)) == repr(getattr(orm, field.attname))
+                    checked += 1
     assert checked > 1000
