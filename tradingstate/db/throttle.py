@@ -40,23 +40,30 @@ def _columns() -> str:
 
 
 def _on_conflict() -> str:
-    """Roll the windows, decide, and count only an allowed request; return the decision."""
+    """Roll the windows, decide, and count only an allowed request; return the decision.
+
+    The row's window never moves back: a request that computed an older window (a slow
+    request that crossed the boundary, another host's clock a little behind) is counted in
+    the row's window as at its very start, where the previous window weighs in full.
+    Moving back would forget the newer window's count, and reset the limit."""
     qn = connection.ops.quote_name
     t = qn(RateCounter._meta.db_table)
-    same = f"{t}.{qn('period_index')} = EXCLUDED.{qn('period_index')}"
-    after = f"{t}.{qn('period_index')} = EXCLUDED.{qn('period_index')} - 1"
+    row, new = f"{t}.{qn('period_index')}", f"EXCLUDED.{qn('period_index')}"
+    same = f"{row} >= {new}"
+    after = f"{row} = {new} - 1"
     cur0 = f"(CASE WHEN {same} THEN {t}.{qn('current')} ELSE 0 END)"
     prev0 = (
         f"(CASE WHEN {same} THEN {t}.{qn('previous')} "
         f"WHEN {after} THEN {t}.{qn('current')} ELSE 0 END)"
     )
-    ok = f"({prev0} * %(weight)s + {cur0} < %(limit)s)"
+    weight = f"(CASE WHEN {row} > {new} THEN 1 ELSE %(weight)s END)"
+    ok = f"({prev0} * {weight} + {cur0} < %(limit)s)"
     return (
         f"ON CONFLICT ({qn('key')}) DO UPDATE SET "
         f"{qn('previous')} = {prev0}, "
         f"{qn('current')} = {cur0} + (CASE WHEN {ok} THEN 1 ELSE 0 END), "
         f"{qn('allowed')} = {ok}, "
-        f"{qn('period_index')} = EXCLUDED.{qn('period_index')} "
+        f"{qn('period_index')} = (CASE WHEN {row} > {new} THEN {row} ELSE {new} END) "
         f"RETURNING {qn('key')}, {qn('allowed')}, {qn('current')}, {qn('previous')}"
     )
 
@@ -108,6 +115,8 @@ def rate_count_orm(*, key: str, period_index: int, limit: int, weight: float) ->
     row, _created = RateCounter.objects.select_for_update().get_or_create(
         key=key, defaults={"period_index": period_index, "current": 0, "previous": 0}
     )
+    if row.period_index > period_index:  # never back: counted at the row's window start
+        period_index, weight = row.period_index, 1
     if row.period_index == period_index:
         cur, prev = row.current, row.previous
     elif row.period_index == period_index - 1:

@@ -42,12 +42,15 @@ LOG_EVERY_SECONDS = 60.0
 
 # KEYS[1] the bot's hash; ARGV: window index, limit, weight of the previous window, ttl.
 # Fields w (window index), c (this window's count), p (the previous window's count).
+# The window never moves back (tradingstate.db.throttle: a late request of an older window
+# counts at the start of the stored one).
 REDIS_SCRIPT = """
 local w = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local weight = tonumber(ARGV[3])
 local row = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
 local rw, c, p = tonumber(row[1]), tonumber(row[2]) or 0, tonumber(row[3]) or 0
+if rw ~= nil and rw > w then w, weight = rw, 1 end
 if rw == nil then c, p = 0, 0
 elseif rw == w - 1 then p, c = c, 0
 elseif rw ~= w then c, p = 0, 0 end

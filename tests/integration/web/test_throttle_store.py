@@ -106,6 +106,28 @@ def test_counter_rolls_windows_and_refuses_without_counting(fn):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("fn", [rate_count, rate_count_orm], ids=["sql", "orm"])
+def test_a_late_request_of_an_older_window_never_moves_the_window_back(fn):
+    # given: window 1000 full (5 of 5), then the first request of window 1001
+    assert all(fn(key="k", period_index=1000, limit=5, weight=0.999).allowed for _ in range(5))
+    c = fn(key="k", period_index=1001, limit=5, weight=0.999)
+    assert (c.allowed, c.current, c.previous) == (True, 1, 5)
+    # when: a request that computed window 1000 arrives late (another host's clock, a slow
+    # request across the boundary)
+    late = fn(key="k", period_index=1000, limit=5, weight=0.999)
+    # then: it counts in window 1001 as at its start (5 * 1 + 1 >= 5): refused, and the
+    # row keeps window 1001's counts
+    assert (late.allowed, late.current, late.previous) == (False, 1, 5)
+    # and window 1001 stays as full as it was: no fresh budget (it reset to 0/0 before)
+    got = [fn(key="k", period_index=1001, limit=5, weight=0.999) for _ in range(3)]
+    assert [(c.allowed, c.current, c.previous) for c in got] == [(False, 1, 5)] * 3
+    # and a late request with room left in the newer window is counted there
+    assert fn(key="k", period_index=1001, limit=7, weight=0.999).allowed
+    c = fn(key="k", period_index=1000, limit=8, weight=0.5)
+    assert (c.allowed, c.current, c.previous) == (True, 3, 5)
+
+
+@pytest.mark.django_db
 @pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
 def test_redis_store_gives_the_same_decisions(settings):
     settings.CACHES = {
@@ -133,6 +155,11 @@ def test_redis_store_gives_the_same_decisions(settings):
         now[0] += 75  # a quarter into the next window: the previous 10 weigh 7.5
         assert allowed(10) == 3
         assert throttle.wait() == pytest.approx(3.0)
+        # a late request of the older window neither passes nor moves the window back
+        now[0] -= 30
+        assert allowed(1) == 0
+        now[0] += 30
+        assert allowed(5) == 0
     finally:
         cache.clear()
 
