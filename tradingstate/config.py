@@ -34,14 +34,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tradingstate.amounts import AMOUNT_PATTERN, parse_amount_text
 from tradingstate.errors import ValidationFailed
+from tradingstate.rules.values import ENV_NAME_PATTERN, SLUG_PATTERN, whole_string
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = BASE_DIR / "configs" / "default.toml"
 DEFAULT_SELECTED_CONFIG = BASE_DIR / "configs" / "paper.toml"
 
-ACCOUNT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,32}$")
+ACCOUNT_NAME_RE = whole_string(SLUG_PATTERN)
+ENV_NAME_RE = whole_string(ENV_NAME_PATTERN)
+CURRENCY_RE = whole_string(r"^[A-Z0-9]{1,32}$")
+EXCHANGE_ID_RE = whole_string(r"^[a-z0-9]+$")
 
 
 def _amount_text(value: object) -> object:
@@ -102,7 +104,7 @@ class ExchangeConfig(_Strict):
     @field_validator("exchange")
     @classmethod
     def _exchange_id(cls, value: str) -> str:
-        if not re.match(r"^[a-z0-9]+$", value):
+        if not EXCHANGE_ID_RE.match(value):
             raise ValueError("must be a ccxt exchange id such as 'binance' or 'paper'")
         return value
 

@@ -17,17 +17,25 @@ from tradingstate import transitions
 from tradingstate.amounts import AMOUNT_DIGITS, AMOUNT_PLACES  # noqa: F401 (re-exported)
 from tradingstate.amounts import amount_display as _n
 from tradingstate.fields import AmountField
-from tradingstate.rules.values import CLIENT_ORDER_ID_MESSAGE, CLIENT_ORDER_ID_PATTERN
+from tradingstate.rules.values import (
+    CLIENT_ORDER_ID_MESSAGE,
+    CLIENT_ORDER_ID_PATTERN,
+    ENV_NAME_PATTERN,
+    SLUG_PATTERN,
+    whole_string,
+)
 
 slug_validator = RegexValidator(
-    r"^[a-z0-9][a-z0-9_-]{0,62}$",
+    whole_string(SLUG_PATTERN),
     "Use lowercase letters, digits, '-' or '_' (1-63 characters).",
 )
 env_name_validator = RegexValidator(
-    r"^([A-Z_][A-Z0-9_]*)?$",
+    whole_string(r"^(" + ENV_NAME_PATTERN[1:-1] + r")?$"),
     "The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.",
 )
-client_order_id_validator = RegexValidator(CLIENT_ORDER_ID_PATTERN, CLIENT_ORDER_ID_MESSAGE)
+client_order_id_validator = RegexValidator(
+    whole_string(CLIENT_ORDER_ID_PATTERN), CLIENT_ORDER_ID_MESSAGE
+)
 
 
 class MarketType(models.TextChoices):

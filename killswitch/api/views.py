@@ -37,6 +37,7 @@ from tradingstate.actors import Actor
 from tradingstate.api.access import account_get_visible, account_list_visible
 from tradingstate.api.serializers import represent
 from tradingstate.errors import PermissionRefused, ValidationFailed
+from tradingstate.rules.values import SLUG_PATTERN
 from tradingstate.web import permissions as api_permissions
 from tradingstate.web.permissions import is_bot
 
@@ -160,7 +161,7 @@ class KillSwitchStatusApi(APIView):
                 "account",
                 OpenApiTypes.STR,
                 description="Ask about this one account (one the caller may see; else 404).",
-                pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+                pattern=SLUG_PATTERN,
             )
         ],
         description=(

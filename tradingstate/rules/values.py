@@ -7,7 +7,20 @@ from collections.abc import Callable, Iterable
 
 from tradingstate.errors import ValidationFailed
 
+
+def whole_string(pattern: str) -> re.Pattern:
+    r"""``pattern``, written ``^…$`` as OpenAPI and the docs show it, compiled to match a
+    whole string only. Python's ``$`` also matches before a final newline, so ``"x\n"``
+    passed ``^…$`` (and then no URL could name it); ``\Z`` ends at the string's end. Every
+    identifier check in the product is compiled here (``test_identifier_patterns``)."""
+    if not pattern.startswith("^") or not pattern.endswith("$") or pattern.endswith(r"\$"):
+        raise ValueError(f"expected a ^...$ pattern, got {pattern!r}")
+    return re.compile(pattern[:-1] + r"\Z")
+
+
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 CLIENT_ORDER_ID_MESSAGE = "1-64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'."
 SYMBOL_INVALID = "must be a ccxt unified symbol such as 'BTC/USDT' (1-64 characters)"
 # The one syntax of a symbol a bot or staff brings in (a new order, a new position) whatever
@@ -15,7 +28,7 @@ SYMBOL_INVALID = "must be a ccxt unified symbol such as 'BTC/USDT' (1-64 charact
 # C|P]]], each code 1-32 letters, digits or '.'. No spaces, control characters, '%' or emoji.
 _CODE = r"[A-Za-z0-9][A-Za-z0-9.]{0,31}"
 SYMBOL_SYNTAX_PATTERN = rf"^{_CODE}/{_CODE}(:{_CODE}(-[0-9]{{6}}(-[0-9]+(\.[0-9]+)?-[CP])?)?)?$"
-_SYMBOL_SYNTAX = re.compile(SYMBOL_SYNTAX_PATTERN.removeprefix("^").removesuffix("$"))
+_SYMBOL_SYNTAX = whole_string(SYMBOL_SYNTAX_PATTERN)
 SYMBOL_SYNTAX_INVALID = (
     "must be a ccxt unified symbol: BASE/QUOTE, BASE/QUOTE:SETTLE, or with a -YYMMDD expiry "
     "(options: -STRIKE-C or -P); codes of letters, digits and '.'"
@@ -24,7 +37,7 @@ UNKNOWN_SYMBOL = "Unknown symbol '{symbol}' for account '{account}'."
 CURRENCY_INVALID = "must be a currency code such as 'USDT' (1-32 letters or digits)"
 EXCHANGE_ORDER_ID_TOO_LONG = "must be at most 128 characters"
 
-_CLIENT_ORDER_ID = re.compile(CLIENT_ORDER_ID_PATTERN)
+_CLIENT_ORDER_ID = whole_string(CLIENT_ORDER_ID_PATTERN)
 
 
 def fail(field: str, message: str, cls: type[ValidationFailed] = ValidationFailed, *, detail=None):

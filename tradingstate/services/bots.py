@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -14,9 +13,10 @@ from tradingstate.actors import Actor
 from tradingstate.errors import Conflict, ValidationFailed
 from tradingstate.locks import user_qs_select_for_update
 from tradingstate.models import BotProfile, ExchangeAccount
+from tradingstate.rules.values import whole_string
 from tradingstate.services import events
 
-BOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+BOT_NAME_RE = whole_string(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 BOT_NAME_INVALID = "A bot name is 1-63 characters of A-Z, a-z, 0-9, '_', '.' or '-'."
 UNKNOWN_ACCOUNTS = "Unknown account(s): {names}."
 NOT_A_BOT = "User '{name}' already exists and is not a bot; choose another name."
