@@ -28,12 +28,13 @@ The position
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from tradingstate import transitions
 from tradingstate.amounts import amount_str, quantize_amount
 from tradingstate.errors import ApplicationError
 from tradingstate.rules import accounting
+from tradingstate.rules.money import CONTEXT
 from tradingstate.rules.positions import PositionBook
 
 OVERFILL = (
@@ -63,11 +64,20 @@ class OrderFills:
 
     @property
     def remaining_qty(self) -> Decimal:
-        return self.quantity - self.filled_qty
+        with localcontext(CONTEXT):
+            return self.quantity - self.filled_qty
 
 
 def order_after_fill(order: OrderFills, *, trade_id: str, qty: Decimal, price: Decimal):
-    """The order after one more fill of ``qty`` at ``price`` (see the module's rules)."""
+    """The order after one more fill of ``qty`` at ``price`` (see the module's rules). The
+    arithmetic runs in the money rules' wide context: Python's default 28 digits rounded sums
+    of 38-digit amounts, and an average price of 11 integer digits and 18 places could not be
+    quantized at all (a 500 on a valid fill)."""
+    with localcontext(CONTEXT):
+        return _order_after_fill(order, trade_id=trade_id, qty=qty, price=price)
+
+
+def _order_after_fill(order: OrderFills, *, trade_id: str, qty: Decimal, price: Decimal):
     fills = order.fills_qty + qty
     if fills > order.quantity:
         msg = OVERFILL.format(
@@ -105,7 +115,8 @@ def order_after_fill_change(order: OrderFills, *, trade_id: str, old_qty: Decima
     """The order after one of its fills is corrected from ``old_qty`` to ``new_qty``
     (``fill_mismatch``). A filled quantity that matched the fills follows them (the venue's
     trade is the truth about the trade); otherwise it only rises."""
-    fills = order.fills_qty - old_qty + new_qty
+    with localcontext(CONTEXT):
+        fills = order.fills_qty - old_qty + new_qty
     if fills > order.quantity:
         msg = OVERFILL.format(
             trade_id=trade_id,

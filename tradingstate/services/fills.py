@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from tradingstate.actors import Actor
-from tradingstate.amounts import parse_amount
+from tradingstate.amounts import MAX_INTEGER_DIGITS, amount_fits, parse_amount
 from tradingstate.db import fills as db_fills
 from tradingstate.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from tradingstate.locks import (
@@ -175,6 +175,26 @@ def _move_position(position: Position, fill: Fill, terms) -> None:
     fill.fee_quote = effect.fees_quote
 
 
+FIGURES_TOO_LARGE = (
+    "this fill would make the {what} {value}: more than {digits} digits before the decimal "
+    "point, beyond what an amount holds"
+)
+
+
+def _storable(*rows) -> None:
+    """Refuse a bot's fill whose figures (the order's average price, the position's quantity,
+    entry price and realized P&L, the fill's own share) would not fit the amount columns: a
+    clear 400 naming the inputs that drive them, before anything is written (the database
+    refused them with a 500)."""
+    for row in rows:
+        for field in row._meta.concrete_fields:
+            value = getattr(row, field.attname)
+            if isinstance(value, Decimal) and not amount_fits(value):
+                what = f"{row._meta.model_name} {field.name.replace('_', ' ')}"
+                msg = FIGURES_TOO_LARGE.format(what=what, value=value, digits=MAX_INTEGER_DIGITS)
+                raise ValidationFailed(msg, fields={"quantity": [msg], "price": [msg]})
+
+
 def _position_for_update(account: ExchangeAccount, symbol: str) -> tuple[Position, dict | None]:
     position = position_qs_select_for_update().filter(account=account, symbol=symbol).first()
     if position is not None:
@@ -321,6 +341,7 @@ def _fill_onto(trade: _Trade, order: Order, position: Position, instrument) -> t
     fill = _new_fill(trade, order)
     position_before = _position_view(position)
     _move_position(position, fill, accounting_services.position_terms(order.symbol, instrument))
+    _storable(order, position, fill)
     entry = events.fill_recorded_entry(
         fill=fill,
         order=order,
@@ -375,6 +396,7 @@ def _fill_record_locked(trade: _Trade) -> tuple[Fill, bool]:
     fill = _new_fill(trade, order)
     position, position_before = _position_for_update(account, order.symbol)
     _move_position(position, fill, _terms(account, [order.symbol])[order.symbol])
+    _storable(order, position, fill)
     try:
         with transaction.atomic():
             fill.save(force_insert=True)
