@@ -8,6 +8,7 @@ same rules with ``source=Source.VENUE``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -422,10 +423,17 @@ def _order_transition_locked(account, req: TransitionRequest, *, actor, source) 
 
 @dataclass
 class TransitionResult:
+    """One item's outcome. ``status``, ``version`` and ``filled_qty`` are the order's as this
+    item left it: an order named twice in one batch is one instance, which the later item
+    moves on (``order`` is that instance)."""
+
     client_order_id: str
     ok: bool
     order: Order | None = None
     error: Exception | None = None
+    status: str = ""
+    version: int | None = None
+    filled_qty: Decimal | None = None
 
 
 @transaction.atomic
@@ -480,7 +488,16 @@ def order_bulk_transition(
                 order=order, account=account, before=before, actor=actor, reason=req.reason
             )
         )
-        results.append(TransitionResult(req.client_order_id, True, order=order))
+        results.append(
+            TransitionResult(
+                req.client_order_id,
+                True,
+                order=order,
+                status=order.status,
+                version=order.version,
+                filled_qty=order.filled_qty,
+            )
+        )
     if venue is not None:
         audits += venue.follow()
     if changed:

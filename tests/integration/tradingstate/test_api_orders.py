@@ -327,6 +327,50 @@ def test_bulk_envelope_errors(setup, settings):
     assert str(limit) in body["fields"]["updates"][0]
 
 
+def test_bulk_counts_the_items_before_validating_any(setup, settings, monkeypatch):
+    from rest_framework import serializers
+
+    a, client, _ = setup
+    seen = []
+    validate = serializers.JSONField.to_internal_value
+    monkeypatch.setattr(
+        serializers.JSONField,
+        "to_internal_value",
+        lambda self, data: seen.append(1) or validate(self, data),
+    )
+    limit = settings.TRADINGSTATE.api.bulk_max_items
+    many = [{"client_order_id": f"o{i}", "status": "submitted"} for i in range(limit + 1)]
+    response = client.post(url(a, "orders", "bulk-transition"), {"updates": many}, format="json")
+    body = assert_error(response, 400, "validation_error", fields={"updates"})
+    assert str(limit) in body["fields"]["updates"][0]
+    # then: refused on the count alone (it validated every item first: seconds for 200,000)
+    assert seen == []
+
+
+def test_bulk_reports_each_item_as_it_left_the_order_when_one_is_named_twice(setup):
+    a, client, _ = setup
+    OrderFactory(account=a, client_order_id="b1", quantity=Decimal(1))
+    updates = [
+        {"client_order_id": "b1", "status": "submitted"},
+        {"client_order_id": "b1", "status": "partially_filled", "filled_qty": "0.5"},
+    ]
+    response = client.post(url(a, "orders", "bulk-transition"), {"updates": updates}, format="json")
+    assert response.status_code == 200, response.json()
+    first, second = response.json()["results"]
+    # then: each item reports the state it left (both reported the last one)
+    assert (first["status"], first["version"], first["filled_qty"]) == ("submitted", 2, "0")
+    assert (second["status"], second["version"], second["filled_qty"]) == (
+        "partially_filled",
+        3,
+        "0.5",
+    )
+    order = Order.objects.get(client_order_id="b1")
+    assert (order.status, order.version) == ("partially_filled", 3)
+    assert (
+        AuditEntry.objects.filter(action="order.transition", target_id=str(order.pk)).count() == 2
+    )
+
+
 def test_bulk_at_the_limit_is_applied(setup, settings):
     a, client, _ = setup
     limit = settings.TRADINGSTATE.api.bulk_max_items

@@ -176,6 +176,22 @@ class BulkTransitionResultSerializer(serializers.Serializer):
         ref_name = "OrderBulkTransitionResult"
 
 
+class BulkUpdatesField(serializers.ListField):
+    """The items, counted before any is looked at: the count was checked after every item
+    had been validated (a 200,000-item body cost seconds of CPU before its 400)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, list):
+            limit = settings.TRADINGSTATE.api.bulk_max_items
+            if not data:
+                raise serializers.ValidationError(UPDATES_EMPTY)
+            if len(data) > limit:
+                raise serializers.ValidationError(
+                    TOO_MANY_UPDATES.format(limit=limit, count=len(data))
+                )
+        return super().to_internal_value(data)
+
+
 class OrderBulkTransitionApi(AccountApi):
     """Many transitions in one call: each item's result is reported; the valid ones are
     applied (in one transaction), the others change nothing."""
@@ -184,20 +200,10 @@ class OrderBulkTransitionApi(AccountApi):
 
     class InputSerializer(InputSerializer):
         # items are validated one by one in the view, so one bad item does not sink the rest
-        updates = serializers.ListField(child=serializers.JSONField())
+        updates = BulkUpdatesField(child=serializers.JSONField())
 
         class Meta:
             ref_name = "OrderBulkTransitionEnvelope"
-
-        def validate_updates(self, value):
-            limit = settings.TRADINGSTATE.api.bulk_max_items
-            if not value:
-                raise serializers.ValidationError(UPDATES_EMPTY)
-            if len(value) > limit:
-                raise serializers.ValidationError(
-                    TOO_MANY_UPDATES.format(limit=limit, count=len(value))
-                )
-            return value
 
     class RequestSchemaSerializer(serializers.Serializer):
         # what the server enforces on the envelope: 1..bulk_max_items items, each any JSON
@@ -258,9 +264,8 @@ class OrderBulkTransitionApi(AccountApi):
         for index, outcome in zip(indexes, outcomes, strict=True):
             entry = {"index": index, "client_order_id": outcome.client_order_id, "ok": outcome.ok}
             if outcome.ok:
-                order = outcome.order
                 entry.update(
-                    status=order.status, version=order.version, filled_qty=order.filled_qty
+                    status=outcome.status, version=outcome.version, filled_qty=outcome.filled_qty
                 )
             else:
                 entry["error"] = application_error_body(outcome.error)
