@@ -277,3 +277,99 @@ def stalling_proxy(live):
     proxy = StallingProxy(live.base_url, stall=1)
     yield proxy
     proxy.close()
+
+
+@dataclass
+class Answer:
+    """What a :class:`CraftedServer` sends back: ``body`` as bytes, or JSON for a dict/list;
+    ``delay`` seconds of silence first (to outlast a client's read timeout)."""
+
+    status: int = 200
+    body: object = b""
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Seen:
+    """One request as it arrived at a :class:`CraftedServer`."""
+
+    method: str
+    path: str  # as sent on the wire: percent-encoding intact, query included
+    headers: dict
+    body: bytes
+    at: float  # time.monotonic() on arrival
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class CraftedServer:
+    """A loopback HTTP server that answers each request with ``respond(seen) -> Answer``: for
+    the answers tradingstate never gives (a proxy's page, a broken body, odd headers, a slow
+    pass). Real HTTP over a socket; the client under test is not mocked."""
+
+    def __init__(self, respond):
+        import http.server
+        import threading
+
+        self.respond = respond
+        self.requests: list[Seen] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def handle_one(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                seen = Seen(self.command, self.path, dict(self.headers),
+                            self.rfile.read(length), time.monotonic())  # fmt: skip
+                owner.requests.append(seen)
+                answer = owner.respond(seen)
+                body = answer.body
+                headers = dict(answer.headers)
+                if isinstance(body, dict | list):
+                    body = json.dumps(body).encode()
+                    headers.setdefault("Content-Type", "application/json")
+                elif isinstance(body, str):
+                    body = body.encode()
+                time.sleep(answer.delay)
+                self.send_response(answer.status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = handle_one
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a client that timed out and left: expected here
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def crafted():
+    """``crafted(respond)`` starts a :class:`CraftedServer`; all are closed after the test."""
+    servers = []
+
+    def start(respond) -> CraftedServer:
+        servers.append(CraftedServer(respond))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -4,6 +4,8 @@ policy's arithmetic, Retry-After, and request encoding."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -11,6 +13,7 @@ import pytest
 from tradingstate_client import _core as core
 from tradingstate_client import models as m
 from tradingstate_client.errors import (
+    ApiError,
     ClientError,
     Conflict,
     KillSwitchActive,
@@ -19,7 +22,9 @@ from tradingstate_client.errors import (
     ResponseFormatError,
     ServerError,
     ServiceUnavailable,
+    TradingStateError,
     TransitionNotAllowed,
+    TransportError,
     VersionConflict,
     error_class,
 )
@@ -79,8 +84,26 @@ def test_pnl_contract_decodes_to_decimals_and_aware_times():
 def test_exposure_contract_decodes():
     exposure = m.decode(m.Exposure, EXPOSURE)
     assert exposure.assets[0].gross_notional == Decimal("42700.35")
-    assert exposure.assets[0].by_account["paper-demo"]["net_qty"] == "0.7"
     assert exposure.totals.net_notional == Decimal("30500.25")
+
+
+def test_exposure_breakdowns_decode_to_typed_shares():
+    # given: the server's ExposureShare, per account and per venue
+    share = {"venue": "paper", "net_qty": "0.7", "net_notional": "42700.35",
+             "gross_notional": None, "mark_stale": True}  # fmt: skip
+    asset = {**EXPOSURE["assets"][0], "by_account": {"paper-demo": share},
+             "by_venue": {"paper": {**share, "net_qty": "-1"}}}  # fmt: skip
+    # when
+    exposure = m.decode(m.Exposure, {**EXPOSURE, "assets": [asset]})
+    # then: money is Decimal at every level
+    by_account = exposure.assets[0].by_account["paper-demo"]
+    assert isinstance(by_account, m.ExposureShare) and by_account.net_qty == Decimal("0.7")
+    assert by_account.net_notional == Decimal("42700.35") and by_account.gross_notional is None
+    assert by_account.mark_stale is True and by_account.venue == "paper"
+    assert exposure.assets[0].by_venue["paper"].net_qty == Decimal("-1")
+    with pytest.raises(ResponseFormatError, match=r"by_account\.paper-demo\.net_qty"):
+        m.decode(m.Exposure, {**EXPOSURE, "assets": [{**asset, "by_account": {
+            "paper-demo": {**share, "net_qty": "lots"}}}]})  # fmt: skip
 
 
 def test_json_numbers_never_become_floats():
@@ -130,8 +153,19 @@ def test_page_reads_the_cursor_not_the_host():
     ("value", "text"),
     [
         (Decimal("1E-7"), "0.0000001"),
-        (Decimal("60000.10"), "60000.10"),
+        (Decimal("60000.10"), "60000.1"),
         (Decimal("-0"), "0"),
+        # trailing fractional zeros (Decimal arithmetic adds them) are not sent: the API
+        # takes at most 18 places, and they change nothing
+        (Decimal("0.001000000000") * Decimal("1.000000000"), "0.001"),
+        (Decimal("60000.000000000000000000000"), "60000"),
+        (Decimal("-0.000000000000000000000"), "0"),
+        (Decimal("0E-30"), "0"),
+        (Decimal("1E+3"), "1000"),
+        (Decimal("100"), "100"),
+        (Decimal("-2.50"), "-2.5"),
+        (Decimal("1." + "0" * 40), "1"),  # more digits than the context's 28: not rounded
+        (Decimal("1234567890123456789012345678901.1000"), "1234567890123456789012345678901.1"),
         (5, "5"),
         ("0.5", "0.5"),
     ],
@@ -144,6 +178,19 @@ def test_amounts_are_sent_as_plain_decimal_strings(value, text):
 def test_floats_and_non_amounts_are_refused(value):
     with pytest.raises((TypeError, ValueError), match="q"):
         core.amount(value, "q")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(".", "%2E"), ("..", "%2E%2E"), ("...", "..."), ("a.b", "a.b")]
+)
+def test_dot_segments_are_encoded_so_no_url_normalisation_removes_them(value, text):
+    assert core.seg(value, "client_order_id") == text
+
+
+@pytest.mark.parametrize("value", ["", None, 5])
+def test_a_bad_path_segment_names_its_field(value):
+    with pytest.raises(ValueError, match=r"^symbol: "):
+        core.seg(value, "symbol")
 
 
 def test_paths_are_percent_encoded():
@@ -228,6 +275,37 @@ def test_retry_after_header_forms():
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("1.5", 2),  # fractions are rounded up: never sooner than asked
+        ("0.2", 1),
+        ("3.0", 3),
+        (" 7 ", 7),
+        ("0", 0),
+        ("²", None),  # str.isdigit() says yes, int() says no
+        ("\u0661", None),
+        ("\uff15", None),  # int() would take it: ASCII only
+        ("5" * 5000, None),  # beyond int()'s digit limit
+        ("1" * 40, None),
+        ("1.", None),
+        (".5", None),
+        ("1e3", None),
+        ("-1", None),
+        ("+1", None),
+        ("inf", None),
+        ("NaN", None),
+        ("0x10", None),
+        ("\x00", None),
+        ("Thu, 01 Jan 99999 00:00:30 GMT", None),
+        ("Thu, 32 Foo 2026 00:00:30 GMT", None),
+        ("A" * 100_000, None),
+    ],
+)
+def test_retry_after_never_raises_and_never_shortens_the_wait(value, seconds):
+    assert parse_retry_after(value) == seconds
+
+
 def test_policy_rejects_nonsense():
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
@@ -255,3 +333,40 @@ def test_policy_rejects_nonsense():
 )
 def test_error_class_by_status_and_code(status, code, cls):
     assert error_class(status, code) is cls
+
+
+# --- exceptions survive pickle and copy (a bot's worker pool, a task queue) --------------
+
+
+def subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+
+def every_error() -> list[TradingStateError]:
+    api = dict(status=409, error="conflict", detail="no", fields={"quantity": ["differs"]},
+               body={"error": "conflict", "detail": "no", "reason": "r"}, method="POST",
+               url="/api/v1/x/", retry_after=2.0, attempts=3)  # fmt: skip
+    errors = [
+        TradingStateError("base"),
+        TransportError("gone", method="GET", url="/api/v1/x/", attempts=2),
+        ResponseFormatError("bad", status=200, body={"a": 1}),
+        *(cls(**api) for cls in [ApiError, *subclasses(ApiError)]),
+    ]
+    assert {type(e) for e in errors} == {TradingStateError, *subclasses(TradingStateError)}
+    for error in errors:
+        error.client_order_id = "cl-1"
+        error.trade_id = "T-1"
+    return errors
+
+
+@pytest.mark.parametrize("error", every_error(), ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("how", ["pickle", "copy", "deepcopy"])
+def test_every_error_round_trips_with_all_its_attributes(error, how):
+    twin = {
+        "pickle": lambda e: pickle.loads(pickle.dumps(e)),  # noqa: S301
+        "copy": copy.copy,
+        "deepcopy": copy.deepcopy,
+    }[how](error)
+    assert type(twin) is type(error) and str(twin) == str(error) and twin.args == error.args
+    assert vars(twin) == vars(error) and vars(twin)
+    assert twin.client_order_id == "cl-1" and twin.trade_id == "T-1"

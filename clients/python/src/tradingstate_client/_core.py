@@ -12,6 +12,7 @@ identically by construction.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -30,6 +31,7 @@ from tradingstate_client import models as m
 from tradingstate_client.errors import (
     ApiError,
     ResponseFormatError,
+    TradingStateError,
     TransportError,
     error_class,
 )
@@ -41,6 +43,10 @@ T = TypeVar("T")
 Amount = Decimal | int | str
 API = "/api/v1"
 CLIENT_ORDER_ID_PREFIX = "ts-"
+# the longest a server holds ``POST .../reconciliations/?wait=true``: the upper bound of its
+# ``api.reconcile_wait_seconds`` (30 by default), and a margin for the answer to arrive
+SERVER_RECONCILE_WAIT_MAX = 300.0
+RECONCILE_READ_MARGIN = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,10 @@ class Call(Generic[T]):
     body: Any = None
     idempotent: bool = False
     success: frozenset[int] = frozenset({200})
-    timeout: float | None = None  # overrides the client's timeout for this request
+    # statuses whose body is an answer only when it parses (health's own 503 report); any
+    # other body with them is an error like any other (a proxy's 503 page)
+    answer_statuses: frozenset[int] = frozenset()
+    timeout: float | None = None  # overrides the client's read timeout for this request
 
 
 @dataclass(frozen=True)
@@ -79,13 +88,22 @@ def execute(call: Call[T], policy: RetryPolicy) -> Program[T]:
     """Send ``call``; retry it as ``policy`` allows; return the parsed answer or raise.
 
     The runner answers each :class:`Send` with the ``httpx.Response`` or the
-    ``httpx.TransportError`` it got, and each :class:`Sleep` with None.
+    ``httpx.RequestError`` it got, and each :class:`Sleep` with None.
     """
     attempt = 0
     waited = 0.0
     while True:
         attempt += 1
         outcome = yield Send(call, attempt)
+        if isinstance(outcome, httpx.RequestError) and not isinstance(
+            outcome, httpx.TransportError
+        ):
+            # an answer came but could not be read (a body that fails its Content-Encoding,
+            # say): the same class as an answer of the wrong shape; not resent
+            raise ResponseFormatError(
+                f"{call.method} {call.path}: the answer could not be read: "
+                f"{type(outcome).__name__}: {outcome}"
+            ) from outcome
         if isinstance(outcome, httpx.TransportError):
             delay = policy.next_delay(
                 attempt=attempt, waited=waited, idempotent=call.idempotent, transport_error=True
@@ -105,6 +123,9 @@ def execute(call: Call[T], policy: RetryPolicy) -> Program[T]:
             response: httpx.Response = outcome
             if response.status_code in call.success:
                 return call.parse(_json(response))
+            if response.status_code in call.answer_statuses:
+                with contextlib.suppress(ResponseFormatError):
+                    return call.parse(_json(response))
             error = api_error(response, call, attempt)
             delay = policy.next_delay(
                 attempt=attempt,
@@ -126,6 +147,17 @@ def execute(call: Call[T], policy: RetryPolicy) -> Program[T]:
         )
         yield Sleep(delay)
         waited += delay
+
+
+def carrying(program: Program[T], **keys: str) -> Program[T]:
+    """``program``, whose :class:`TradingStateError` carries ``keys`` as attributes: the
+    idempotency key a failed write was sent with, for the caller to resend it."""
+    try:
+        return (yield from program)
+    except TradingStateError as exc:
+        for name, value in keys.items():
+            setattr(exc, name, value)
+        raise
 
 
 def _json(response: httpx.Response) -> Any:
@@ -174,10 +206,16 @@ def api_error(response: httpx.Response, call: Call[Any], attempts: int) -> ApiEr
 # --- encoding ----------------------------------------------------------------------------
 
 
-def seg(value: str) -> str:
-    """One path segment, percent-encoded (``BTC/USDT`` becomes ``BTC%2FUSDT``)."""
+def seg(value: str, name: str) -> str:
+    """The path parameter ``name``, percent-encoded (``BTC/USDT`` becomes ``BTC%2FUSDT``).
+
+    ``.`` and ``..`` are encoded too (``%2E``, ``%2E%2E``): ``quote`` leaves dots alone, and
+    URL normalisation would remove such a segment and send the request to another endpoint.
+    """
     if not isinstance(value, str) or not value:
-        raise ValueError(f"path segment must be a non-empty string, got {value!r}")
+        raise ValueError(f"{name}: must be a non-empty string, got {value!r}")
+    if value in (".", ".."):
+        return "%2E" * len(value)
     return quote(value, safe="")
 
 
@@ -190,7 +228,12 @@ def amount(value: Amount, name: str) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{name}: {value} is not a finite amount")
+        # the digits as they are (normalize() would round past 28 digits and use exponents),
+        # without trailing fractional zeros: Decimal arithmetic adds them
+        # (0.001000000000 * 1.000000000 has 21 places) and the API takes at most 18
         text = format(value, "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
         return "0" if text in ("-0", "") else text
     if isinstance(value, str):
         return value
@@ -276,7 +319,7 @@ def with_cursor(call: Call[T], cursor: str | None) -> Call[T]:
 
 
 def account_path(account: str, *rest: str) -> str:
-    return "/".join([API, "accounts", seg(account), *rest]) + "/"
+    return "/".join([API, "accounts", seg(account, "account"), *rest]) + "/"
 
 
 def accounts_call(*, page_size: int | None = None) -> Call[m.Page[m.Account]]:
@@ -301,6 +344,8 @@ def register_order_call(
     strategy_id: str | None,
     reason: str | None,
 ) -> Call[m.Order]:
+    if not isinstance(client_order_id, str) or not client_order_id:
+        raise ValueError(f"client_order_id: must be a non-empty string, got {client_order_id!r}")
     body = compact(
         client_order_id=client_order_id,
         symbol=symbol,
@@ -321,6 +366,23 @@ def register_order_call(
         idempotent=True,
         success=frozenset({200, 201}),
     )
+
+
+def register_order_program(
+    account: str,
+    *,
+    client_order_id: str | None,
+    prefix: str,
+    policy: RetryPolicy,
+    **fields: Any,
+) -> Program[m.Order]:
+    """Register an order under ``client_order_id``, or under an id made here (once: every
+    resend carries it). Every :class:`TradingStateError` it raises carries the id as
+    ``client_order_id``."""
+    if client_order_id is None:
+        client_order_id = new_client_order_id(prefix)
+    call = register_order_call(account, client_order_id=client_order_id, **fields)
+    return (yield from carrying(execute(call, policy), client_order_id=client_order_id))
 
 
 def _transition_fields(
@@ -347,7 +409,7 @@ def transition_call(
 ) -> Call[m.Order]:
     return Call(
         "POST",
-        account_path(account, "orders", seg(client_order_id), "transition"),
+        account_path(account, "orders", seg(client_order_id, "client_order_id"), "transition"),
         model(m.Order),
         body=_transition_fields(status=status, **fields),
     )
@@ -384,7 +446,7 @@ def bulk_transition_call(
 def order_call(account: str, client_order_id: str) -> Call[m.Order]:
     return Call(
         "GET",
-        account_path(account, "orders", seg(client_order_id)),
+        account_path(account, "orders", seg(client_order_id, "client_order_id")),
         model(m.Order),
         idempotent=True,
     )
@@ -441,6 +503,14 @@ def post_fill_call(
         idempotent=True,
         success=frozenset({200, 201}),
     )
+
+
+def post_fill_program(
+    account: str, *, trade_id: str, policy: RetryPolicy, **fields: Any
+) -> Program[m.Fill]:
+    """Record a fill; every :class:`TradingStateError` it raises carries ``trade_id``."""
+    call = post_fill_call(account, trade_id=trade_id, **fields)
+    return (yield from carrying(execute(call, policy), trade_id=trade_id))
 
 
 def fills_call(
@@ -526,7 +596,7 @@ def set_position_call(
     # answer would be refused as a version conflict, so it is not retried
     return Call(
         "PUT",
-        account_path(account, "positions", seg(symbol)),
+        account_path(account, "positions", seg(symbol, "symbol")),
         model(m.Position),
         body=body,
         idempotent=expected_version is None,
@@ -562,7 +632,7 @@ def set_balance_call(
     )
     return Call(
         "PUT",
-        account_path(account, "balances", seg(currency)),
+        account_path(account, "balances", seg(currency, "currency")),
         model(m.Balance),
         body=body,
         idempotent=expected_version is None,
@@ -641,9 +711,15 @@ def discrepancies_call(
 
 
 def health_call() -> Call[m.Health]:
-    # 503 carries the same body (status "error"): it is an answer, not a failure
+    # the server's 503 carries its health report (status "error"): an answer, not a failure;
+    # any other 503 (a proxy's page, the API's error body) is ServiceUnavailable, retried
+    # like every read
     return Call(
-        "GET", f"{API}/health/", model(m.Health), idempotent=True, success=frozenset({200, 503})
+        "GET",
+        f"{API}/health/",
+        model(m.Health),
+        idempotent=True,
+        answer_statuses=frozenset({503}),
     )
 
 
@@ -707,12 +783,17 @@ def reconcile_program(
 ) -> Program[m.ReconciliationRun]:
     """Request a pass; with ``wait``, return it finished, or as it stands after ``timeout``.
 
-    The server runs a waited pass itself for up to its ``api.reconcile_wait_seconds`` (200
-    when done, 202 if still running); past that this polls the account's runs.
+    The server runs a waited pass itself and holds the request until the pass ends or its
+    ``api.reconcile_wait_seconds`` have passed (200 when done, 202 if still running). That
+    answer is the only place the run's id is given, so it is read even past ``timeout``
+    (a read timeout would leave the pass running and its id unknown); then, while the run
+    is unfinished and ``timeout`` has not passed, this polls the account's runs.
     """
     deadline = time.monotonic() + timeout
+    read_timeout = max(timeout, SERVER_RECONCILE_WAIT_MAX) + RECONCILE_READ_MARGIN
     run = yield from execute(
-        reconcile_call(account, wait=wait, dry_run=dry_run, timeout=timeout), policy
+        reconcile_call(account, wait=wait, dry_run=dry_run, timeout=read_timeout if wait else None),
+        policy,
     )
     if not wait:
         return run

@@ -63,7 +63,7 @@ class AsyncClient:
                     request = core.build_request(self._http, action.call)
                     try:
                         result: Any = await self._http.send(request)
-                    except httpx.TransportError as exc:
+                    except httpx.RequestError as exc:  # the program decides what it means
                         result = exc
                 else:
                     await asyncio.sleep(action.seconds)
@@ -112,20 +112,24 @@ class AsyncClient:
         """Register a new order (status ``pending``). Without ``client_order_id`` one is
         generated. Safe to retry: resends carry the same id, and 200 (already registered
         with the same content) counts as success like 201; a different content is
-        :class:`~tradingstate_client.Conflict`."""
-        call = core.register_order_call(
-            account,
-            client_order_id=client_order_id
-            or core.new_client_order_id(self.config.client_order_id_prefix),
-            symbol=symbol,
-            side=side,
-            quantity=quantity,
-            type=type,
-            price=price,
-            strategy_id=strategy_id,
-            reason=reason,
+        :class:`~tradingstate_client.Conflict`. Every
+        :class:`~tradingstate_client.TradingStateError` raised carries the id used as
+        ``client_order_id``: resend with it."""
+        return await self._run(
+            core.register_order_program(
+                account,
+                client_order_id=client_order_id,
+                prefix=self.config.client_order_id_prefix,
+                policy=self.config.retry,
+                symbol=symbol,
+                side=side,
+                quantity=quantity,
+                type=type,
+                price=price,
+                strategy_id=strategy_id,
+                reason=reason,
+            )
         )
-        return await self._call(call)
 
     async def transition(
         self,
@@ -215,19 +219,22 @@ class AsyncClient:
         reason: str | None = None,
     ) -> m.Fill:
         """Record a fill. Safe to retry: idempotent on ``trade_id`` (200 = already recorded,
-        no second effect; other content for the same id is a Conflict)."""
-        call = core.post_fill_call(
-            account,
-            client_order_id=client_order_id,
-            trade_id=trade_id,
-            quantity=quantity,
-            price=price,
-            fee=fee,
-            fee_currency=fee_currency,
-            executed_at=executed_at,
-            reason=reason,
+        no second effect; other content for the same id is a Conflict). Every
+        :class:`~tradingstate_client.TradingStateError` raised carries ``trade_id``."""
+        return await self._run(
+            core.post_fill_program(
+                account,
+                trade_id=trade_id,
+                policy=self.config.retry,
+                client_order_id=client_order_id,
+                quantity=quantity,
+                price=price,
+                fee=fee,
+                fee_currency=fee_currency,
+                executed_at=executed_at,
+                reason=reason,
+            )
         )
-        return await self._call(call)
 
     async def fills(
         self,
@@ -426,7 +433,11 @@ class AsyncClient:
         poll_interval: float = 1.0,
     ) -> m.ReconciliationRun:
         """Request a pass. With ``wait`` (default) return it finished, or as it stands after
-        ``timeout`` seconds (check ``run.finished``); without, return the queued run."""
+        ``timeout`` seconds (check ``run.finished``); without, return the queued run.
+
+        With ``wait`` the server runs the pass and answers when it ends or after its
+        ``api.reconcile_wait_seconds`` (30 s by default); that answer, which names the run,
+        is waited for even when ``timeout`` is shorter."""
         return await self._run(
             core.reconcile_program(
                 account,

@@ -12,7 +12,25 @@ from typing import Any
 
 
 class TradingStateError(Exception):
-    """Base class of everything this client raises."""
+    """Base class of everything this client raises.
+
+    ``client_order_id`` (from ``register_order``) and ``trade_id`` (from ``post_fill``): the
+    idempotency key the failed call was sent with, generated or given; resend with the same
+    key and the server records the order or fill at most once. None for other calls.
+    """
+
+    client_order_id: str | None = None
+    trade_id: str | None = None
+
+    def __reduce__(self):
+        # the subclasses take keyword-only arguments: rebuild without calling __init__ (as
+        # pickle and copy otherwise would, with the message alone), then restore every
+        # attribute
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(cls: type[TradingStateError], args: tuple[Any, ...]) -> TradingStateError:
+    return cls.__new__(cls, *args)
 
 
 class TransportError(TradingStateError):

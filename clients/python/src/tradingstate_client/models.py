@@ -353,15 +353,26 @@ class PnlPoint:
 
 
 @dataclass(frozen=True)
+class ExposureShare:
+    """One account's or one venue's part of an asset's exposure."""
+
+    net_qty: Decimal
+    net_notional: Decimal | None = None  # None: no price for the asset
+    gross_notional: Decimal | None = None
+    mark_stale: bool = False
+    venue: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class ExposureAsset:
     asset: str
     net_qty: Decimal
     net_notional: Decimal | None
     gross_notional: Decimal | None
     mark_stale: bool = False
-    # {name: {"venue", "net_qty", "net_notional", "gross_notional", "mark_stale"}} (as JSON)
-    by_account: dict[str, Any] = field(default_factory=dict)
-    by_venue: dict[str, Any] = field(default_factory=dict)
+    by_account: dict[str, ExposureShare] = field(default_factory=dict)  # by account name
+    by_venue: dict[str, ExposureShare] = field(default_factory=dict)  # by venue
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

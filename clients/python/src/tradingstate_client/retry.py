@@ -18,11 +18,15 @@ Pure code, shared by the sync and async clients.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 RETRY_STATUSES = frozenset({429, 503})
+RETRY_AFTER_MAX_DIGITS = 12  # about 31,000 years: more is not a wait, it is garbage
+RETRY_AFTER_MAX_LENGTH = 64  # an HTTP date is 29 characters
+_DELTA_SECONDS = re.compile(rf"([0-9]{{1,{RETRY_AFTER_MAX_DIGITS}}})(?:\.([0-9]{{1,9}}))?")
 
 
 @dataclass(frozen=True)
@@ -84,17 +88,24 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent/invalid."""
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent/invalid.
+
+    Delta-seconds are ASCII digits (``str.isdigit`` also takes ``²`` and other scripts'
+    digits), at most :data:`RETRY_AFTER_MAX_DIGITS` of them; a fraction, which some servers
+    send, is rounded up, so the client never comes back sooner than asked. Never raises.
+    """
     if value is None:
         return None
     value = value.strip()
-    if not value:
+    if not value or len(value) > RETRY_AFTER_MAX_LENGTH:
         return None
-    if value.isdigit():
-        return float(int(value))
+    seconds = _DELTA_SECONDS.fullmatch(value)
+    if seconds is not None:
+        whole, fraction = seconds.groups()
+        return float(int(whole) + (1 if fraction and fraction.strip("0") else 0))
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment is None:
         return None
