@@ -5,9 +5,17 @@ Pure: no ORM (``tradingstate.rules`` and the reconciliation diff use it)."""
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 
 from tradingstate.errors import ValidationFailed
+
+# The context of every computation on amounts (``rules.money.CONTEXT`` too): 160 significant
+# digits, so sums and products of stored amounts (38 digits, 18 places) are exact and only
+# divisions round. Python's default context keeps 28 digits: it rounded 38-digit amounts in
+# arithmetic and in ``normalize()``, silently.
+CONTEXT = Context(
+    prec=160, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
 
 # 38 digits, 18 places: 20 integer digits and 18 decimals, enough for any crypto quantity.
 # Defined here, not in models, so pure modules (rules, the diff) can parse amounts without
@@ -116,7 +124,7 @@ def check_amount(
     places = max(0, -exponent)
     if places > AMOUNT_PLACES:
         # trailing zeros beyond 18 places are harmless: normalise them away first
-        stripped = number.normalize()
+        stripped = number.normalize(CONTEXT)
         _, _, exp2 = stripped.as_tuple()
         assert isinstance(exp2, int)
         if -exp2 > AMOUNT_PLACES:
@@ -137,7 +145,7 @@ def amount_str(value: Decimal | None) -> str | None:
     """Canonical text for logs, audit JSON and comparisons: no exponent, no trailing zeros."""
     if value is None:
         return None
-    text = format(value.normalize(), "f")
+    text = format(value.normalize(CONTEXT), "f")
     return "0" if text in ("-0", "") else text
 
 
@@ -154,7 +162,7 @@ def amount_display(value: Decimal | None, step: Decimal | None = None) -> str | 
     text = amount_str(value)
     if step is None or step <= 0:
         return text
-    step_exp = step.normalize().as_tuple().exponent
+    step_exp = step.normalize(CONTEXT).as_tuple().exponent
     value_exp = Decimal(text).as_tuple().exponent
     assert isinstance(step_exp, int) and isinstance(value_exp, int)
     places = max(0, -step_exp, -value_exp)

@@ -57,3 +57,22 @@ def test_amount_str_is_canonical():
     assert amount_str(Decimal("1E+3")) == "1000"
     assert amount_str(Decimal("-0")) == "0"
     assert amount_str(None) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "99999999999999999999.999999999999999999",
+        "-12345678901234567890.123456789012345678",
+        "10000000000000000000.000000000000000001",
+    ],
+)
+def test_38_digit_amounts_are_written_out_exactly(text):
+    # normalize() in the default 28-digit context rounded these (API bodies, audit JSON)
+    from tradingstate.amounts import amount_display, amount_str, check_amount
+
+    value = Decimal(text)
+    assert amount_str(value) == text
+    assert amount_display(value) == text
+    assert amount_str(Decimal(text + "000")) == text
+    assert check_amount(Decimal(text + "000"), "quantity") == value

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from tradingstate.amounts import amount_str
 from tradingstate.exchanges.base import (
     ExchangeBalance,
     ExchangeOrder,
@@ -64,7 +65,7 @@ def fmt(value: Decimal | None) -> str:
         return "-"
     if value == 0:
         return "0"
-    return format(value.normalize(), "f")
+    return amount_str(value)
 
 
 def compare_orders(exchange: list[ExchangeOrder], local: list[LocalOrder]) -> list[OrderRow]:

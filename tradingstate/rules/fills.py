@@ -35,6 +35,7 @@ from tradingstate.amounts import amount_str, quantize_amount
 from tradingstate.errors import ApplicationError
 from tradingstate.rules import accounting
 from tradingstate.rules.money import CONTEXT
+from tradingstate.rules.orders import remaining
 from tradingstate.rules.positions import PositionBook
 
 OVERFILL = (
@@ -64,8 +65,7 @@ class OrderFills:
 
     @property
     def remaining_qty(self) -> Decimal:
-        with localcontext(CONTEXT):
-            return self.quantity - self.filled_qty
+        return remaining(self.quantity, self.filled_qty)
 
 
 def order_after_fill(order: OrderFills, *, trade_id: str, qty: Decimal, price: Decimal):

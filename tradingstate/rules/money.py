@@ -15,25 +15,20 @@ Callers that add these figures up themselves (totals over many rows) do it insid
 from __future__ import annotations
 
 from decimal import (
-    ROUND_HALF_EVEN,
-    Context,
     Decimal,
-    DivisionByZero,
-    InvalidOperation,
-    Overflow,
 )
 from typing import NamedTuple
 
+from tradingstate.amounts import CONTEXT as AMOUNTS_CONTEXT
 from tradingstate.errors import ValidationFailed
 
 PLACES = 18
 QUANTUM = Decimal(1).scaleb(-PLACES)
 ZERO = Decimal(0)
 
-# Wide enough that sums and products of 38-digit amounts are exact; only divisions round.
-CONTEXT = Context(
-    prec=160, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
-)
+# Wide enough that sums and products of 38-digit amounts are exact; only divisions round
+# (one definition, beside the amounts it serves).
+CONTEXT = AMOUNTS_CONTEXT
 
 # error messages (module constants: tests assert on them)
 NOT_A_DECIMAL = "must be a finite Decimal (never a float)"

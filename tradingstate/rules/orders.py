@@ -41,13 +41,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from tradingstate import transitions
 from tradingstate.amounts import amount_str, parse_amount
 from tradingstate.errors import Conflict, TransitionNotAllowed
 from tradingstate.rules import Source
 from tradingstate.rules import values as v
+from tradingstate.rules.money import CONTEXT
 
 SIDES = ("buy", "sell")
 TYPES = (
@@ -90,7 +91,7 @@ class OrderState:
 
     @property
     def remaining_qty(self) -> Decimal:
-        return self.quantity - self.filled_qty
+        return remaining(self.quantity, self.filled_qty)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,14 @@ class NewOrder:
 
     @property
     def remaining_qty(self) -> Decimal:
-        return self.quantity - self.filled_qty
+        return remaining(self.quantity, self.filled_qty)
+
+
+def remaining(quantity: Decimal, filled: Decimal) -> Decimal:
+    """``quantity - filled``, exact: in the money rules' wide context (Python's default 28
+    digits rounded a 38-digit difference, to 1E+20 at the top, which no column holds)."""
+    with localcontext(CONTEXT):
+        return quantity - filled
 
 
 # --- transitions ------------------------------------------------------------------------

@@ -84,3 +84,17 @@ def test_the_largest_amounts_the_pattern_allows_are_accepted(sign):
     # 38 significant digits: abs() in the default context rounded them up to 1E+20
     text = f"{sign}99999999999999999999.999999999999999999"
     assert parse_amount(text, "price") == Decimal(text)
+
+
+def test_a_transition_of_the_largest_order_keeps_its_remaining_quantity_exact():
+    account = AccountFactory(name="acct-big")
+    client, _ = make_bot("alpha", account)
+    top = "99999999999999999999.999999999999999999"
+    _order(account, "top", "buy", top)
+    body = {"status": "partially_filled", "filled_qty": "0.000000000000000001"}
+    response = client.post(url(account, "orders", "top", "transition"), body, format="json")
+    # then: the difference has 38 digits; the default context rounded it to 1E+20 (a 500)
+    assert response.status_code == 200, response.content
+    assert response.json()["remaining_qty"] == "99999999999999999999.999999999999999998"
+    order = Order.objects.get(client_order_id="top")
+    assert order.remaining_qty == Decimal("99999999999999999999.999999999999999998")
