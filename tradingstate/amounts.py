@@ -106,7 +106,7 @@ def _text_problem(value: str) -> str:
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > AMOUNT_PLACES:
         return TOO_MANY_DECIMALS
-    if number.copy_abs() >= Decimal(10) ** MAX_INTEGER_DIGITS:
+    if not amount_fits(number):
         return TOO_MANY_DIGITS
     return NOT_AMOUNT_TEXT
 
@@ -130,7 +130,7 @@ def check_amount(
         if -exp2 > AMOUNT_PLACES:
             fail(TOO_MANY_DECIMALS)
         number = stripped
-    if number.copy_abs() >= Decimal(10) ** MAX_INTEGER_DIGITS:
+    if not amount_fits(number):
         fail(TOO_MANY_DIGITS)
     if number == 0:
         number = Decimal(0)  # also turns -0 into 0
@@ -181,10 +181,13 @@ def unpad_numbers(text: str) -> str:
 QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
 
 
+AMOUNT_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS  # the first value with too many digits
+
+
 def amount_fits(value: Decimal) -> bool:
     """Whether a computed amount fits the amount columns (38 digits, 18 of them places)
     once rounded to 18 places: fewer than 20 digits before the point."""
-    return value.is_finite() and value.copy_abs() < Decimal(10) ** MAX_INTEGER_DIGITS
+    return value.is_finite() and value.copy_abs() < AMOUNT_LIMIT
 
 
 def quantize_amount(value: Decimal) -> Decimal:
