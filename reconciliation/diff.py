@@ -22,13 +22,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import StrEnum
 from functools import cached_property
 from typing import NamedTuple
 
 from tradingstate import transitions as t
-from tradingstate.amounts import amount_str, quantize_amount
+from tradingstate.amounts import CONTEXT, amount_str, quantize_amount
 from tradingstate.exchanges import base as ex
 from tradingstate.rules.accounting import DEFAULT_ENTRY_PRICE_TOLERANCE, entry_price_mismatch
 from tradingstate.sync_kinds import RepairKind
@@ -785,12 +785,15 @@ def diff(
     pass asks the venue about them first: the diff need not find them again)."""
     from reconciliation.diff_fills import diff_fills  # it builds on this module
 
-    orders = diff_orders(local, exchange, lookups or {}, cfg, stale)
-    fills, deltas = diff_fills(local, exchange, cfg, orders)
-    return [
-        *fetch_errors(exchange),
-        *orders,
-        *fills,
-        *diff_positions(local, exchange, cfg, deltas),
-        *diff_balances(local, exchange, cfg),
-    ]
+    # amounts have 38 digits: sums, differences and averages in the wide context (Python's
+    # default 28 digits rounds them, or refuses to quantize them, and fails the pass)
+    with localcontext(CONTEXT):
+        orders = diff_orders(local, exchange, lookups or {}, cfg, stale)
+        fills, deltas = diff_fills(local, exchange, cfg, orders)
+        return [
+            *fetch_errors(exchange),
+            *orders,
+            *fills,
+            *diff_positions(local, exchange, cfg, deltas),
+            *diff_balances(local, exchange, cfg),
+        ]

@@ -192,4 +192,4 @@ def amount_fits(value: Decimal) -> bool:
 
 def quantize_amount(value: Decimal) -> Decimal:
     """Round a computed amount (an average price, say) to the stored 18 places."""
-    return value.quantize(QUANTUM)
+    return value.quantize(QUANTUM, context=CONTEXT)  # 28 digits would refuse 11+18 digits

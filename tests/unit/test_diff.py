@@ -1,5 +1,5 @@
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -287,3 +287,29 @@ def test_applying_every_repair_converges(world):
         if f.type != "fetch_error" and f.repair is not None
     ]
     assert again == [], again
+
+
+def test_the_diff_is_exact_on_38_digit_amounts_whatever_the_callers_context():
+    # a hedge-mode venue lists two legs of one symbol; their sum has 38 digits, which
+    # Python's default context (28 digits) rounds: a desync that is not there
+    leg = Decimal("12345678901234567890.123456789012345678")
+    local = d.LocalSnapshot(
+        positions=[
+            d.LocalPosition(
+                1, "BTC/USDT", Decimal("12345678901234567890.123456789012345679"), None, 1
+            )
+        ]
+    )
+    exchange = snap(
+        positions=[
+            ex.ExchangePosition("BTC/USDT", leg),
+            ex.ExchangePosition("BTC/USDT", Decimal("0.000000000000000001")),
+        ]
+    )
+    cfg = d.DiffConfig(now=NOW)
+    with localcontext() as ctx:
+        ctx.prec = 28  # a caller's (the default) context
+        assert d.diff(local, exchange, cfg, {}) == []
+        # and a true desync in the last place is found
+        off = d.LocalSnapshot(positions=[d.LocalPosition(1, "BTC/USDT", leg, None, 1)])
+        assert [f.key for f in d.diff(off, exchange, cfg, {})] == ["BTC/USDT"]

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.db.models import Q
 
+from tradingstate.amounts import CONTEXT
 from tradingstate.exchanges.base import (
     CANCELED,
     MARK,
@@ -231,7 +232,7 @@ class PaperExchange(ExchangeAdapter):
             client_order_id=row.client_order_id,
             price=row.price,
             average=row.average,
-            remaining=row.amount - row.filled if status == "open" else Decimal(0),
+            remaining=CONTEXT.subtract(row.amount, row.filled) if status == "open" else Decimal(0),
             timestamp=row.created_at,
         )
 

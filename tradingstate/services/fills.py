@@ -186,7 +186,7 @@ def _storable(*rows) -> None:
     entry price and realized P&L, the fill's own share) would not fit the amount columns: a
     clear 400 naming the inputs that drive them, before anything is written (the database
     refused them with a 500)."""
-    for row in rows:
+    for row in filter(None, rows):
         for field in row._meta.concrete_fields:
             value = getattr(row, field.attname)
             if isinstance(value, Decimal) and not amount_fits(value):
@@ -487,6 +487,10 @@ def _venue_fill(account: ExchangeAccount, v: dict) -> Fill:
     side = v.get("side")
     if side not in (Order.Side.BUY, Order.Side.SELL):
         raise ValidationFailed("side: must be 'buy' or 'sell'", fields={"side": ["buy or sell"]})
+    # the venue's position after the pass (derivatives), adopted once its fills are applied
+    for field in ("position_qty", "position_entry_price"):
+        if v.get(field) is not None:
+            parse_amount(v[field], field)
     return Fill(
         account=account,
         symbol=v["symbol"],
@@ -612,33 +616,39 @@ def fills_record_from_venue(
             continue
         order = _match_order(item.values, fill.symbol, by_coid, by_exid)
         order_before = _order_view(order)
-        if order is not None:
-            try:
-                state = rules.order_after_fill(
-                    _order_state(order), trade_id=fill.trade_id, qty=fill.quantity, price=fill.price
-                )
-            except ApplicationError as exc:
-                outcomes[n] = SyncOutcome(item.key, False, error=exc.message)
-                continue
-            _order_write(order, state, now)
-            fill.order = order
-            fill.client_order_id = fill.client_order_id or order.client_order_id
         position = positions.get(fill.symbol)
         if position is None:
             position = Position(account=account, symbol=fill.symbol, qty=Decimal(0), version=0)
+        elif fill.symbol not in position_before:
+            position.account = account
+        p_before = _position_view(position) if position.pk else None
+        # the rows as they are: an item refused below leaves them so for the next item
+        kept = (dict(order.__dict__) if order is not None else None, dict(position.__dict__))
+        try:
+            if order is not None:
+                state = rules.order_after_fill(
+                    _order_state(order), trade_id=fill.trade_id, qty=fill.quantity, price=fill.price
+                )
+                _order_write(order, state, now)
+            _move_position(position, fill, terms[fill.symbol])
+            # a figure the amount columns cannot hold defers this item, not the pass
+            _storable(order, position, fill)
+        except ApplicationError as exc:
+            if order is not None:
+                order.__dict__.update(kept[0])
+            position.__dict__.update(kept[1])
+            outcomes[n] = SyncOutcome(item.key, False, error=exc.message)
+            continue
+        if order is not None:
+            fill.order = order
+            fill.client_order_id = fill.client_order_id or order.client_order_id
+        if fill.symbol not in positions:
             positions[fill.symbol] = position
             new_positions.append(position)
             position_before[fill.symbol] = None
         elif fill.symbol not in position_before:
-            position.account = account
-            position_before[fill.symbol] = _position_view(position)
-            versions[fill.symbol] = position.version
-        p_before = _position_view(position) if position.pk else None
-        try:
-            _move_position(position, fill, terms[fill.symbol])
-        except ApplicationError as exc:
-            outcomes[n] = SyncOutcome(item.key, False, error=exc.message)
-            continue
+            position_before[fill.symbol] = p_before
+            versions[fill.symbol] = kept[1]["version"]
         position.updated_at = now
         known.add(key)
         pending.append(_Pending(n, item, fill, order, order_before, p_before))
