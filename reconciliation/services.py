@@ -13,6 +13,7 @@ from reconciliation.passes import (
     reconciliation_request,
     repair_apply,
     run_reconciliation,
+    wait_budget,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "reconciliation_request",
     "repair_apply",
     "run_reconciliation",
+    "wait_budget",
 ]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import django_filters
-from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -16,7 +16,7 @@ from reconciliation.analytics import discrepancy_stats
 from reconciliation.asof import account_state_with_exchange_at
 from reconciliation.models import Discrepancy, ReconciliationRun
 from reconciliation.selectors import discrepancy_list, run_list
-from reconciliation.services import reconciliation_request
+from reconciliation.services import reconciliation_request, wait_budget
 from tradingstate.actors import Actor
 from tradingstate.api.access import account_get_visible, account_list_visible
 from tradingstate.api.fields import AmountField, StrictBooleanField
@@ -28,6 +28,25 @@ from tradingstate.web.filters import StrictFilterBackend
 
 WAIT_VALUES = {"true": True, "1": True, "false": False, "0": False}
 WAIT_INVALID = "Use wait=true or wait=false."
+TIMEOUT_PATTERN = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?\Z")
+TIMEOUT_INVALID = "Seconds, more than 0 (for example 5 or 2.5)."
+TIMEOUT_WITHOUT_WAIT = "Only with wait=true."
+
+
+def _wait_seconds(params) -> float | None:
+    """``?wait=true`` [``&timeout=<seconds>``] -> how long this request may wait for the
+    pass (None: queue it). The server waits at most its ``api.reconcile_wait_seconds``."""
+    wait = WAIT_VALUES.get(params.get("wait", "false").lower())
+    if wait is None:
+        raise serializers.ValidationError({"wait": [WAIT_INVALID]})
+    timeout = params.get("timeout")
+    if timeout is None:
+        return wait_budget(None) if wait else None
+    if not wait:
+        raise serializers.ValidationError({"timeout": [TIMEOUT_WITHOUT_WAIT]})
+    if not TIMEOUT_PATTERN.match(timeout) or Decimal(timeout) <= 0:
+        raise serializers.ValidationError({"timeout": [TIMEOUT_INVALID]})
+    return wait_budget(float(timeout))
 
 
 class ReconciliationRunOutputSerializer(serializers.Serializer):
@@ -56,7 +75,8 @@ class ReconciliationRunOutputSerializer(serializers.Serializer):
 class ReconciliationListTriggerApi(AccountListApi):
     """GET: the account's passes, newest first. POST: request a pass now (202 with the queued
     run, for the worker); with ``?wait=true`` run it here, synchronously, for at most
-    ``api.reconcile_wait_seconds`` (200 with the finished run, or 202 if it is still running)."""
+    ``api.reconcile_wait_seconds`` or ``?timeout=<seconds>``, whichever is shorter (200 with
+    the finished run, or 202 if it is still running)."""
 
     model = ReconciliationRun
     selector = staticmethod(run_list)
@@ -75,7 +95,17 @@ class ReconciliationListTriggerApi(AccountListApi):
     @extend_schema(
         tags=["reconciliation"],
         summary="Reconcile now",
-        parameters=[OpenApiParameter("wait", OpenApiTypes.BOOL, OpenApiParameter.QUERY)],
+        parameters=[
+            OpenApiParameter("wait", OpenApiTypes.BOOL, OpenApiParameter.QUERY),
+            OpenApiParameter(
+                "timeout",
+                OpenApiTypes.NUMBER,
+                OpenApiParameter.QUERY,
+                description="With wait=true: wait at most this many seconds (and at most the "
+                "server's api.reconcile_wait_seconds), then answer 202 with the run as it "
+                "stands.",
+            ),
+        ],
         request=InputSerializer,
         responses={
             202: OpenApiResponse(ReconciliationRunOutputSerializer, description="Queued."),
@@ -83,16 +113,14 @@ class ReconciliationListTriggerApi(AccountListApi):
         },
     )
     def post(self, request, account):
-        wait = WAIT_VALUES.get(request.query_params.get("wait", "false").lower())
-        if wait is None:
-            raise serializers.ValidationError({"wait": [WAIT_INVALID]})
+        wait_seconds = _wait_seconds(request.query_params)
         data = validated_input(self.InputSerializer, request.data)
         run = reconciliation_request(
             account=self.account,
             trigger=ReconciliationRun.Trigger.API,
             actor=Actor.from_request(request),
             dry_run=data["dry_run"],
-            wait_seconds=settings.TRADINGSTATE.api.reconcile_wait_seconds if wait else None,
+            wait_seconds=wait_seconds,
         )
         finished = run.status in ReconciliationRun.FINISHED_STATUSES
         return Response(

@@ -19,7 +19,7 @@ from reconciliation.passes.actions import (
 )
 from reconciliation.passes.context import PassContext, PassOutcome, reconciliation_actor
 from reconciliation.passes.run import run_reconciliation
-from reconciliation.passes.triggers import enqueue_pass, reconciliation_request
+from reconciliation.passes.triggers import enqueue_pass, reconciliation_request, wait_budget
 
 __all__ = [
     "ALREADY_CLOSED",
@@ -33,4 +33,5 @@ __all__ = [
     "reconciliation_request",
     "repair_apply",
     "run_reconciliation",
+    "wait_budget",
 ]

@@ -22,6 +22,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from reconciliation.models import ReconciliationRun
@@ -64,6 +65,13 @@ def enqueue_passes(passes: list[tuple[int, str, int | None]]) -> str:
         task_name=f"reconcile-batch-{first}-{len(passes)}",
         group="reconciliation",
     )
+
+
+def wait_budget(requested: float | None) -> float:
+    """How long a request that waits for its pass holds on: what it asked for, never more
+    than the operator's ``api.reconcile_wait_seconds``."""
+    ceiling = float(settings.TRADINGSTATE.api.reconcile_wait_seconds)
+    return ceiling if requested is None else min(requested, ceiling)
 
 
 def reconciliation_request(

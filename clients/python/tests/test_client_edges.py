@@ -5,6 +5,7 @@ test's own, and ids and amounts at the edge of what the live server takes."""
 from __future__ import annotations
 
 import asyncio
+import re
 from decimal import Decimal
 
 import httpx
@@ -24,6 +25,7 @@ from tradingstate_client import (
     TransportError,
     ValidationError,
 )
+from tradingstate_client._core import wait_seconds
 
 ACCOUNT = "paper-demo"
 SPARE = "client-spare"
@@ -283,7 +285,27 @@ def test_reconcile_shorter_than_the_servers_wait_still_returns_the_run(crafted, 
     run = invoke(flavour, server.url, "reconcile", ACCOUNT, timeout=0.5, poll_interval=0.1)
     # then: the run as it stands, its id not lost to a read timeout
     assert run.id == 42 and run.status == "running" and not run.finished
+    # and the server was told how long the caller waits (it holds the request no longer)
     assert "wait=true" in server.requests[0].path
+    assert "timeout=0.5" in server.requests[0].path
+
+
+@pytest.mark.parametrize(
+    ("timeout", "sent"),
+    [
+        (0.5, "0.5"),
+        (60.0, "60"),
+        (2.0001, "2.001"),  # rounded up: never shorter than asked
+        (0.0, "0.001"),  # the server refuses 0
+        (-3.0, "0.001"),
+        (1e12, "999999.999"),  # the server reads at most 6 integer digits
+        (float("inf"), "300"),
+        (float("nan"), "300"),
+    ],
+)
+def test_the_wait_sent_is_what_the_server_reads(timeout, sent):
+    assert wait_seconds(timeout) == sent
+    assert re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,3})?", sent) and Decimal(sent) > 0
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

@@ -3,6 +3,7 @@
 import pytest
 
 from reconciliation.models import Discrepancy, ReconciliationRun
+from reconciliation.services import wait_budget
 from tests.api_support import (
     api_cache_table,  # noqa: F401  (session fixture)
     assert_error,
@@ -83,6 +84,71 @@ def test_trigger_wait_times_out_with_202(setup, enqueued, settings, monkeypatch)
             break
         time.sleep(0.1)
     assert run.status == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_trigger_wait_honours_a_shorter_timeout(setup, enqueued, settings, monkeypatch):
+    # the server would wait 10 s, the pass takes 2.5 s: only the request's timeout (0.5 s)
+    # makes the answer a 202 with the run as it stands
+    import time
+
+    from tradingstate.exchanges.paper import PaperExchange
+
+    original = PaperExchange.fetch_open_orders
+
+    def slow(self):
+        time.sleep(2.5)
+        return original(self)
+
+    monkeypatch.setattr(PaperExchange, "fetch_open_orders", slow)
+    a, _, client, _ = setup
+    override_api_config(settings, reconcile_wait_seconds=10)
+    response = client.post(url(a, "reconciliations") + "?wait=true&timeout=0.5", {}, format="json")
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    run = ReconciliationRun.objects.get(pk=response.json()["id"])
+    for _ in range(100):  # the pass goes on after the answer, and finishes
+        run.refresh_from_db()
+        if run.status in ReconciliationRun.FINISHED_STATUSES:
+            break
+        time.sleep(0.1)
+    assert run.status == "completed"
+
+
+def test_wait_budget_is_the_request_timeout_capped_by_the_server(settings):
+    override_api_config(settings, reconcile_wait_seconds=30)
+    assert wait_budget(None) == 30.0
+    assert wait_budget(2.5) == 2.5
+    assert wait_budget(1000.0) == 30.0
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("?wait=true&timeout=abc", "timeout"),
+        ("?wait=true&timeout=0", "timeout"),
+        ("?wait=true&timeout=0.000", "timeout"),
+        ("?wait=true&timeout=-1", "timeout"),
+        ("?wait=true&timeout=1e3", "timeout"),
+        ("?wait=true&timeout=nan", "timeout"),
+        ("?wait=true&timeout=inf", "timeout"),
+        ("?wait=true&timeout=%205", "timeout"),
+        ("?wait=true&timeout=", "timeout"),
+        ("?wait=true&timeout=5%0A", "timeout"),
+        ("?wait=true&timeout=%D9%A1", "timeout"),  # an Arabic-Indic digit
+        ("?wait=true&timeout=1234567", "timeout"),
+        ("?timeout=5", "timeout"),
+        ("?wait=false&timeout=5", "timeout"),
+    ],
+)
+def test_trigger_bad_timeout_is_a_400_naming_it(setup, enqueued, query, field):
+    a, _, client, _ = setup
+    response = client.post(url(a, "reconciliations") + query, {}, format="json")
+    # a control character is refused by the request framing check (bad_request), the rest
+    # by the endpoint (validation_error): both name the parameter
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] in ("validation_error", "bad_request")
+    assert set(response.json()["fields"]) == {field}
+    assert not ReconciliationRun.objects.exists() and enqueued == []
 
 
 def test_trigger_bad_input(setup, enqueued):

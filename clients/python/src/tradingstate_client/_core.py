@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -664,14 +665,32 @@ def killswitch_deactivate_call(reason: str, *, account: str | None) -> Call[m.Ki
     )
 
 
+def wait_seconds(timeout: float) -> str:
+    """``timeout`` as the server's ``?timeout=`` reads it: more than 0, at most 3 places."""
+    if not math.isfinite(timeout):
+        timeout = SERVER_RECONCILE_WAIT_MAX
+    seconds = min(max(math.ceil(timeout * 1000), 1), 999_999_999)  # in milliseconds
+    whole, millis = divmod(seconds, 1000)
+    return f"{whole}.{millis:03d}".rstrip("0").rstrip(".")
+
+
 def reconcile_call(
-    account: str, *, wait: bool, dry_run: bool, timeout: float | None
+    account: str,
+    *,
+    wait: bool,
+    dry_run: bool,
+    timeout: float | None,
+    wait_for: float | None = None,
 ) -> Call[m.ReconciliationRun]:
+    """``wait_for``: with ``wait``, how long the server may hold the request (its own
+    ``api.reconcile_wait_seconds`` caps it); ``timeout``: this request's read timeout."""
     return Call(
         "POST",
         account_path(account, "reconciliations"),
         model(m.ReconciliationRun),
-        params=query(wait=wait),
+        params=query(
+            wait=wait, timeout=wait_seconds(wait_for) if wait and wait_for is not None else None
+        ),
         body={"dry_run": dry_run},
         success=frozenset({200, 202}),
         timeout=timeout,
@@ -783,16 +802,24 @@ def reconcile_program(
 ) -> Program[m.ReconciliationRun]:
     """Request a pass; with ``wait``, return it finished, or as it stands after ``timeout``.
 
-    The server runs a waited pass itself and holds the request until the pass ends or its
-    ``api.reconcile_wait_seconds`` have passed (200 when done, 202 if still running). That
-    answer is the only place the run's id is given, so it is read even past ``timeout``
-    (a read timeout would leave the pass running and its id unknown); then, while the run
-    is unfinished and ``timeout`` has not passed, this polls the account's runs.
+    The server runs a waited pass itself and holds the request until the pass ends, or
+    ``timeout`` (sent as ``?timeout=``) or its own ``api.reconcile_wait_seconds`` have
+    passed, whichever is first (200 when done, 202 if still running). That answer is the
+    only place the run's id is given, so it is read even past ``timeout`` (a read timeout
+    would leave the pass running and its id unknown; a server that does not know
+    ``?timeout=`` holds it for its own wait); then, while the run is unfinished and
+    ``timeout`` has not passed, this polls the account's runs.
     """
     deadline = time.monotonic() + timeout
     read_timeout = max(timeout, SERVER_RECONCILE_WAIT_MAX) + RECONCILE_READ_MARGIN
     run = yield from execute(
-        reconcile_call(account, wait=wait, dry_run=dry_run, timeout=read_timeout if wait else None),
+        reconcile_call(
+            account,
+            wait=wait,
+            dry_run=dry_run,
+            timeout=read_timeout if wait else None,
+            wait_for=timeout,
+        ),
         policy,
     )
     if not wait:
