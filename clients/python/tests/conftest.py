@@ -25,7 +25,15 @@ GUNICORN = Path(sys.executable).with_name("gunicorn")
 ACCOUNT = "paper-demo"
 
 SETUP_SCRIPT = """
+import io
 import json
+from django.core.management import call_command
+
+# one process for the whole set-up (each manage.py start costs seconds under load)
+call_command("migrate", interactive=False, verbosity=0)
+call_command("createcachetable")
+call_command("demo", stdout=io.StringIO())
+call_command("reconcile", account="paper-demo", stdout=io.StringIO())  # converge
 from django.contrib.auth import get_user_model
 from knox.models import AuthToken
 from tradingstate.actors import Actor
@@ -177,11 +185,8 @@ def live(tmp_path_factory) -> Server:
         "SECRET_KEY": "client-tests-" + "x" * 60,
         "SECURE_SSL_REDIRECT": "0",
     }
-    manage(env, "migrate", "--noinput", "-v", "0", timeout=300)
-    manage(env, "createcachetable")
-    manage(env, "demo")
-    manage(env, "reconcile", "--account", ACCOUNT)  # converge first: trading is normal
-    out = manage(env, "shell", "-c", SETUP_SCRIPT).stdout
+    # migrate, demo, one pass (converged first: trading is normal), then the bots' tokens
+    out = manage(env, "shell", "-c", SETUP_SCRIPT, timeout=300).stdout
     tokens = json.loads(next(li for li in out.splitlines() if li.startswith("TOKENS="))[7:])
     process, base = start_gunicorn(env, tmp / "gunicorn.log")
     server = Server(
