@@ -61,49 +61,31 @@ def test_trigger_with_wait_runs_the_pass_without_a_worker(setup, enqueued, setti
 
 
 @pytest.mark.django_db(transaction=True)
-def test_trigger_wait_times_out_with_202(setup, enqueued, settings, monkeypatch):
+@pytest.mark.parametrize(
+    ("server_wait", "query"),
+    [
+        (1, "?wait=true"),  # the server's own wait (1 s) runs out
+        # the server would wait 10 s: only the request's timeout (0.5 s) makes it a 202
+        (10, "?wait=true&timeout=0.5"),
+    ],
+)
+def test_trigger_wait_times_out_with_202(
+    setup, enqueued, settings, monkeypatch, server_wait, query
+):
     import time
 
     from tradingstate.exchanges.paper import PaperExchange
 
     original = PaperExchange.fetch_open_orders
 
-    def slow(self):
+    def slow(self):  # a pass of 2.5 s at least
         time.sleep(2.5)
         return original(self)
 
     monkeypatch.setattr(PaperExchange, "fetch_open_orders", slow)
     a, _, client, _ = setup
-    override_api_config(settings, reconcile_wait_seconds=1)
-    response = client.post(url(a, "reconciliations") + "?wait=true", {}, format="json")
-    assert response.status_code == 202 and response.json()["status"] == "queued"
-    run = ReconciliationRun.objects.get(pk=response.json()["id"])
-    for _ in range(100):  # the pass goes on after the answer, and finishes
-        run.refresh_from_db()
-        if run.status != "queued":
-            break
-        time.sleep(0.1)
-    assert run.status == "completed"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_trigger_wait_honours_a_shorter_timeout(setup, enqueued, settings, monkeypatch):
-    # the server would wait 10 s, the pass takes 2.5 s: only the request's timeout (0.5 s)
-    # makes the answer a 202 with the run as it stands
-    import time
-
-    from tradingstate.exchanges.paper import PaperExchange
-
-    original = PaperExchange.fetch_open_orders
-
-    def slow(self):
-        time.sleep(2.5)
-        return original(self)
-
-    monkeypatch.setattr(PaperExchange, "fetch_open_orders", slow)
-    a, _, client, _ = setup
-    override_api_config(settings, reconcile_wait_seconds=10)
-    response = client.post(url(a, "reconciliations") + "?wait=true&timeout=0.5", {}, format="json")
+    override_api_config(settings, reconcile_wait_seconds=server_wait)
+    response = client.post(url(a, "reconciliations") + query, {}, format="json")
     assert response.status_code == 202 and response.json()["status"] == "queued"
     run = ReconciliationRun.objects.get(pk=response.json()["id"])
     for _ in range(100):  # the pass goes on after the answer, and finishes
