@@ -278,3 +278,21 @@ def test_venue_rules_extend_the_bots(s, change):
         assert not t.can_transition(s.status, change.status)
     else:
         assert venue[0] is bot[0] or bot[0] is TransitionNotAllowed
+
+
+def test_a_position_books_quantity_is_exact_on_38_digits():
+    # an accounted quantity and an unpriced one: their sum has 38 digits, which Python's
+    # default context (28) rounds
+    from tradingstate.rules import accounting
+    from tradingstate.rules.positions import PositionBook
+
+    book = PositionBook(
+        symbol="BTC/USDT",
+        accounting=accounting.PositionState(
+            qty=Decimal("12345678901234567890.123456789012345678"),
+            avg_entry_price=Decimal("1"),
+        ),
+        version=1,
+        unpriced_qty=Decimal("0.000000000000000001"),
+    )
+    assert book.qty == Decimal("12345678901234567890.123456789012345679")

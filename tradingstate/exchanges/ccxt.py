@@ -24,6 +24,7 @@ from decimal import Decimal
 
 import ccxt
 
+from tradingstate.amounts import CONTEXT
 from tradingstate.exchanges import pool
 from tradingstate.exchanges.base import (
     CANCELED,
@@ -495,7 +496,7 @@ class CcxtExchange(ExchangeAdapter):
             amount_step = step_from_precision(precision.get("amount"), mode)
             size = self._contract_size(symbol)
             if size is not None:  # the venue's lot is in contracts: the step in base units
-                amount_step = amount_step * size
+                amount_step = CONTEXT.multiply(amount_step, size)
             instruments.append(
                 InstrumentInfo(
                     symbol=symbol,
@@ -560,7 +561,7 @@ class CcxtExchange(ExchangeAdapter):
         if contracts == 0:
             return None
         size = to_decimal(position.get("contractSize")) or Decimal(1)
-        qty = abs(contracts) * size
+        qty = CONTEXT.multiply(contracts.copy_abs(), size)
         side = str(position.get("side") or "").lower()
         if side not in ("long", "short"):
             side = raw_position_side(position.get("info") or {})
@@ -577,12 +578,12 @@ class CcxtExchange(ExchangeAdapter):
         free = to_decimal(entry.get("free"))
         used = to_decimal(entry.get("used"))
         total = to_decimal(entry.get("total"))
-        if total is None:
-            total = (free or Decimal(0)) + (used or Decimal(0))
+        if total is None:  # in the wide context: 38-digit amounts are summed exactly
+            total = CONTEXT.add(free or Decimal(0), used or Decimal(0))
         if free is None:
-            free = total - (used or Decimal(0))
+            free = CONTEXT.subtract(total, used or Decimal(0))
         if used is None:
-            used = total - free
+            used = CONTEXT.subtract(total, free)
         return ExchangeBalance(currency=currency, free=free, used=used, total=total)
 
     def _contract_size(self, symbol) -> Decimal | None:

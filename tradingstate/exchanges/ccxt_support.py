@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 import ccxt
 
+from tradingstate.amounts import CONTEXT
 from tradingstate.exchanges.base import (
     CANCELED,
     CLOSED,
@@ -156,7 +157,7 @@ def raw_position_side(info: dict) -> str:
 def scaled(value: Decimal | None, size: Decimal | None) -> Decimal | None:
     if value is None or size is None:
         return value
-    return value * size
+    return CONTEXT.multiply(value, size)
 
 
 def millis(moment: datetime) -> int:

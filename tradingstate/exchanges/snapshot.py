@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradingstate.amounts import amount_str
+from tradingstate.amounts import CONTEXT, amount_str
 from tradingstate.exchanges.base import (
     ExchangeBalance,
     ExchangeOrder,
@@ -110,7 +110,7 @@ def compare_orders(exchange: list[ExchangeOrder], local: list[LocalOrder]) -> li
 
 
 def _mark(exchange: Decimal | None, local: Decimal | None, tolerance: Decimal) -> str:
-    difference = abs((exchange or Decimal(0)) - (local or Decimal(0)))
+    difference = CONTEXT.subtract(exchange or Decimal(0), local or Decimal(0)).copy_abs()
     if difference == 0:
         return SAME
     return DIFF if difference > tolerance else WITHIN_TOLERANCE

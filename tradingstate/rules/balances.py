@@ -17,9 +17,9 @@ repair (recorded, shown to staff), never an inconsistent row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
-from tradingstate.amounts import parse_amount
+from tradingstate.amounts import CONTEXT, parse_amount
 from tradingstate.rules import values as v
 
 NEEDS_AN_AMOUNT = "give total, free, or both"
@@ -45,6 +45,11 @@ def balance_set(
     used: object = None,
 ) -> BalanceState:
     """The balance after setting it (``current`` is None for a new row)."""
+    with localcontext(CONTEXT):  # 38-digit sums and differences, exactly
+        return _balance_set(current, currency=currency, total=total, free=free, used=used)
+
+
+def _balance_set(current: BalanceState | None, *, currency, total, free, used) -> BalanceState:
     currency = v.currency(currency)
     used_amount = parse_amount("0" if used is None else used, "used", non_negative=True)
     if free is None and total is None:

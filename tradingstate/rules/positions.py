@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradingstate.amounts import parse_amount
+from tradingstate.amounts import CONTEXT, parse_amount
 from tradingstate.errors import ValidationFailed
 from tradingstate.rules import accounting
 from tradingstate.rules import values as v
@@ -73,7 +73,7 @@ class PositionBook:
 
     @property
     def qty(self) -> Decimal:
-        return self.accounting.qty + self.unpriced_qty
+        return CONTEXT.add(self.accounting.qty, self.unpriced_qty)
 
 
 ENTRY_PRICE_FLAT = "the position is flat: there is no entry price to adopt"
