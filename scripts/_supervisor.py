@@ -9,12 +9,15 @@
    across hosts), ``manage.py qcluster`` (the workers) and, unless ``--no-web``, the console
    and API under gunicorn on ``--web`` (default 127.0.0.1:8000).
 SIGINT (Ctrl+C) or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period);
-if one child dies, the rest are stopped and the exit status is non-zero.
+if one child dies, the rest are stopped and the exit status is non-zero. Each long-running
+child leads its own process group, so the SIGKILL takes its own children with it (the
+qcluster's worker processes, gunicorn's workers): a stop leaves no orphan behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -115,7 +118,7 @@ def main(default_config: str, argv: list[str]) -> int:
             return code
         if stopping:
             return 1
-    children = [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in long_running]
+    children = start(long_running, env)
     status = 0
     while not stopping:
         for child in children:
@@ -126,17 +129,28 @@ def main(default_config: str, argv: list[str]) -> int:
                 stopping = True
                 break
         time.sleep(0.5)
+    stop_all(children)
+    return status
+
+
+def start(commands_: list[list[str]], env: dict) -> list[subprocess.Popen]:
+    """Each child in a process group of its own (``start_new_session``)."""
+    return [subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True) for cmd in commands_]
+
+
+def stop_all(children: list[subprocess.Popen], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to each child; past ``grace`` seconds, SIGKILL to its whole process group."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    deadline = time.monotonic() + grace
     for child in children:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    return status
+        # the group: what the child started dies with it, even once the child has exited
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 def _name(child: subprocess.Popen) -> str:

@@ -52,7 +52,12 @@ def test_run_paper_recovers_then_ticks_through_the_cluster(tmp_path):
                 break
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say what it was doing, leave nothing running
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate(timeout=30)
+            raise AssertionError(f"run_paper.py did not stop within 60 s:\n{out}") from None
     # recovery ran first and repaired the demo desync, then the cluster ran scheduled passes
     assert rows[0] == ("startup", "completed"), (rows, out)
     assert sum(1 for t, s in rows if t == "schedule" and s == "completed") >= 2, (rows, out)
