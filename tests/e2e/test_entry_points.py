@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.e2e.processes import alive
+
 ROOT = Path(__file__).resolve().parents[2]
 BARE_PYTHON = [sys.executable, "-S"]
 
@@ -79,15 +81,6 @@ def children_of(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
                          text=True, check=False).stdout  # fmt: skip
     return [int(p) for p in out.split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
 def test_runbook_restart_brings_back_the_console(tmp_path):

@@ -11,6 +11,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import _supervisor  # noqa: E402
 
+from tests.e2e.processes import alive  # noqa: E402
+
 # a child that ignores SIGTERM (as a busy qcluster can), with a worker of its own that
 # shares its stdout: before, SIGKILL reached the child only, and the worker lived on,
 # holding the pipe open (a reader of the output waited for ever)
@@ -22,16 +24,6 @@ worker = subprocess.Popen([sys.executable, "-c",
 print(worker.pid, flush=True)
 time.sleep(600)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead: only its parent's wait() is missing
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[1][0] != "Z"
 
 
 def test_stop_kills_a_stubborn_child_and_the_processes_it_started():
@@ -46,14 +38,14 @@ def test_stop_kills_a_stubborn_child_and_the_processes_it_started():
             ]
         with os.fdopen(read) as pipe:
             worker = int(pipe.readline())
-            assert _alive(worker)
+            assert alive(worker)
             started = time.monotonic()
             _supervisor.stop_all(children, grace=1)
             assert children[0].returncode is not None
             deadline = time.monotonic() + 10
-            while _alive(worker) and time.monotonic() < deadline:
+            while alive(worker) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert not _alive(worker)
+            assert not alive(worker)
             assert pipe.read() == ""  # every writer is gone: the reader sees the end
             assert time.monotonic() - started < 10
     finally:
