@@ -166,7 +166,8 @@ def amount_display(value: Decimal | None, step: Decimal | None = None) -> str | 
     value_exp = Decimal(text).as_tuple().exponent
     assert isinstance(step_exp, int) and isinstance(value_exp, int)
     places = max(0, -step_exp, -value_exp)
-    return format(Decimal(text).quantize(Decimal(1).scaleb(-places)), "f") if places else text
+    shown = Decimal(text).quantize(Decimal(1).scaleb(-places), context=CONTEXT)  # 20 + 18 digits
+    return format(shown, "f") if places else text
 
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?![\w.])")

@@ -19,7 +19,7 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
-from tradingstate.amounts import amount_display, amount_str
+from tradingstate.amounts import CONTEXT, amount_display, amount_str
 
 register = template.Library()
 
@@ -54,7 +54,10 @@ def money(value, places=2):
     if value is None or value == "":
         return MISSING
     number = value if isinstance(value, Decimal) else Decimal(str(value))
-    shown = number.quantize(Decimal(1).scaleb(-int(places)), rounding=ROUND_HALF_EVEN)
+    # a computed figure (a notional) can pass 28 digits, the ambient context's
+    shown = number.quantize(
+        Decimal(1).scaleb(-int(places)), rounding=ROUND_HALF_EVEN, context=CONTEXT
+    )
     return format_html(
         '<span class="num" title="{}">{}</span>', amount_str(number), format(shown, "f")
     )

@@ -33,7 +33,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from tradingstate.amounts import amount_str
+from tradingstate.amounts import CONTEXT, amount_str
 from tradingstate.models import ExchangeAccount, PnlSnapshot
 from tradingstate.selectors.pnl import ExposureReport, PnlReport, exposure_report, pnl_reports
 
@@ -77,7 +77,7 @@ def pnl_curve_svg(
         return left + plot_w * ((at - start) / (now - start))
 
     def y(value: Decimal) -> float:
-        return top + plot_h * float((hi - value) / span)
+        return top + plot_h * float(CONTEXT.divide(CONTEXT.subtract(hi, value), span))
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="pnl-curve" width="{width}" '
