@@ -296,3 +296,26 @@ def test_a_position_books_quantity_is_exact_on_38_digits():
         unpriced_qty=Decimal("0.000000000000000001"),
     )
     assert book.qty == Decimal("12345678901234567890.123456789012345679")
+
+
+@pytest.mark.parametrize(
+    ("recorded", "expected"),
+    [
+        ({}, []),
+        ({"side": "sell"}, ["side"]),
+        ({"client_order_id": "someone-elses"}, ["client_order_id"]),
+        ({"client_order_id": ""}, []),  # the venue named no client id
+        ({"exchange_order_id": "556"}, ["exchange_order_id"]),
+        ({"exchange_order_id": ""}, []),
+    ],
+)
+def test_a_trade_recorded_with_no_order_is_attached_only_to_an_order_it_can_be(recorded, expected):
+    from types import SimpleNamespace
+
+    from tradingstate.rules.fills import attach_differences
+
+    order = SimpleNamespace(side="buy", client_order_id="late", exchange_order_id="555")
+    fill = SimpleNamespace(
+        **{"side": "buy", "client_order_id": "late", "exchange_order_id": "555", **recorded}
+    )
+    assert attach_differences(fill, order) == expected

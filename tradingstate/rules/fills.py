@@ -149,6 +149,24 @@ def fill_differences(existing, *, quantity, price, fee=None, fee_currency=None) 
     return differing
 
 
+def attach_differences(existing, order) -> list[str]:
+    """Why a trade recorded with no order (the pass saw it first) is not ``order``'s: the
+    fields in which they disagree. The venue's side, and the ids it reported for the trade's
+    order where it reported any, must be the order's."""
+    differing = []
+    if existing.side != order.side:
+        differing.append("side")
+    if existing.client_order_id and existing.client_order_id != order.client_order_id:
+        differing.append("client_order_id")
+    if (
+        existing.exchange_order_id
+        and order.exchange_order_id
+        and existing.exchange_order_id != order.exchange_order_id
+    ):
+        differing.append("exchange_order_id")
+    return differing
+
+
 def position_delta(
     *, side: str, qty: Decimal, fee: Decimal, fee_currency: str, base: str
 ) -> Decimal:

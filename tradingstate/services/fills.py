@@ -428,7 +428,9 @@ def _existing_fill(existing: Fill, order: Order, qty, px, actor: Actor, reason: 
     the bot's order was known) is attached to this order: the order's fills count it, the
     position already does."""
     differing = rules.fill_differences(existing, quantity=qty, price=px)
-    if existing.order_id is not None and existing.order_id != order.pk:
+    if existing.order_id is None:
+        differing[:0] = rules.attach_differences(existing, order)
+    elif existing.order_id != order.pk:
         differing.insert(0, "client_order_id")
     if differing:
         msg = FILL_CONFLICT.format(trade_id=existing.trade_id, fields=", ".join(differing))

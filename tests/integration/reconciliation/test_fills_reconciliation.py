@@ -21,6 +21,7 @@ from tests.audit import assert_audited
 from tests.factories import BalanceFactory, OrderFactory, PositionFactory
 from tests.fakes.exchange_server import FakeBalance, FakeOrder, FakePosition, FakeTrade
 from tradingstate.actors import Actor
+from tradingstate.errors import Conflict
 from tradingstate.models import AuditEntry, ExchangeAccount, Fill, Order, Position
 from tradingstate.services import fill_record
 
@@ -217,6 +218,44 @@ def test_a_bot_fill_for_a_trade_recorded_as_external_attaches_it_to_the_order(
     assert order.status == "filled" and order.filled_qty == order.fills_qty == D("0.005")
     assert Position.objects.get(account=account).qty == D("0.005")
     assert_audited(fill, action="fill.record", actor=Actor.system("bot"))
+
+
+@pytest.mark.parametrize(
+    ("order_side", "order_coid", "order_exid", "field"),
+    [
+        ("sell", "late", "555", "side"),  # the venue's trade was a buy
+        ("buy", "late", "556", "exchange_order_id"),  # another order's trade at the venue
+    ],
+)
+def test_a_bot_fill_cannot_claim_a_recorded_trade_that_is_not_its_orders(
+    fake_exchange, make_fake_account, order_side, order_coid, order_exid, field
+):
+    # given: the pass recorded a buy of order 555 before any local order was known
+    venue = fake_exchange.binance
+    venue.futures_balances.append(FakeBalance("USDT", "1000"))
+    venue.positions.append(FakePosition("BTCUSDT", "0.005", "50000"))
+    venue.trades.append(FakeTrade("900", "555", "BTCUSDT", "buy", "0.005", "50000",
+                                  _ms(_ago(minutes=3))))  # fmt: skip
+    account = _account(make_fake_account, "binance", f"binance-claim-{field}")
+    run_reconciliation(account, "manual")
+    OrderFactory(account=account, client_order_id=order_coid, exchange_order_id=order_exid,
+                 symbol=SYMBOL, side=order_side, quantity=D("0.005"),
+                 status="submitted")  # fmt: skip
+    audit_rows = AuditEntry.objects.count()
+    # when: a bot posts the trade as its order's fill, same quantity and price
+    with pytest.raises(Conflict) as refused:
+        fill_record(
+            account=account, client_order_id=order_coid, trade_id="900", quantity="0.005",
+            price="50000", actor=Actor.system("bot"),
+        )  # fmt: skip
+    # then: 409 naming the field; the trade stays unattributed, the order and position as were
+    assert field in refused.value.fields
+    fill = Fill.objects.get(account=account, trade_id="900")
+    assert fill.order is None and fill.exchange_order_id == "555"
+    order = Order.objects.get(account=account, client_order_id=order_coid)
+    assert order.status == "submitted" and order.filled_qty == 0
+    assert Position.objects.get(account=account).qty == D("0.005")
+    assert AuditEntry.objects.count() == audit_rows
 
 
 def test_fill_mismatch_is_corrected_to_the_venues_values_with_before_and_after(
