@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 from django.conf import settings
@@ -18,6 +19,10 @@ NOT_UTF8 = "JSON parse error: the body is not valid UTF-8."
 TOO_DEEP = "JSON parse error: the document is nested too deeply."
 CONSTANT_REFUSED = "JSON parse error: {name} is not allowed; send decimals as strings."
 DUPLICATE_KEY = "JSON parse error: duplicate key '{key}'."
+LONE_SURROGATE = (
+    "JSON parse error: a \\u escape names a lone UTF-16 surrogate ({escape}), "
+    "which is not a character."
+)
 BODY_TOO_LARGE = "The request body is larger than {limit} bytes."
 
 
@@ -51,7 +56,37 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return result
 
 
+# A \uD800-\uDFFF escape: JSON text that is valid UTF-8 can still name half a UTF-16 pair,
+# which decodes to a string no encoder takes (the error that echoes it, the database).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_lone_surrogates(value: object) -> None:
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        if found:
+            raise ParseError(LONE_SURROGATE.format(escape=f"\\u{ord(found.group()):04x}"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(key)
+            _refuse_lone_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_lone_surrogates(item)
+
+
 def loads_strict(text: str) -> object:
+    parsed = _loads(text)
+    if _SURROGATE_ESCAPE.search(text):  # only then can a string hold one: a pair is fine
+        try:
+            _refuse_lone_surrogates(parsed)
+        except RecursionError:
+            raise ParseError(TOO_DEEP) from None
+    return parsed
+
+
+def _loads(text: str) -> object:
     try:
         return json.loads(
             text,

@@ -21,7 +21,7 @@ from tests.api_support import (
     url,
     wsgi_app,
 )
-from tests.factories import PositionFactory, StaffFactory
+from tests.factories import OrderFactory, PositionFactory, StaffFactory
 from tradingstate.models import Order, RateCounter
 from tradingstate.web.parsers import RequestTooLarge, StrictJSONParser
 
@@ -69,6 +69,48 @@ def test_deeply_nested_json_is_400_not_500(setup):
 def test_invalid_utf8_is_400(setup):
     a, client, _ = setup
     assert_error(post_raw(client, url(a, "orders"), b'{"a": "\xff\xfe"}'), 400, "parse_error")
+
+
+LONE = "\\ud800"  # JSON text: half a UTF-16 pair, valid ASCII, not a character
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("orders", '{"side": "' + LONE + '"}'),  # a choice field echoes the value back
+        ("orders", '{"' + LONE + '": 1}'),  # an unknown key is named in the error
+        ("orders", '{"client_order_id": "a", "note": ["x", {"k": "\\uDFFF"}]}'),
+        ("killswitch", '{"scope": "' + LONE + '"}'),
+    ],
+)
+def test_a_lone_surrogate_escape_is_400_not_500(setup, path, raw):
+    a, client, _ = setup
+    endpoint = "/api/v1/killswitch/activate/" if path == "killswitch" else url(a, path)
+    body = assert_error(post_raw(client, endpoint, raw), 400, "parse_error")
+    assert "surrogate" in body["detail"]
+
+
+def test_a_lone_surrogate_in_a_bulk_item_writes_nothing(setup):
+    # the first item is valid: it was committed, then the answer failed to render (500)
+    a, client, _ = setup
+    OrderFactory(account=a, client_order_id="o1")
+    raw = (
+        '{"updates": [{"client_order_id": "o1", "status": "submitted"}, '
+        '{"client_order_id": "' + LONE + '", "status": "submitted"}]}'
+    )
+    body = assert_error(
+        post_raw(client, url(a, "orders", "bulk-transition"), raw), 400, "parse_error"
+    )
+    assert "\\ud800" in body["detail"]
+    order = Order.objects.get(account=a, client_order_id="o1")
+    assert (order.status, order.version) == ("pending", 1)
+
+
+def test_a_surrogate_pair_is_a_character_and_reaches_validation(setup):
+    a, client, _ = setup
+    raw = '{"side": "\\ud83d\\ude00"}'  # U+1F600, written as its UTF-16 pair
+    body = assert_error(post_raw(client, url(a, "orders"), raw), 400, "validation_error")
+    assert "side" in body["fields"]
 
 
 @pytest.mark.parametrize(
