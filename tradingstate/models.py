@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from tradingstate import transitions
 from tradingstate.amounts import AMOUNT_DIGITS, AMOUNT_PLACES  # noqa: F401 (re-exported)
@@ -379,6 +380,11 @@ class Balance(models.Model):
         ordering = ["account", "currency"]
         constraints = [
             models.UniqueConstraint(fields=["account", "currency"], name="balance_unique_currency"),
+            # one asset, one row: "eth" beside "ETH" was counted twice in the exposure, which
+            # compares currencies without case (as the valuation does)
+            models.UniqueConstraint(
+                Upper("currency"), "account", name="balance_unique_currency_any_case"
+            ),
             models.CheckConstraint(condition=Q(used__gte=0), name="balance_used_gte_0"),
             # issue 13 (D8): never negative; free + used = total is a PostgreSQL CHECK added
             # by migration 0009 (amounts are text on SQLite: no arithmetic in its CHECKs)

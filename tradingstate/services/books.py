@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from tradingstate.actors import Actor
-from tradingstate.errors import VersionConflict
+from tradingstate.errors import Conflict, VersionConflict
 from tradingstate.locks import balance_qs_select_for_update, position_qs_select_for_update
 from tradingstate.models import AuditEntry, Balance, ExchangeAccount, Position
 from tradingstate.rules import balances as balance_rules
@@ -37,6 +37,9 @@ from tradingstate.services.orders import (
 Action = AuditEntry.Action
 
 VERSION_MISMATCH = "{what} changed (version {actual}, expected {expected})."
+CURRENCY_CASE_CLASH = (
+    "the account holds this asset as '{held}': currency codes are compared without case"
+)
 
 
 def _position_for_update(account: ExchangeAccount, symbol: str) -> tuple[Position, dict | None]:
@@ -141,6 +144,20 @@ def balance_apply(balance: Balance, new: balance_rules.BalanceState) -> None:
 
 
 @transaction.atomic
+def _refuse_case_clash(account: ExchangeAccount, currency: str) -> None:
+    """A new balance row whose currency differs only in case from one the account holds
+    is the same asset twice (``balance_unique_currency_any_case``): a 409 naming it."""
+    held = (
+        Balance.objects.filter(account=account, currency__iexact=currency)
+        .exclude(currency=currency)
+        .values_list("currency", flat=True)
+        .first()
+    )
+    if held is not None:
+        msg = CURRENCY_CASE_CLASH.format(held=held)
+        raise Conflict(f"currency: {msg}", fields={"currency": [msg]})
+
+
 def balance_set(
     *,
     account: ExchangeAccount,
@@ -163,12 +180,14 @@ def balance_set(
     _check_version(f"Balance {currency}", balance.version if balance else 0, expected_version)
     new = balance_rules.balance_set(balance_state(balance), **amounts)
     if balance is None:
+        _refuse_case_clash(account, currency)
         balance = Balance(account=account, currency=currency)
     balance_apply(balance, new)
     try:
         with transaction.atomic():
             balance.save()
     except IntegrityError:
+        _refuse_case_clash(account, currency)  # "eth" created beside "ETH" meanwhile
         raise VersionConflict(
             f"Balance {currency} was created concurrently; retry.",
             fields={"currency": ["created concurrently; retry"]},

@@ -194,3 +194,30 @@ def test_balance_put_errors(setup):
     )
     assert Balance.objects.get().total == Decimal(1)
     assert AuditEntry.objects.filter(action="balance.set").count() == 1
+
+
+def test_one_asset_is_one_balance_whatever_the_case(setup):
+    # "eth" beside "ETH" was a second row, and the exposure (which compares currencies
+    # without case) counted the asset twice
+    a, client, _ = setup
+    assert client.put(url(a, "balances", "ETH"), {"free": "1"}, format="json").status_code == 200
+    body = assert_error(
+        client.put(url(a, "balances", "eth"), {"free": "1"}, format="json"), 409, "conflict"
+    )
+    assert "'ETH'" in body["fields"]["currency"][0]
+    assert list(Balance.objects.filter(account=a).values_list("currency", "total")) == [
+        ("ETH", Decimal(1))
+    ]
+    assert AuditEntry.objects.filter(action="balance.set").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_refuses_a_second_row_for_one_asset():
+    # the guard under the service's check: two writers creating "ETH" and "eth" at once
+    from django.db import IntegrityError, transaction
+
+    a, _b = two_accounts()
+    BalanceFactory(account=a, currency="ETH", total=Decimal(1), free=Decimal(1))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BalanceFactory(account=a, currency="eth", total=Decimal(1), free=Decimal(1))
+    BalanceFactory(account=_b, currency="eth", total=Decimal(1), free=Decimal(1))  # another account
