@@ -84,6 +84,12 @@ def test_neither_source_leaves_a_terminal_state():
         ("filled", "0.5", r.FILLED_NEEDS_FULL.format(qty=D(1), new=D("0.5"))),
         ("filled", "2", r.FILLED_QTY_OVER.format(new=D(2), qty=D(1))),
         ("cancelled", "-1", "filled_qty: must not be negative"),
+        # contradictory terminal states were accepted (a rejected order with fills, a
+        # cancelled one with nothing left to cancel)
+        ("rejected", "0.5", r.REJECTED_NEEDS_NONE.format(new=D("0.5"))),
+        ("rejected", "1", r.REJECTED_NEEDS_NONE.format(new=D(1))),
+        ("cancelled", "1", r.CLOSED_NEEDS_REST.format(status="cancelled", qty=D(1), new=D(1))),
+        ("expired", "1", r.CLOSED_NEEDS_REST.format(status="expired", qty=D(1), new=D(1))),
     ],
 )
 def test_quantity_rules_are_the_same_for_both_sources(source, status, filled, error):

@@ -71,6 +71,11 @@ FILLED_QTY_DECREASE = "filled_qty cannot decrease (from {old} to {new})."
 FILLED_QTY_OVER = "filled_qty {new} exceeds the order quantity {qty}."
 FILLED_NEEDS_FULL = "Status 'filled' needs filled_qty equal to the quantity {qty} (got {new})."
 PARTIAL_NEEDS_RANGE = "Status 'partially_filled' needs 0 < filled_qty < quantity {qty} (got {new})."
+REJECTED_NEEDS_NONE = "Status 'rejected' means nothing traded: filled_qty must be 0 (got {new})."
+CLOSED_NEEDS_REST = (
+    "Status '{status}' ends an order with part of it unfilled: filled_qty must be below the "
+    "quantity {qty} (got {new}); a fully filled order is 'filled'."
+)
 EXCHANGE_ID_CONFLICT = "exchange_order_id is already '{old}' and cannot change to '{new}'."
 TRANSITION_NOT_REACHABLE = "Order status cannot reach '{to}' from '{frm}' by legal moves."
 
@@ -184,6 +189,10 @@ def check_fill(status: str, filled: Decimal, quantity: Decimal) -> None:
         v.fail("filled_qty", FILLED_NEEDS_FULL.format(qty=qty, new=new))
     if status == transitions.PARTIALLY_FILLED and not (0 < filled < quantity):
         v.fail("filled_qty", PARTIAL_NEEDS_RANGE.format(qty=qty, new=new))
+    if status == transitions.REJECTED and filled != 0:
+        v.fail("filled_qty", REJECTED_NEEDS_NONE.format(new=new))
+    if status in (transitions.CANCELLED, transitions.EXPIRED) and filled == quantity:
+        v.fail("filled_qty", CLOSED_NEEDS_REST.format(status=status, qty=qty, new=new))
 
 
 def _exchange_id(old: str, reported: object) -> str:

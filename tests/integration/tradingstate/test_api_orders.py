@@ -238,6 +238,24 @@ def test_illegal_transition_409_names_from_and_to_and_changes_nothing(setup):
     assert not AuditEntry.objects.filter(action="order.transition").exists()
 
 
+@pytest.mark.parametrize(
+    ("status", "filled"), [("rejected", "0.5"), ("cancelled", "1"), ("expired", "1")]
+)
+def test_a_contradictory_terminal_state_is_400_and_changes_nothing(setup, status, filled):
+    a, client, _ = setup
+    order = OrderFactory(account=a, client_order_id="o1", status="submitted", quantity=Decimal(1))
+    response = client.post(
+        url(a, "orders", "o1", "transition"),
+        {"status": status, "filled_qty": filled},
+        format="json",
+    )
+    body = assert_error(response, 400, "validation_error", fields={"filled_qty"})
+    assert f"'{status}'" in body["fields"]["filled_qty"][0]
+    order.refresh_from_db()
+    assert (order.status, order.version, order.filled_qty) == ("submitted", 1, 0)
+    assert not AuditEntry.objects.filter(action="order.transition").exists()
+
+
 def test_transition_version_conflict_409(setup):
     a, client, _ = setup
     OrderFactory(account=a, client_order_id="o1")
