@@ -357,3 +357,59 @@ def test_schema_generates_without_warnings(tmp_path):
     out = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     assert "knoxApiToken" in out.read_text()
+
+
+# --- input fields are strict (the class of "DRF reads 'yes' as true") ------------------------
+def _input_serializers():
+    from django.urls import get_resolver
+
+    from tradingstate.api.serializers import InputSerializer
+
+    get_resolver().url_patterns  # noqa: B018  (imports every door's views)
+    found, todo = set(), [InputSerializer]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.add(sub)
+            todo.append(sub)
+    return sorted(found, key=lambda c: f"{c.__module__}.{c.__qualname__}")
+
+
+def test_every_api_input_field_takes_only_its_json_type():
+    from rest_framework import serializers
+
+    from tradingstate.api import fields
+
+    # DRF's own fields coerce: BooleanField reads "yes", 1 and "off"; IntegerField "5" and
+    # 5.0; CharField a number; DecimalField and FloatField are not exact or not text
+    lax = {
+        serializers.BooleanField: fields.StrictBooleanField,
+        serializers.IntegerField: fields.StrictIntegerField,
+        serializers.CharField: fields.StrictCharField,
+        serializers.DecimalField: fields.AmountField,
+        serializers.FloatField: fields.AmountField,
+    }
+    # a query string is text: its serializers (QuerySerializer) parse text on purpose
+    classes = [c for c in _input_serializers() if c.__name__ != "QuerySerializer"]
+    assert len(classes) >= 8  # the doors' bodies were found
+    offenders = [
+        f"{cls.__module__}.{cls.__qualname__}.{name}: {type(field).__name__}, use "
+        f"{lax[type(field)].__name__}"
+        for cls in classes
+        for name, field in cls().fields.items()
+        if type(field) in lax
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("value", ["yes", "T", 1, 0, "off", ""])
+def test_is_maker_is_a_json_boolean(setup, value):
+    a, client, _ = setup
+    OrderFactory(account=a, client_order_id="o1", status="submitted")
+    response = client.post(
+        url(a, "fills"),
+        {"client_order_id": "o1", "trade_id": "t1", "quantity": "0.1", "price": "100",
+         "is_maker": value},
+        format="json",
+    )  # fmt: skip
+    assert_error(response, 400, "validation_error", fields={"is_maker"})
+    assert not Order.objects.get(client_order_id="o1").fills.exists()

@@ -12,6 +12,7 @@ from tradingstate.api.fields import (
     AmountField,
     ClientOrderIdField,
     ReasonField,
+    StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
 )
@@ -75,7 +76,7 @@ class FillRecordApi(AccountListApi):
         fee = AmountField(required=False)
         fee_currency = StrictCharField(max_length=32, required=False, allow_blank=True)
         executed_at = AwareDateTimeField(required=False)
-        is_maker = serializers.BooleanField(required=False, allow_null=True)
+        is_maker = StrictBooleanField(required=False, allow_null=True)
         reason = ReasonField()
 
         class Meta:
