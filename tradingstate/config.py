@@ -11,6 +11,8 @@ This module has no Django imports: settings.py calls ``load_config()`` once.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import ipaddress
 import json
 import os
@@ -44,6 +46,17 @@ ACCOUNT_NAME_RE = whole_string(SLUG_PATTERN)
 ENV_NAME_RE = whole_string(ENV_NAME_PATTERN)
 CURRENCY_RE = whole_string(r"^[A-Z0-9]{1,32}$")
 EXCHANGE_ID_RE = whole_string(r"^[a-z0-9]+$")
+PAPER_EXCHANGE = "paper"
+UNKNOWN_EXCHANGE = "unknown exchange id {value!r}: expected 'paper' or a ccxt exchange id"
+
+
+@functools.cache
+def known_exchange_ids() -> frozenset[str]:
+    """'paper' and every exchange id of the installed ccxt (imported on first use: a config
+    with paper accounts only never pays for it)."""
+    import ccxt
+
+    return frozenset({PAPER_EXCHANGE, *ccxt.exchanges})
 
 
 def _amount_text(value: object) -> object:
@@ -106,6 +119,11 @@ class ExchangeConfig(_Strict):
     def _exchange_id(cls, value: str) -> str:
         if not EXCHANGE_ID_RE.match(value):
             raise ValueError("must be a ccxt exchange id such as 'binance' or 'paper'")
+        known = known_exchange_ids()
+        if value not in known:
+            close = difflib.get_close_matches(value, sorted(known), n=3)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            raise ValueError(UNKNOWN_EXCHANGE.format(value=value) + hint)
         return value
 
     @field_validator("api_key_env", "secret_env", "password_env")
@@ -244,6 +262,11 @@ class NotificationChannelConfig(_Strict):
         default_factory=lambda: list(NOTIFICATION_EVENTS)
     )
     rate_limit_per_minute: Annotated[int, Field(ge=1, le=600)] = 20
+    # how long a send waits for the receiver's answer (seconds); connecting waits at most
+    # 4 s of it. A receiver that answers later is recorded "timed out (may have been
+    # delivered)" and the message is sent again with the same idempotency key
+    # (tradingstate.services.notifications). Keep it well below [worker] task_timeout_seconds.
+    timeout_seconds: Annotated[int, Field(ge=1, le=30)] = 10
 
     @field_validator("url")
     @classmethod

@@ -1,7 +1,17 @@
-"""Exchange accounts: created from the configuration (``recover``) or by staff."""
+"""Exchange accounts: created from the configuration (``recover``) or by staff.
+
+One rule set for ``enabled``: every change of it goes through ``account_set_enabled`` (actor,
+reason, an ``account.enable`` / ``account.disable`` audit entry, and the "resumed" message that
+closes an ``account.stopped`` alert). ``account_upsert`` (the configuration, the admin's add
+form, the demo) sets ``enabled`` itself only on the account it creates; on an existing account
+it asks ``account_set_enabled``, and it re-enables only an account its settings disabled
+(``settings_may_enable``): one stopped for an authentication failure stays stopped until staff
+re-enable it in the admin (docs/runbooks/desync.md, "Account stopped").
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -16,6 +26,23 @@ from tradingstate.services import events
 from tradingstate.services.audit import require_reason
 from tradingstate.services.events import ACCOUNT_AUDIT_FIELDS  # noqa: F401 (re-exported)
 from tradingstate.services.notifications import notification_emit
+
+log = logging.getLogger("tradingstate")
+
+# why an account whose settings say ``enabled = false`` is disabled
+DISABLED_BY_SETTINGS = "disabled in its settings (enabled = false)"
+STAYS_DISABLED = (
+    "Account %s stays disabled (%s): its settings say enabled = true, but an account stopped "
+    "for this reason is re-enabled by staff: fix the cause, then re-enable it in the admin "
+    "(Accounts -> Re-enable reconciliation)"
+)
+
+
+def settings_may_enable(account: ExchangeAccount) -> bool:
+    """Whether the account's settings (the configuration) may re-enable it: only when they
+    disabled it themselves (or no reason was ever recorded). An account the reconciler stopped
+    (authentication failed, credentials unset) waits for staff to re-enable it."""
+    return account.disabled_reason in ("", DISABLED_BY_SETTINGS)
 
 
 def account_values_from_config(item: ExchangeConfig, app: AppConfig) -> dict:
@@ -43,18 +70,45 @@ def account_values_from_config(item: ExchangeConfig, app: AppConfig) -> dict:
 
 @transaction.atomic
 def account_upsert(*, name: str, values: dict, actor: Actor, reason: str = "") -> ExchangeAccount:
-    """Create or update an account; audited only when something changed."""
+    """Create or update an account; audited only when something changed.
+
+    ``values["enabled"]`` is the account's setting: a new account is created with it; an
+    existing one changes only through ``account_set_enabled`` (see the module's docstring).
+    ``disabled_reason`` is never taken from ``values``: the enable service writes it.
+    """
+    values = dict(values)
+    enabled = values.pop("enabled", None)
+    values.pop("disabled_reason", None)
     account = account_qs_select_for_update().filter(name=name).first()
     before = events.account_snapshot(account) if account else None
     if account is None:
         account = ExchangeAccount(name=name)
+        if enabled is not None:
+            account.enabled = bool(enabled)
+            account.disabled_reason = "" if enabled else DISABLED_BY_SETTINGS
     for key, value in values.items():
         setattr(account, key, value)
     account.full_clean()
-    if before == events.account_snapshot(account):
+    if before != events.account_snapshot(account):
+        account.save()
+        events.account_saved(account=account, before=before, actor=actor, reason=reason)
+    if before is not None and enabled is not None:
+        account = _apply_enabled_setting(account, bool(enabled), actor, reason)
+    return account
+
+
+def _apply_enabled_setting(
+    account: ExchangeAccount, enabled: bool, actor: Actor, reason: str
+) -> ExchangeAccount:
+    if account.enabled == enabled:
         return account
-    account.save()
-    events.account_saved(account=account, before=before, actor=actor, reason=reason)
+    reason = reason or "account settings"
+    if not enabled:
+        return account_set_enabled(account=account, enabled=False, actor=actor, reason=reason,
+                                   disabled_reason=DISABLED_BY_SETTINGS)  # fmt: skip
+    if settings_may_enable(account):
+        return account_set_enabled(account=account, enabled=True, actor=actor, reason=reason)
+    log.warning(STAYS_DISABLED, account.name, account.disabled_reason)
     return account
 
 
@@ -74,10 +128,13 @@ def account_sync_from_config(*, app: AppConfig, actor: Actor) -> list[ExchangeAc
 def account_set_enabled(
     *, account: ExchangeAccount, enabled: bool, actor: Actor, reason: str, disabled_reason: str = ""
 ) -> ExchangeAccount:
+    """The one way ``enabled`` changes (staff, the reconciler's auth stop, the settings):
+    audited with the actor and reason; enabling sends the "resumed" message that closes an
+    ``account.stopped`` alert (so the next stop is alerted again)."""
     account = account_qs_select_for_update().get(pk=account.pk)
     before = events.account_snapshot(account)
     account.enabled = enabled
-    account.disabled_reason = "" if enabled else disabled_reason
+    account.disabled_reason = "" if enabled else (disabled_reason or reason)
     account.save(update_fields=["enabled", "disabled_reason", "updated_at"])
     events.account_enabled_changed(account=account, before=before, actor=actor, reason=reason)
     if enabled:  # closes an "account.stopped" alert, if one was sent

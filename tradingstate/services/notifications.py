@@ -8,16 +8,28 @@ django-q2 task sends each. Nothing is sent for a rolled-back change, and a broke
 never fails the caller: the row stays due and the periodic sweep (``notifications_send_due``)
 sends it.
 
-``notification_send`` claims a row in a short transaction, sends through apprise with no
-transaction open, and records the outcome: ``sent``, or ``retrying`` with a backoff
-(30 s, 1, 2, 4 … min, at most 1 h) until ``[alerts] retry_max_attempts``, then ``failed``.
-Each channel sends at most ``rate_limit_per_minute`` messages a minute; the rest wait.
-Channel URLs (with their secrets) are read from the configuration and the environment at
-send time and are never stored or logged: rows name the channel.
+``notification_send`` claims a row in a short transaction, sends with no transaction open,
+and records the outcome: ``sent``, or ``retrying`` with a backoff (30 s, 1, 2, 4 … min, at
+most 1 h) until ``[alerts] retry_max_attempts``, then ``failed``. Each channel sends at most
+``rate_limit_per_minute`` messages a minute; the rest wait. Channel URLs (with their secrets)
+are read from the configuration and the environment at send time and are never stored or
+logged: rows name the channel, errors never quote the URL.
+
+How a message goes out (``_deliver``): apprise parses every channel URL. A JSON webhook
+(``json://`` / ``jsons://``) is then posted here, with apprise's payload and the URL's
+headers, query and payload options, so that the answer's real status is known: only a 2xx is
+``sent``; a redirect (3xx) is never followed (requests would repeat a redirected POST as a GET
+without its body) and is a failure that is retried; a receiver that does not answer within
+the channel's ``timeout_seconds`` is recorded "timed out (may have been delivered)". Every
+attempt of a message carries the same idempotency key, the notification's id: the
+``Idempotency-Key`` header and ``notification_id`` in the JSON body, so a receiver can drop a
+message it already has. Other apprise services are sent by apprise, with redirects refused
+and the channel's timeout.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import zlib
@@ -39,6 +51,22 @@ BACKOFF_MAX_SECONDS = 3600
 SEND_TASK = "tradingstate.tasks.notification_send_task"
 CHANNEL_GONE = "channel {name!r} is no longer configured"
 ENV_MISSING = "environment variable {name} is not set"
+URL_REFUSED = "channel {name!r}: apprise does not accept its URL"
+NOT_ACCEPTED = "channel {name!r}: the service did not accept the message"
+NOT_ACCEPTED_STATUS = "channel {name!r}: the service did not accept the message (HTTP {status})"
+REDIRECT_REFUSED = (
+    "channel {name!r}: HTTP {status} redirect not followed (the message was not delivered): "
+    "set the channel's URL to the address it redirects to"
+)
+TIMED_OUT = (
+    "channel {name!r}: timed out after {seconds} s waiting for the answer (may have been "
+    "delivered; a retry carries the same Idempotency-Key)"
+)
+CONNECT_TIMED_OUT = "channel {name!r}: could not connect within {seconds} s (not delivered)"
+CONNECTION_FAILED = "channel {name!r}: connection failed ({kind})"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_FIELD = "notification_id"
+CONNECT_TIMEOUT_SECONDS = 4
 
 
 @dataclass(frozen=True)
@@ -226,21 +254,95 @@ def channel_url(channel: NotificationChannelConfig, environ=None) -> str:
 
 
 def _deliver(channel: NotificationChannelConfig, row: Notification) -> str:
-    """Send through apprise; '' on success, else the reason (no URL, no secret in it)."""
+    """Send one message; '' on success, else the reason (no URL, no secret in it)."""
     import apprise
+    from apprise.plugins.custom_json import NotifyJSON
 
     try:
         url = channel_url(channel)
     except KeyError as exc:
         return ENV_MISSING.format(name=exc.args[0])
-    sender = apprise.Apprise()
+    sender = apprise.Apprise(asset=apprise.AppriseAsset(http_redirects=False))
     if not sender.add(url):
-        return f"channel {channel.name!r}: apprise does not accept its URL"
+        return URL_REFUSED.format(name=channel.name)
+    plugins = list(sender)
+    for plugin in plugins:  # the URL's own redirect=/rto= do not override the channel's
+        plugin.redirects = False
+        plugin.socket_connect_timeout = min(CONNECT_TIMEOUT_SECONDS, channel.timeout_seconds)
+        plugin.socket_read_timeout = channel.timeout_seconds
+    if len(plugins) == 1 and isinstance(plugins[0], NotifyJSON):
+        return _post_json(channel, plugins[0], row)
     try:
         ok = sender.notify(title=row.title, body=row.body)
     except Exception as exc:  # a plugin's own failure: recorded and retried, never raised
         return f"{type(exc).__name__}: {exc}"[:500]
-    return "" if ok else f"channel {channel.name!r}: the service did not accept the message"
+    return "" if ok else NOT_ACCEPTED.format(name=channel.name)
+
+
+def webhook_payload(plugin, row: Notification) -> dict:
+    """apprise's JSON webhook body (``NotifyJSON.send``) plus the idempotency key, with the
+    URL's ``:key=value`` payload options applied the way apprise applies them (rename, drop
+    with an empty value, or add)."""
+    payload = {
+        "version": plugin.json_version,
+        "title": row.title,
+        "message": row.body,
+        "attachments": [],
+        "type": "info",
+        IDEMPOTENCY_FIELD: row.pk,
+    }
+    for key, value in plugin.payload_extras.items():
+        if key not in payload:
+            payload[key] = value
+        elif value:
+            payload[value] = payload.pop(key)
+        else:
+            del payload[key]
+    return payload
+
+
+def _post_json(channel: NotificationChannelConfig, plugin, row: Notification) -> str:
+    """POST a JSON webhook without following redirects, and classify the answer."""
+    import requests
+
+    name = channel.name
+    headers = {
+        "User-Agent": plugin.app_id,
+        "Content-Type": "application/json",
+        IDEMPOTENCY_HEADER: str(row.pk),
+        **plugin.headers,
+    }
+    port = f":{plugin.port}" if isinstance(plugin.port, int) else ""
+    target = f"{'https' if plugin.secure else 'http'}://{plugin.host}{port}{plugin.fullpath}"
+    try:
+        response = requests.request(
+            plugin.method,
+            target,
+            data=json.dumps(webhook_payload(plugin, row)),
+            params=plugin.params,
+            headers=headers,
+            auth=(plugin.user, plugin.password) if plugin.user else None,
+            verify=plugin.verify_certificate,
+            timeout=(plugin.socket_connect_timeout, plugin.socket_read_timeout),
+            allow_redirects=False,
+        )
+    except requests.ConnectTimeout:
+        return CONNECT_TIMED_OUT.format(name=name, seconds=_secs(plugin.socket_connect_timeout))
+    except requests.ReadTimeout:
+        return TIMED_OUT.format(name=name, seconds=_secs(plugin.socket_read_timeout))
+    except requests.RequestException as exc:  # its text quotes the URL: only its kind
+        return CONNECTION_FAILED.format(name=name, kind=type(exc).__name__)
+    status = response.status_code
+    response.close()
+    if 200 <= status < 300:
+        return ""
+    if 300 <= status < 400:
+        return REDIRECT_REFUSED.format(name=name, status=status)
+    return NOT_ACCEPTED_STATUS.format(name=name, status=status)
+
+
+def _secs(value: float) -> str:
+    return f"{value:g}"
 
 
 def _record(row: Notification, error: str, *, give_up: bool = False) -> str:

@@ -2,6 +2,9 @@
 
 One pass per account, printing the run summary; exit 0 when every pass completed, 1 when
 one failed, 2 when one was incomplete (a fetch failed), 3 when one was skipped (lock held).
+No pass runs, and the exit status says why, when the command line is wrong: 64 (EX_USAGE:
+unknown or conflicting options, no account named, no account by that name) or the account
+is disabled: 69 (EX_UNAVAILABLE). argparse's own 2 would read as "incomplete".
 ``--loop`` runs the ticker that enqueues passes for the django-q2 cluster.
 """
 
@@ -9,9 +12,10 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import run_reconciliation
@@ -24,17 +28,39 @@ EXIT_CODES = {
     ReconciliationRun.Status.INCOMPLETE: 2,
     ReconciliationRun.Status.SKIPPED: 3,
 }
+EX_USAGE = 64  # sysexits.h: the command was used incorrectly
+EX_UNAVAILABLE = 69  # sysexits.h: the service (here: the account's passes) is unavailable
+
+
+class UsageExitCommand(BaseCommand):
+    """A command whose exit statuses are documented: a command-line error exits ``EX_USAGE``
+    (64) instead of argparse's 2, which such a command may use for one of its outcomes. From
+    ``call_command`` it raises ``CommandError`` with ``returncode`` 64."""
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+
+        def error(message: str):
+            if parser.called_from_command_line:
+                parser.print_usage(sys.stderr)
+                parser.exit(EX_USAGE, f"{parser.prog}: error: {message}\n")
+            raise CommandError(f"Error: {message}", returncode=EX_USAGE)
+
+        parser.error = error  # type: ignore[method-assign]
+        return parser
 
 
 def account_by_name(name: str) -> ExchangeAccount:
     account = ExchangeAccount.objects.filter(name=name).first()
     if account is None:
         known = ", ".join(ExchangeAccount.objects.values_list("name", flat=True)) or "none"
-        raise CommandError(f"--account: no account named {name!r} (known: {known})")
+        raise CommandError(
+            f"--account: no account named {name!r} (known: {known})", returncode=EX_USAGE
+        )
     return account
 
 
-class Command(BaseCommand):
+class Command(UsageExitCommand):
     help = "Reconcile accounts against their exchange now, or run the ticker with --loop."
 
     def add_arguments(self, parser):
@@ -48,10 +74,16 @@ class Command(BaseCommand):
     def handle(
         self, *args, account=None, all=False, dry_run=False, loop=False, interval=None, **options
     ):
+        if account and all:  # argparse refuses it on the command line; call_command does not
+            raise CommandError(
+                "argument --all: not allowed with argument --account", returncode=EX_USAGE
+            )
         if loop:
             return self._loop(account, interval)
         if not account and not all:
-            raise CommandError("name an account with --account NAME, or use --all")
+            raise CommandError(
+                "name an account with --account NAME, or use --all", returncode=EX_USAGE
+            )
         accounts = (
             [account_by_name(account)]
             if account
@@ -59,7 +91,9 @@ class Command(BaseCommand):
         )
         if account and not accounts[0].enabled:
             reason = accounts[0].disabled_reason or "disabled"
-            raise CommandError(f"account {account!r} is disabled: {reason}")
+            raise CommandError(
+                f"account {account!r} is disabled: {reason}", returncode=EX_UNAVAILABLE
+            )
         worst = 0
         for acct in accounts:
             run = run_reconciliation(acct, ReconciliationRun.Trigger.MANUAL, dry_run)
