@@ -4,6 +4,13 @@ Each finding carries the runbook's structured log fields (``detail``) and, when 
 state can be brought to the exchange's truth, a ``RepairPlan``. The rules (DESIGN §4):
 
 - ``missing_local_order``: open on the exchange, unknown locally -> create it locally.
+  A venue order is the local order of its exchange order id; else of its client order id,
+  unless both carry an exchange order id and the two differ (then they are two orders: a
+  venue may let two open orders share a client id, or reuse a finished order's). A venue
+  order whose client id a local order or another venue order of the pass already names is
+  tracked under ``ex-<exchange order id>``, as an order with no client id is, and its line
+  names the venue's client id (``venue_client_order_id``). The open list is read once per
+  exchange order id: a row the venue lists twice is one order (the furthest filled kept).
 - ``stale_local_order``: active locally, not open on the exchange, untouched for the grace
   window, and a single-order query (``lookups``) told us its end state -> move it there;
   ``cancelled`` when the exchange does not know the order. No lookup, no verdict.
@@ -19,7 +26,7 @@ state can be brought to the exchange's truth, a ``RepairPlan``. The rules (DESIG
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
@@ -190,20 +197,31 @@ class DiffConfig:
         return moment is not None and moment > self.grace_cutoff
 
 
+Requirement = tuple[str, str]  # (discrepancy type, key) of another finding of the pass
+
+
 @dataclass(frozen=True)
 class RepairPlan:
+    """``requires``: the findings of the same pass whose repairs this one builds on (a fill
+    of an order the pass creates needs that order): it is applied only after they were, and
+    deferred with their reason when they were not."""
+
     kind: RepairKind
     target_id: int | None
     expected_version: int | None
     values: dict
+    requires: tuple[Requirement, ...] = ()
 
     def as_json(self) -> dict:
-        return {
+        out = {
             "kind": self.kind,
             "target_id": self.target_id,
             "expected_version": self.expected_version,
             "values": self.values,
         }
+        if self.requires:
+            out["requires"] = [list(r) for r in self.requires]
+        return out
 
 
 @dataclass(frozen=True)
@@ -227,12 +245,78 @@ def s(value: Decimal | None) -> str | None:
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
-def local_id_for(order: ex.ExchangeOrder) -> str:
-    """The client_order_id a venue order gets locally (its own, else derived from its id)."""
+def local_id_for(order: ex.ExchangeOrder, taken: Container[str] = frozenset()) -> str:
+    """The client_order_id a venue order gets locally: its own, else (none, not storable,
+    or ``taken`` by another order) derived from its exchange order id."""
     coid = order.client_order_id
-    if coid and len(coid) <= 64 and not _SAFE_ID.search(coid):
+    if coid and len(coid) <= 64 and not _SAFE_ID.search(coid) and coid not in taken:
         return coid
     return ("ex-" + _SAFE_ID.sub("_", order.exchange_order_id))[:64]
+
+
+def venue_orders_unique(orders: list[ex.ExchangeOrder]) -> list[ex.ExchangeOrder]:
+    """The venue's open list with each exchange order id once, in list order: a row listed
+    twice (a repeated page) is one order; of differing copies the furthest filled is kept
+    (a filled quantity never goes back)."""
+    at: dict[str, int] = {}  # exchange order id -> its place in ``out``
+    out: list[ex.ExchangeOrder] = []
+    for o in orders:
+        n = at.get(o.exchange_order_id) if o.exchange_order_id else None
+        if n is None:
+            if o.exchange_order_id:
+                at[o.exchange_order_id] = len(out)
+            out.append(o)
+        elif o.filled > out[n].filled:
+            out[n] = o
+    return out
+
+
+def venue_trades_unique(trades: list[ex.ExchangeTrade]) -> list[ex.ExchangeTrade]:
+    """The venue's trades with each (symbol, trade id) once, the first listed kept: a trade
+    listed twice (overlapping pages) is one execution, never two fills."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for trade in trades:
+        key = (trade.symbol, trade.trade_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(trade)
+    return out
+
+
+def same_order(mine: LocalOrder, venue: ex.ExchangeOrder) -> bool:
+    """A client-id match is the same order unless both name an exchange order id, and
+    different ones."""
+    return not (
+        mine.exchange_order_id
+        and venue.exchange_order_id
+        and mine.exchange_order_id != venue.exchange_order_id
+    )
+
+
+def match_venue_orders(
+    local_orders: list[LocalOrder], venue_orders: list[ex.ExchangeOrder]
+) -> list[tuple[ex.ExchangeOrder, LocalOrder | None]]:
+    """Each venue order (``venue_orders_unique``) with its local order, or None. By exchange
+    order id first; then by client order id where ``same_order`` allows and no other venue
+    order took that local order (a local order is one venue order's, in list order)."""
+    by_coid = {o.client_order_id: o for o in local_orders}
+    by_exid = {o.exchange_order_id: o for o in local_orders if o.exchange_order_id}
+    pairs: list[tuple[ex.ExchangeOrder, LocalOrder | None]] = []
+    claimed: set[int] = set()
+    for venue in venue_orders_unique(venue_orders):
+        mine = by_exid.get(venue.exchange_order_id) if venue.exchange_order_id else None
+        if mine is not None:
+            claimed.add(mine.id)
+        pairs.append((venue, mine))
+    for n, (venue, mine) in enumerate(pairs):
+        if mine is not None or not venue.client_order_id:
+            continue
+        mine = by_coid.get(venue.client_order_id)
+        if mine is not None and mine.id not in claimed and same_order(mine, venue):
+            claimed.add(mine.id)
+            pairs[n] = (venue, mine)
+    return pairs
 
 
 def expected_active_status(filled: Decimal) -> str:
@@ -286,13 +370,18 @@ def stale_candidates(
     """
     if exchange.orders is None:
         return []
+    # shown open: by its exchange order id; by its client order id only when it has no
+    # exchange order id (one that names another is another order: ``same_order``)
     open_coids = {o.client_order_id for o in exchange.orders if o.client_order_id}
     open_exids = {o.exchange_order_id for o in exchange.orders}
+    coids_without_exid = {
+        o.client_order_id for o in exchange.orders if o.client_order_id and not o.exchange_order_id
+    }
     out = []
     for order in local.orders if orders is None else orders:
-        if order.client_order_id in open_coids:
-            continue
         if order.exchange_order_id and order.exchange_order_id in open_exids:
+            continue
+        if order.client_order_id in (coids_without_exid if order.exchange_order_id else open_coids):
             continue
         if order.status not in t.ACTIVE or cfg.within_grace(order.updated_at):
             continue
@@ -310,17 +399,20 @@ def diff_orders(
     """``stale``: ``stale_candidates(local, exchange, cfg)`` when the caller has them."""
     if exchange.orders is None:
         return []
-    by_coid = {o.client_order_id: o for o in local.orders}
-    by_exid = {o.exchange_order_id: o for o in local.orders if o.exchange_order_id}
     findings: list[Finding] = []
-    for venue in exchange.orders:
-        mine = by_coid.get(venue.client_order_id) if venue.client_order_id else None
+    pairs = match_venue_orders(local.orders, exchange.orders)
+    # the local ids in use (-> the exchange order id of the order using it): a venue order
+    # created under one of them would be another's row
+    taken = {o.client_order_id: o.exchange_order_id for o in local.orders}
+    for venue, mine in pairs:
         if mine is None:
-            mine = by_exid.get(venue.exchange_order_id)
-        if mine is None:
+            coid = local_id_for(venue, taken)
             if cfg.within_grace(venue.timestamp):
+                taken[coid] = venue.exchange_order_id  # its id, should the bot register it
                 continue  # just placed: the bot's registration may be on its way
-            findings.append(_missing(venue))
+            holder = taken.get(venue.client_order_id) if coid != local_id_for(venue) else None
+            findings.append(_missing(venue, coid, holder))
+            taken[coid] = venue.exchange_order_id
         else:
             finding = _state_mismatch(mine, venue, cfg)
             if finding:
@@ -378,7 +470,7 @@ def _traded_by_order(local: LocalSnapshot, exchange: ExchangeSnapshot) -> dict[s
     by_coid = {o.client_order_id: o for o in local.orders}
     qty: dict[str, Decimal] = {}
     value: dict[str, Decimal] = {}
-    for trade in exchange.trades:
+    for trade in venue_trades_unique(exchange.trades):
         order = by_exid.get(trade.exchange_order_id) if trade.exchange_order_id else None
         if order is None and trade.client_order_id:
             order = by_coid.get(trade.client_order_id)
@@ -506,18 +598,36 @@ def _not_found(
     return replace(finding, exchange=base.exchange)
 
 
-def _missing(venue: ex.ExchangeOrder) -> Finding:
-    coid = local_id_for(venue)
+CLIENT_ID_TAKEN = (
+    "client order id {venue_coid} already names exchange order {holder}; exchange order "
+    "{exid} is tracked as {coid}"
+)
+
+
+def _missing(venue: ex.ExchangeOrder, coid: str, holder: str | None = None) -> Finding:
+    """``coid``: its local id (``local_id_for``, given the ids in use); ``holder``: when
+    that is not the venue's own client id, the exchange order id of the order using it."""
     status = expected_active_status(venue.filled)
+    detail = {
+        "type": MISSING_LOCAL_ORDER,
+        "client_order_id": coid,
+        "exchange_status": venue.status,
+    }
+    note = ""
+    if holder is not None:  # its own client id is another order's
+        detail["venue_client_order_id"] = venue.client_order_id
+        note = CLIENT_ID_TAKEN.format(
+            venue_coid=venue.client_order_id,
+            holder=holder or "(not acknowledged yet)",
+            exid=venue.exchange_order_id,
+            coid=coid,
+        )
     return Finding(
         type=MISSING_LOCAL_ORDER,
         entity=ORDERS,
         key=coid,
-        detail={
-            "type": MISSING_LOCAL_ORDER,
-            "client_order_id": coid,
-            "exchange_status": venue.status,
-        },
+        detail=detail,
+        note=note,
         exchange=_exchange_order_view(venue),
         repair=RepairPlan(
             kind=RepairKind.ORDER_CREATE,

@@ -1,7 +1,8 @@
 """The fills diff (issue 14): venue trades + local fills + the pass's order plans -> findings.
 Pure: no ORM, no I/O.
 
-- ``missing_fill``: a venue trade unknown locally (by symbol and trade id) -> record it
+- ``missing_fill``: a venue trade unknown locally (by symbol and trade id; a trade the venue
+  lists twice is one trade) -> record it
   (``RepairKind.FILL_RECORD``) against the local order matched by exchange order id or client
   order id, else against no order (an external/manual trade, flagged ``external``). A trade
   of an order the pass does not move, younger than the grace window, is left for the bot
@@ -13,6 +14,12 @@ Pure: no ORM, no I/O.
   filled but lists no trades for it: history expired) -> one fill of the difference at the
   venue's average price, flagged inferred. Not when
   the trade fetch failed: a failed fetch is never "no trades".
+
+Repairs that build on an order repair of the pass name it (``RepairPlan.requires``): every
+fill of an order the pass creates requires its ``missing_local_order`` (without the row it
+would be recorded as an external trade), and an inferred fill of an order the pass moves
+requires that move (its quantity is the gap the move opens). The pass applies them only
+after their prerequisite was applied, else defers them with its reason.
 
 Positions: a recorded fill moves the local position (buy adds, sell subtracts). On
 derivative accounts the venue's position is the truth after the pass, so the two repairs
@@ -57,6 +64,7 @@ class OrderPlan:
     updated_at: object = None
     id: int | None = None  # the local row (None: created by this pass)
     version: int | None = None  # the local row's version in the snapshot
+    planned_by: d.Requirement | None = None  # the order finding whose repair makes this plan
 
 
 class _Plans:
@@ -85,6 +93,7 @@ class _Plans:
                         Decimal(v["avg_fill_price"]) if v.get("avg_fill_price") else None
                     ),
                     moved=True,
+                    planned_by=(f.type, f.key),
                 )
             elif f.repair.kind == RepairKind.ORDER_STATE:
                 plan = self.get(f.key)
@@ -104,6 +113,7 @@ class _Plans:
                     updated_at=plan.updated_at,
                     id=plan.id,
                     version=plan.version,
+                    planned_by=(f.type, f.key),
                 )
 
     def get(self, coid: str | None) -> OrderPlan | None:
@@ -199,6 +209,7 @@ def diff_fills(
     trades = exchange.trades
     if trades is None:  # orders only: no plan is needed
         return findings, {}
+    trades = d.venue_trades_unique(trades)
     plans = _Plans(local, order_findings)
     by_exid = plans.by_exid() if any(t.exchange_order_id for t in trades) else {}
     if trades:
@@ -305,9 +316,19 @@ def _missing(t: ex.ExchangeTrade, plan: OrderPlan | None) -> d.Finding:
                 "inferred": False,
                 **_order_ref(plan),
             },
+            # a trade of an order this pass creates needs the row (else it is "external")
+            requires=_created_by(plan),
         ),
         payload=t.raw or None,
     )
+
+
+def _created_by(plan: OrderPlan | None) -> tuple[d.Requirement, ...]:
+    """The creation a fill of ``plan`` requires: its ``missing_local_order``, if the pass
+    creates the order."""
+    if plan is None or plan.id is not None or plan.planned_by is None:
+        return ()
+    return (plan.planned_by,)
 
 
 def _order_ref(plan: OrderPlan | None) -> dict:
@@ -357,6 +378,8 @@ def _inferred(plan: OrderPlan, gap: Decimal) -> d.Finding:
                 "inferred": True,
                 **_order_ref(plan),
             },
+            # its quantity is the gap the pass's order repair opens: no repair, no gap
+            requires=(plan.planned_by,) if plan.planned_by is not None else (),
         )
     return d.Finding(
         type=d.MISSING_FILL,

@@ -1,5 +1,7 @@
 """Staff actions on a pass's discrepancies: apply the proposed repair, or acknowledge it.
-Both go through the same sync services as auto-repair, with the acting user and a reason."""
+Both go through the same sync services as auto-repair, with the acting user and a reason.
+A repair that builds on others of its pass (``requires``) waits for them as in the pass:
+it is refused while their discrepancies are not repaired."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from django.utils import timezone
 from reconciliation.locks import discrepancy_qs_select_for_update
 from reconciliation.models import Discrepancy, Repair
 from reconciliation.passes.log import log_repair_by_staff
-from reconciliation.passes.persist import repair_row
+from reconciliation.passes.persist import REQUIREMENT_UNMET, repair_row
 from tradingstate.actors import Actor
 from tradingstate.errors import Conflict
 from tradingstate.services import require_reason
@@ -32,6 +34,9 @@ def repair_apply(*, discrepancy: Discrepancy, actor: Actor, reason: str) -> Repa
     if not row.repairable:
         raise Conflict(NOT_REPAIRABLE.format(id=row.pk, status=row.status))
     plan = row.proposed_repair
+    unmet = _requirement_unmet(row, plan.get("requires") or ())
+    if unmet:
+        raise Conflict(REPAIR_DEFERRED.format(error=unmet))
     kind = RepairKind(plan["kind"])
     item = SyncItem(
         key=row.key,
@@ -53,6 +58,30 @@ def repair_apply(*, discrepancy: Discrepancy, actor: Actor, reason: str) -> Repa
     row.save(update_fields=["status", "resolved_at", "resolved_by", "resolution_reason"])
     log_repair_by_staff(actor, row, result, reason)
     return repair
+
+
+REQUIREMENT_STATUS = "its discrepancy is {status}"
+REQUIREMENT_MISSING = "run {run_id} has no such discrepancy"
+
+
+def _requirement_unmet(row: Discrepancy, requires) -> str:
+    """Why a repair of ``row`` may not go ahead: the first of the repairs it builds on
+    (its run's discrepancies named by ``requires``) not repaired, else ""."""
+    for typ, key in requires:
+        status = (
+            Discrepancy.objects.filter(run_id=row.run_id, type=typ, key=key[:128])
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status == Discrepancy.Status.REPAIRED:
+            continue
+        error = (
+            REQUIREMENT_MISSING.format(run_id=row.run_id)
+            if status is None
+            else REQUIREMENT_STATUS.format(status=status)
+        )
+        return REQUIREMENT_UNMET.format(type=typ, key=key, error=error)
+    return ""
 
 
 @transaction.atomic

@@ -1,7 +1,12 @@
 """Step 3: write what the pass found in ONE short transaction: the run row, its
 discrepancies, and (auto-repair) the repairs with their audit rows. The sync services lock
 the rows they change and re-check each row's version, so a bot's update made while the
-exchange was being asked is never overwritten (the repair is deferred instead)."""
+exchange was being asked is never overwritten (the repair is deferred instead).
+
+A repair that builds on others of the pass (``RepairPlan.requires``: a fill of an order
+the pass creates) is applied only when they were; else it is deferred with their reason
+(:data:`REQUIREMENT_UNMET`), never applied on a state that does not exist. Each repair
+has its own outcome: one finding, one Repair row, at most one audit entry."""
 
 from __future__ import annotations
 
@@ -40,6 +45,9 @@ from tradingstate.services.sync import SYNC_BY_KIND, SyncItem, SyncOutcome
 from tradingstate.sync_kinds import REPAIR_ORDER, RepairKind
 
 __all__ = ["LeaseLost", "persist_pass", "record_auth_failure", "record_run_end"]
+
+REQUIREMENT_UNMET = "{type} {key} was not applied: {error}"
+NO_REPAIR = "it has no repair in this pass"
 
 new_discrepancy = RowFactory(Discrepancy)
 new_repair = RowFactory(Repair)
@@ -143,7 +151,7 @@ def _persist(
     )
     run.finished_at = now
     run.duration_ms = ctx.elapsed_ms()
-    run.orders_synced = len(snapshot.orders or []) + sum(
+    run.orders_synced = len(d.venue_orders_unique(snapshot.orders or [])) + sum(
         1 for o in local.orders if o.status in transitions.ACTIVE
     )
     run.positions_synced = (
@@ -252,16 +260,28 @@ def _apply_repairs(
     repaired: list[Discrepancy] = []
     moved: dict[str, tuple[int | None, int, int | None]] = {}  # positions the fills moved
     orders_moved: dict[int, tuple[int, int]] = {}  # order id -> (version seen, version left)
+    done: dict[d.Requirement, SyncOutcome] = {}  # each repair's outcome, by (type, key)
     for kind in REPAIR_ORDER:
         pairs = by_kind.get(kind, [])
         if not pairs:
             continue
-        items = [sync_item(f, row, reason=f"auto-repair: {f.type}") for f, row in pairs]
+        results: list[SyncOutcome | None] = [
+            requirement_unmet(f, row, done) for f, row in pairs
+        ]  # a deferral where a prerequisite was not applied, else None (to apply now)
+        ready = [n for n, result in enumerate(results) if result is None]
+        items = [
+            sync_item(pairs[n][0], pairs[n][1], reason=f"auto-repair: {pairs[n][0].type}")
+            for n in ready
+        ]
         if kind == RepairKind.POSITION_SET:
             chain_position_versions(items, moved)
         if kind == RepairKind.FILL_RECORD:
             chain_order_versions(items, orders_moved)
-        outcomes = SYNC_BY_KIND[kind](account=account, items=items, actor=actor, run_id=run.pk)
+        outcomes = (
+            SYNC_BY_KIND[kind](account=account, items=items, actor=actor, run_id=run.pk)
+            if items
+            else []
+        )
         if kind in (RepairKind.FILL_RECORD, RepairKind.FILL_CORRECT):
             note_moved_positions(outcomes, moved)
         if kind == RepairKind.ORDER_STATE:
@@ -271,13 +291,38 @@ def _apply_repairs(
                         result.before["version"],
                         result.after["version"],
                     )
-        for (f, row), result in zip(pairs, outcomes, strict=True):
+        for n, result in zip(ready, outcomes, strict=True):
+            results[n] = result
+        for (f, row), result in zip(pairs, results, strict=True):
+            assert result is not None
             applied.append((f, result))
             repairs.append(repair_row(row, run, kind, result, actor, reason="auto-repair"))
             if result.applied:
                 repaired.append(row)
+            earlier = done.get((f.type, f.key))
+            if earlier is None or not earlier.applied:  # an applied one stays applied
+                done[(f.type, f.key)] = result
     rows_bulk_insert(Repair, repairs)
     return applied, repaired
+
+
+def requirement_unmet(
+    f: d.Finding, row: Discrepancy, done: dict[d.Requirement, SyncOutcome]
+) -> SyncOutcome | None:
+    """The deferral of ``f``'s repair when a repair it requires was not applied in this pass
+    (deferred, or never planned), with that repair's reason; None when it may go ahead."""
+    for typ, key in f.repair.requires:
+        prerequisite = done.get((typ, key))
+        if prerequisite is not None and prerequisite.applied:
+            continue
+        error = prerequisite.error if prerequisite is not None else NO_REPAIR
+        return SyncOutcome(
+            f.key,
+            False,
+            error=REQUIREMENT_UNMET.format(type=typ, key=key, error=error),
+            discrepancy_id=row.pk,
+        )
+    return None
 
 
 def note_moved_positions(outcomes: list[SyncOutcome], moved: dict) -> None:

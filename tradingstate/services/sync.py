@@ -13,7 +13,9 @@ rule's error and the discrepancy stays open (see ``tradingstate.rules.orders``).
 
 ``SYNC_BY_KIND`` maps each repair kind of a ``RepairPlan`` to its bulk function; every
 function takes ``(account=, items=, actor=, run_id=, action=)`` and returns one
-``SyncOutcome`` per item, in order.
+``SyncOutcome`` per item, in order: outcomes are kept by the item's place, never by its
+``key`` (two items may share one), and an item is reported applied only when a row now
+carries its change.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ Action = AuditEntry.Action
 ROW_CHANGED = "the local row changed since the snapshot (version {actual}, expected {expected})"
 ROW_APPEARED = "a local row appeared since the snapshot"
 ROW_GONE = "the local row no longer exists"
+ORDER_IN_BATCH = "another item of this batch creates client order id {client_order_id}"
 
 
 @dataclass
@@ -103,44 +106,48 @@ def orders_create_from_exchange(
     run_id: int | None = None,
     action: AuditEntry.Action = Action.REPAIR_APPLY,
 ) -> list[SyncOutcome]:
-    """Create local orders for orders open on the exchange that we did not know."""
-    outcomes: dict[str, SyncOutcome] = {}
+    """Create local orders for orders open on the exchange that we did not know. A client
+    order id a row already has is deferred (:data:`ROW_APPEARED`), and so is a second item
+    of the batch naming one (:data:`ORDER_IN_BATCH`): one row, one order."""
+    outcomes: dict[int, SyncOutcome] = {}  # by the item's place in ``items``
     coids = [item.values["client_order_id"] for item in items]
     taken = set(
         Order.objects.filter(account=account, client_order_id__any=coids).values_list(
             "client_order_id", flat=True
         )
     )
+    in_batch: set[str] = set()
     now = timezone.now()
-    new: list[tuple[SyncItem, Order]] = []
-    for item in items:
+    new: list[tuple[int, SyncItem, Order]] = []
+    for n, item in enumerate(items):
         v = item.values
         coid = v["client_order_id"]
-        if coid in taken:
-            outcomes[item.key] = SyncOutcome(item.key, False, error=ROW_APPEARED)
+        if coid in taken or coid in in_batch:
+            error = ROW_APPEARED if coid in taken else ORDER_IN_BATCH.format(client_order_id=coid)
+            outcomes[n] = SyncOutcome(item.key, False, error=error)
             continue
         try:
             order = order_from_rule(
                 account, _new_order_from_venue(v), origin=Order.Origin.RECONCILIATION
             )
         except ApplicationError as exc:
-            outcomes[item.key] = SyncOutcome(item.key, False, error=exc.message)
+            outcomes[n] = SyncOutcome(item.key, False, error=exc.message)
             continue
         order.created_at = order.updated_at = now
-        taken.add(coid)
-        new.append((item, order))
+        in_batch.add(coid)
+        new.append((n, item, order))
     if new:
         try:
             with transaction.atomic():
-                rows_bulk_create(Order, [o for _, o in new])
+                rows_bulk_create(Order, [o for _, _, o in new])
         except IntegrityError:
             # a bot registered one of them between our check and the insert: one by one
-            for _, order in new:
+            for _, _, order in new:
                 order.pk = None
                 order._state.adding = True
             new = _create_one_by_one(new, outcomes)
     pairs = []
-    for item, order in new:
+    for n, item, order in new:
         outcome = SyncOutcome(
             item.key,
             True,
@@ -148,10 +155,10 @@ def orders_create_from_exchange(
             after=events.order_snapshot(order),
             discrepancy_id=item.discrepancy_id,
         )
-        outcomes[item.key] = outcome
+        outcomes[n] = outcome
         pairs.append((item, order, outcome))
     _audits(actor=actor, action=action, account=account, run_id=run_id, pairs=pairs)
-    return [outcomes[item.key] for item in items]
+    return [outcomes[n] for n in range(len(items))]
 
 
 def _new_order_from_venue(v: dict) -> order_rules.NewOrder:
@@ -172,13 +179,13 @@ def _new_order_from_venue(v: dict) -> order_rules.NewOrder:
 
 def _create_one_by_one(new, outcomes):
     created = []
-    for item, order in new:
+    for n, item, order in new:
         try:
             with transaction.atomic():
                 order.save(force_insert=True)
-            created.append((item, order))
+            created.append((n, item, order))
         except IntegrityError:
-            outcomes[item.key] = SyncOutcome(item.key, False, error=ROW_APPEARED)
+            outcomes[n] = SyncOutcome(item.key, False, error=ROW_APPEARED)
     return created
 
 
