@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError as DatabaseInterfaceError
-from django.db import OperationalError as DatabaseOperationalError
+from django.db import DatabaseError, DataError, IntegrityError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -89,8 +88,10 @@ DATABASE_RETRY_AFTER = 5
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
-        # the state of record cannot be read or written: refuse clearly (never "allowed")
+    if isinstance(exc, DatabaseError) and not isinstance(exc, IntegrityError | DataError):
+        # the state of record cannot be read or written (connection lost, a privilege or a
+        # table missing, the server's own error): refuse clearly, never "allowed". A row
+        # refused by a constraint or a value the column refuses is a bug, not an outage.
         logger.error("Database unavailable: %s: %s", type(exc).__name__, exc)
         return Response(
             error_body("service_unavailable", DATABASE_UNAVAILABLE),

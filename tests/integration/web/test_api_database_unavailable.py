@@ -1,7 +1,7 @@
 """The database going away answers 503 service_unavailable (never a 500, never "allowed")."""
 
 import pytest
-from django.db import OperationalError
+from django.db import InternalError, OperationalError, ProgrammingError, connection
 
 from tests.api_support import api_cache_table, assert_error, make_bot  # noqa: F401
 from tests.factories import AccountFactory
@@ -23,3 +23,27 @@ def test_database_error_in_a_view_is_503_with_retry_after(monkeypatch):
     body = assert_error(response, 503, "service_unavailable")
     assert "nothing was changed" in body["detail"]
     assert response["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProgrammingError('permission denied for table "killswitch_killswitch"'),
+        ProgrammingError('relation "killswitch_killswitch" does not exist'),
+        InternalError("current transaction is aborted"),
+    ],
+    ids=["privilege", "table", "internal"],
+)
+def test_the_switch_state_unreadable_for_any_database_reason_is_503(error):
+    # a missing privilege or table was a 500 (only a lost connection was a 503)
+    client, _ = make_bot("bot-a", AccountFactory(name="acct-a"))
+
+    def refuse(execute, sql, params, many, context):
+        if "killswitch" in sql:
+            raise error
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse):
+        response = client.get("/api/v1/killswitch/")
+    body = assert_error(response, 503, "service_unavailable")
+    assert "trading_allowed" not in body and response["Retry-After"] == "5"
