@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.processes import alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +77,30 @@ def test_a_missing_venv_is_a_clear_error_not_a_loop(tmp_path):
         # then: status 2 and what to do
         assert proc.returncode == 2, (script, proc.stderr)
         assert "Django is not installed" in proc.stderr and "make install" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [b"scripts/killswitch.py", b"--activate", b"--reason", b"maintenance \xff"],
+        [b"manage.py", b"reconcile", b"--account", b"paper-\xe9"],  # latin-1, not UTF-8
+        [b"scripts/run_paper.py", b"--config", b"configs/\xffpaper.toml"],
+    ],
+    ids=["killswitch", "reconcile", "run_paper"],
+)
+def test_an_argument_that_is_not_utf8_is_a_usage_error_naming_it(tmp_path, args):
+    # a reason holding such bytes failed in the write with a traceback (UnicodeEncodeError)
+    env = base_env(tmp_path)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env,
+                   check=True, timeout=120)  # fmt: skip
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 64, proc.stderr
+    bad = next(n for n, arg in enumerate(args[1:], start=1) if not arg.isascii())
+    assert f"argument {bad} is not valid UTF-8".encode() in proc.stderr
+    assert b"Traceback" not in proc.stderr
+    db = sqlite3.connect(tmp_path / "db.sqlite3")
+    assert db.execute("SELECT count(*) FROM tradingstate_auditentry").fetchone() == (0,)
 
 
 def children_of(pid: int) -> list[int]:
