@@ -295,6 +295,7 @@ def test_bulk_applies_valid_items_and_reports_each(setup):
         {"client_order_id": "o1", "status": "bogus"},
         {"client_order_id": "o1", "status": "submitted", "hack": 1},
         "not an object",
+        None,  # failed the whole request (400), though the others were fine
     ]
     response = client.post(
         url(a, "orders", "bulk-transition"),
@@ -304,9 +305,9 @@ def test_bulk_applies_valid_items_and_reports_each(setup):
     )
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert body["applied"] == 1 and body["failed"] == 5
+    assert body["applied"] == 1 and body["failed"] == 6
     results = body["results"]
-    assert [r["index"] for r in results] == list(range(6))
+    assert [r["index"] for r in results] == list(range(7))
     assert results[0] == {
         "index": 0,
         "client_order_id": "o1",
@@ -320,6 +321,7 @@ def test_bulk_applies_valid_items_and_reports_each(setup):
     assert results[3]["error"]["fields"].keys() == {"status"}
     assert results[4]["error"]["fields"] == {"hack": ["Unknown field."]}
     assert results[5]["ok"] is False and results[5]["client_order_id"] is None
+    assert results[6] == {**results[5], "index": 6}  # null fails alone, as a string does
     o1 = Order.objects.get(client_order_id="o1")
     assert o1.status == "submitted"
     assert Order.objects.get(client_order_id="o2").status == "filled"

@@ -200,7 +200,7 @@ class OrderBulkTransitionApi(AccountApi):
 
     class InputSerializer(InputSerializer):
         # items are validated one by one in the view, so one bad item does not sink the rest
-        updates = BulkUpdatesField(child=serializers.JSONField())
+        updates = BulkUpdatesField(child=serializers.JSONField(allow_null=True))  # null too
 
         class Meta:
             ref_name = "OrderBulkTransitionEnvelope"
