@@ -21,13 +21,23 @@ def test_amounts_are_ascii_digits_without_underscores(text):
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("api_cache_table")
-def test_fill_with_a_naive_timestamp_is_400_naming_executed_at():
+@pytest.mark.parametrize(
+    ("executed_at", "says"),
+    [
+        ("2026-01-01T00:00:00", "must include a timezone"),
+        # a date was read as a naive midnight: the message asked for a timezone
+        ("2026-01-01", "not a date"),
+        ("20260101", "not a date"),
+    ],
+)
+def test_fill_with_a_naive_timestamp_is_400_naming_executed_at(executed_at, says):
     account = AccountFactory(name="acct-a")
     order_register(account=account, client_order_id="o1", symbol="BTC/USDT", side="buy",
                    quantity="0.05", price="50000", actor=Actor.system("tests"))  # fmt: skip
     client, _ = make_bot("alpha", account)
     body = {"client_order_id": "o1", "trade_id": "t1", "quantity": "0.01", "price": "1",
-            "executed_at": "2026-01-01T00:00:00"}  # fmt: skip
+            "executed_at": executed_at}  # fmt: skip
     response = client.post(url(account, "fills"), body, format="json")
-    assert_error(response, 400, "validation_error", {"executed_at"})
+    error = assert_error(response, 400, "validation_error", {"executed_at"})
+    assert says in error["fields"]["executed_at"][0]
     assert not Fill.objects.exists()

@@ -32,12 +32,19 @@ from tradingstate.web.base import AccountApi, AccountListApi
 from tradingstate.web.filters import StrictFilterBackend
 
 NAIVE_DATETIME = "must include a timezone (e.g. 2026-01-01T00:00:00Z)"
+DATE_ONLY = "must be a moment, not a date: a time and its timezone (e.g. 2026-01-01T00:00:00Z)"
 
 
 class AwareDateTimeField(serializers.DateTimeField):
     """A timestamp with its timezone: a naive one is refused, not read as server time."""
 
-    default_error_messages = {"naive": NAIVE_DATETIME}
+    default_error_messages = {"naive": NAIVE_DATETIME, "date_only": DATE_ONLY}
+
+    def to_internal_value(self, value):
+        # Python reads "2026-01-01" as a naive midnight: say what is missing, the time
+        if isinstance(value, str) and "T" not in value.upper() and " " not in value.strip():
+            self.fail("date_only")
+        return super().to_internal_value(value)
 
     def enforce_timezone(self, value):
         if timezone.is_naive(value):
