@@ -36,6 +36,9 @@ SYMBOL_SYNTAX_INVALID = (
 UNKNOWN_SYMBOL = "Unknown symbol '{symbol}' for account '{account}'."
 CURRENCY_INVALID = "must be a currency code such as 'USDT' (1-32 letters or digits)"
 EXCHANGE_ORDER_ID_TOO_LONG = "must be at most 128 characters"
+EXCHANGE_ORDER_ID_NOT_TEXT = (
+    "must be the venue's id as printed: no spaces around it, no control characters"
+)
 
 _CLIENT_ORDER_ID = whole_string(CLIENT_ORDER_ID_PATTERN)
 
@@ -97,4 +100,6 @@ def exchange_order_id(value: object) -> str:
     text = str(value)
     if len(text) > 128:
         fail("exchange_order_id", EXCHANGE_ORDER_ID_TOO_LONG)
+    if text != text.strip() or not text.isprintable():  # " 123" is not the venue's "123"
+        fail("exchange_order_id", EXCHANGE_ORDER_ID_NOT_TEXT)
     return text

@@ -256,6 +256,21 @@ def test_a_contradictory_terminal_state_is_400_and_changes_nothing(setup, status
     assert not AuditEntry.objects.filter(action="order.transition").exists()
 
 
+@pytest.mark.parametrize("exid", [" 123", "123 ", "12\n3", "12\u20283", "\t"])
+def test_an_exchange_order_id_is_the_venues_text_as_printed(setup, exid):
+    # " 123" was stored: never the venue's "123", so the pass could not match the order
+    a, client, _ = setup
+    order = OrderFactory(account=a, client_order_id="o1", status="pending")
+    response = client.post(
+        url(a, "orders", "o1", "transition"),
+        {"status": "submitted", "exchange_order_id": exid},
+        format="json",
+    )
+    assert_error(response, 400, "validation_error", fields={"exchange_order_id"})
+    order.refresh_from_db()
+    assert (order.status, order.exchange_order_id, order.version) == ("pending", "", 1)
+
+
 def test_transition_version_conflict_409(setup):
     a, client, _ = setup
     OrderFactory(account=a, client_order_id="o1")
