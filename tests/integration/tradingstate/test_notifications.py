@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from django_q.conf import Conf
 
 from killswitch.services import killswitch_activate, killswitch_deactivate
 from reconciliation.alerts import alerts_check
@@ -60,21 +59,6 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def receiver(settings, monkeypatch):
-    monkeypatch.setattr(Conf, "SYNC", True)  # the cluster's execution, inline
-    rx = Receiver()
-    settings.TRADINGSTATE = settings.TRADINGSTATE.model_copy(
-        update={
-            "notifications": [
-                NotificationChannelConfig(name="hook", url=f"json://127.0.0.1:{rx.port}/hook")
-            ]
-        }
-    )
-    yield rx
-    rx.close()
 
 
 def demo_account(*, auto_repair: bool) -> ExchangeAccount:

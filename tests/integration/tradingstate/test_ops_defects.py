@@ -31,7 +31,6 @@ from django_q.conf import Conf
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import run_reconciliation
 from tests.audit import assert_audited
-from tests.integration.tradingstate.test_notifications import Receiver
 from tradingstate.actors import Actor
 from tradingstate.config import BASE_DIR, ConfigError, NotificationChannelConfig, load_config
 from tradingstate.models import ExchangeAccount, Notification, NotificationState
@@ -42,21 +41,6 @@ from tradingstate.services.notifications import notification_emit, notifications
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RECOVER = Actor.system("recover")
-
-
-@pytest.fixture
-def receiver(settings, monkeypatch):
-    monkeypatch.setattr(Conf, "SYNC", True)  # the cluster's execution, inline
-    rx = Receiver()
-    settings.TRADINGSTATE = settings.TRADINGSTATE.model_copy(
-        update={
-            "notifications": [
-                NotificationChannelConfig(name="hook", url=f"json://127.0.0.1:{rx.port}/hook")
-            ]
-        }
-    )
-    yield rx
-    rx.close()
 
 
 def write_config(tmp_path: Path, *, enabled: bool = True) -> Path:
