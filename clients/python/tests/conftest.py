@@ -221,20 +221,36 @@ def throttled(live, tmp_path_factory) -> Server:
 class StallingProxy:
     """A TCP proxy on loopback in front of the server. The first ``stall`` connections pass
     the request through but hold back the answer: the server does the work, the client
-    times out. Later connections pass both ways. This fakes only the network."""
+    times out. Later connections pass both ways. This fakes only the network.
 
-    def __init__(self, upstream: str, stall: int = 1):
+    ``drop``: when the held-back answer arrives, close the client's connection at once,
+    without a byte of it (the client sees the server disconnect without answering).
+    ``on_answer()``: run when a held-back answer arrives, before it is dropped: a change
+    someone else makes between the server applying the request and the client learning
+    that it failed. ``port``: listen on this port (0: any free one)."""
+
+    def __init__(
+        self,
+        upstream: str,
+        stall: int = 1,
+        *,
+        drop: bool = False,
+        on_answer=None,
+        port: int = 0,
+    ):
         import threading
 
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
         self.stall = stall
+        self.drop = drop
+        self.on_answer = on_answer
         self.connections = 0
         self.stalled = 0
         self._lock = threading.Lock()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1", port))
         self._sock.listen(16)
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self._closed = False
@@ -262,12 +278,18 @@ class StallingProxy:
             threading.Thread(target=self._pipe, args=(conn, up, False), daemon=True).start()
             threading.Thread(target=self._pipe, args=(up, conn, hold), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket, discard: bool) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, discard: bool) -> None:
         try:
+            answered = False
             while data := src.recv(65536):
                 if not discard:
                     dst.sendall(data)
+                    continue
+                if not answered and self.on_answer is not None:
+                    self.on_answer()  # the server has applied the request by now
+                answered = True
+                if self.drop:
+                    break  # close both: the client gets no answer at all
         except OSError:
             pass
         finally:
@@ -287,12 +309,18 @@ def stalling_proxy(live):
 @dataclass
 class Answer:
     """What a :class:`CraftedServer` sends back: ``body`` as bytes, or JSON for a dict/list;
-    ``delay`` seconds of silence first (to outlast a client's read timeout)."""
+    ``delay`` seconds of silence first (to outlast a client's read timeout); ``drip``: send
+    the body one byte at a time, that many seconds apart (each read is quick, the whole
+    is slow), and with ``drip_head`` the status line and headers too; ``drop``: close the
+    connection without answering (after reading the request)."""
 
     status: int = 200
     body: object = b""
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0
+    drip_head: bool = False
+    drop: bool = False
 
 
 @dataclass
@@ -334,6 +362,9 @@ class CraftedServer:
                             self.rfile.read(length), time.monotonic())  # fmt: skip
                 owner.requests.append(seen)
                 answer = owner.respond(seen)
+                if answer.drop:
+                    self.close_connection = True
+                    return
                 body = answer.body
                 headers = dict(answer.headers)
                 if isinstance(body, dict | list):
@@ -341,13 +372,28 @@ class CraftedServer:
                     headers.setdefault("Content-Type", "application/json")
                 elif isinstance(body, str):
                     body = body.encode()
+                headers.setdefault("Content-Length", str(len(body)))
                 time.sleep(answer.delay)
-                self.send_response(answer.status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                phrase = self.responses.get(answer.status, ("Answer",))[0]
+                head = f"HTTP/1.1 {answer.status} {phrase}\r\n" + "".join(
+                    f"{name}: {value}\r\n" for name, value in headers.items()
+                )
+                # latin-1, as http.server sends headers (a test puts UTF-8 bytes in one)
+                head = (head + "\r\n").encode("latin-1")
+                if not answer.drip:  # one write: no wait for the client's delayed ACK
+                    self.wfile.write(head + body)
+                    return
+                self.drip(head, answer.drip if answer.drip_head else 0)
+                self.drip(body, answer.drip)
+
+            def drip(self, data: bytes, every: float) -> None:
+                if not every:
+                    self.wfile.write(data)
+                    return
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(every)
 
             do_GET = do_POST = do_PUT = handle_one
 
@@ -359,7 +405,10 @@ class CraftedServer:
 
         self._server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # a short poll: close() (shutdown) returns within it, not after the default 0.5 s
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def close(self) -> None:
         self._server.shutdown()

@@ -25,6 +25,8 @@ from tradingstate_client.errors import (
     TradingStateError,
     TransitionNotAllowed,
     TransportError,
+    TransportTimeout,
+    UnexpectedStatus,
     VersionConflict,
     error_class,
 )
@@ -208,23 +210,35 @@ def test_times_must_be_aware():
         core.state_call("a", datetime(2026, 1, 1))
 
 
-def test_idempotency_of_each_write():
+def test_which_writes_are_replay_safe():
+    # replay-safe: the server recognises the resend (same client_order_id / trade_id)
     reg = core.register_order_call(
         "a", client_order_id="x", symbol="S", side="buy", quantity="1",
         type=None, price=None, strategy_id=None, reason=None,
     )  # fmt: skip
-    assert reg.idempotent and reg.success == {200, 201}
+    assert reg.replay_safe and reg.success == {200, 201}
     fill = core.post_fill_call(
         "a", client_order_id="x", trade_id="t", quantity="1", price="1",
         fee=None, fee_currency=None, executed_at=None, reason=None,
     )  # fmt: skip
-    assert fill.idempotent and fill.success == {200, 201}
-    assert not core.transition_call("a", "x", "submitted").idempotent
-    assert not core.bulk_transition_call("a", []).idempotent
-    assert not core.reconcile_call("a", wait=True, dry_run=False, timeout=None).idempotent
+    assert fill.replay_safe and fill.success == {200, 201}
+    # not replay-safe: a resend after a lost answer could undo a change made since, or be
+    # refused although the first one was applied
+    assert not core.transition_call("a", "x", "submitted").replay_safe
+    assert not core.bulk_transition_call("a", []).replay_safe
+    assert not core.reconcile_call("a", wait=True, dry_run=False, timeout=None).replay_safe
     put = dict(entry_price=None, reason=None)
-    assert core.set_position_call("a", "S", qty="1", expected_version=None, **put).idempotent
-    assert not core.set_position_call("a", "S", qty="1", expected_version=3, **put).idempotent
+    assert not core.set_position_call("a", "S", qty="1", expected_version=None, **put).replay_safe
+    assert not core.set_position_call("a", "S", qty="1", expected_version=3, **put).replay_safe
+    money = dict(free=None, used=None, reason=None)
+    assert not core.set_balance_call(
+        "a", "USDT", total="1", expected_version=None, **money
+    ).replay_safe
+    assert not core.killswitch_activate_call(
+        "r", account=None, cancel_open_orders=False
+    ).replay_safe
+    assert not core.killswitch_deactivate_call("r", account=None).replay_safe
+    assert core.killswitch_call().replay_safe and core.orders_call("a").replay_safe
 
 
 def test_generated_client_order_ids_are_unique_and_valid():
@@ -238,7 +252,7 @@ def test_generated_client_order_ids_are_unique_and_valid():
 
 def test_retry_after_is_honoured_and_the_budget_bounds_it():
     policy = RetryPolicy(max_attempts=4, max_wait=10)
-    kw = dict(idempotent=True, status=429)
+    kw = dict(resend_safe=True, status=429)
     assert policy.next_delay(attempt=1, waited=0, retry_after=3, **kw) == 3
     assert policy.next_delay(attempt=2, waited=3, retry_after=7, **kw) == 7  # exactly 10
     assert policy.next_delay(attempt=2, waited=3, retry_after=8, **kw) is None  # over budget
@@ -248,7 +262,7 @@ def test_retry_after_is_honoured_and_the_budget_bounds_it():
 def test_backoff_without_retry_after_grows_and_is_capped():
     policy = RetryPolicy(max_attempts=20, max_wait=1000, backoff_base=0.5, backoff_max=4)
     delays = [
-        policy.next_delay(attempt=a, waited=0, idempotent=True, status=503) for a in range(1, 8)
+        policy.next_delay(attempt=a, waited=0, resend_safe=True, status=503) for a in range(1, 8)
     ]
     assert all(d is not None for d in delays)
     assert 0.375 <= delays[0] <= 0.5 and 3 <= delays[-1] <= 4
@@ -257,14 +271,14 @@ def test_backoff_without_retry_after_grows_and_is_capped():
 
 @pytest.mark.parametrize("status", [400, 404, 409, 423, 500, 502])
 def test_other_statuses_are_not_retried(status):
-    assert RetryPolicy().next_delay(attempt=1, waited=0, idempotent=True, status=status) is None
+    assert RetryPolicy().next_delay(attempt=1, waited=0, resend_safe=True, status=status) is None
 
 
-def test_non_idempotent_calls_are_never_retried():
+def test_an_outcome_that_is_not_safe_to_resend_is_never_retried():
     policy = RetryPolicy()
-    assert policy.next_delay(attempt=1, waited=0, idempotent=False, status=429) is None
-    assert policy.next_delay(attempt=1, waited=0, idempotent=False, transport_error=True) is None
-    assert policy.next_delay(attempt=1, waited=0, idempotent=True, transport_error=True)
+    assert policy.next_delay(attempt=1, waited=0, resend_safe=False, status=429) is None
+    assert policy.next_delay(attempt=1, waited=0, resend_safe=False, transport_error=True) is None
+    assert policy.next_delay(attempt=1, waited=0, resend_safe=True, transport_error=True)
 
 
 def test_retry_after_header_forms():
@@ -335,6 +349,13 @@ def test_error_class_by_status_and_code(status, code, cls):
     assert error_class(status, code) is cls
 
 
+@pytest.mark.parametrize("status", [101, 204, 302, 304, 399, 600])
+def test_a_status_outside_4xx_and_5xx_has_no_api_error_class(status):
+    # the client raises UnexpectedStatus (a ResponseFormatError) for those, never ServerError
+    with pytest.raises(ValueError, match=str(status)):
+        error_class(status, f"http_{status}")
+
+
 # --- exceptions survive pickle and copy (a bot's worker pool, a task queue) --------------
 
 
@@ -349,7 +370,9 @@ def every_error() -> list[TradingStateError]:
     errors = [
         TradingStateError("base"),
         TransportError("gone", method="GET", url="/api/v1/x/", attempts=2),
+        TransportTimeout("late", method="GET", url="/api/v1/x/", attempts=1, maybe_sent=False),
         ResponseFormatError("bad", status=200, body={"a": 1}),
+        UnexpectedStatus("moved", status=302, body="", location="/elsewhere"),
         *(cls(**api) for cls in [ApiError, *subclasses(ApiError)]),
     ]
     assert {type(e) for e in errors} == {TradingStateError, *subclasses(TradingStateError)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from decimal import Decimal
 
 import httpx
@@ -14,6 +15,7 @@ import tradingstate_client as tc
 from conftest import Answer
 from tradingstate_client import (
     NO_RETRY,
+    ApiError,
     AsyncClient,
     Client,
     NotFound,
@@ -22,7 +24,8 @@ from tradingstate_client import (
     RetryPolicy,
     ServiceUnavailable,
     TradingStateError,
-    TransportError,
+    TransportTimeout,
+    UnexpectedStatus,
     ValidationError,
 )
 from tradingstate_client._core import wait_seconds
@@ -75,7 +78,7 @@ FAILURES = {
     "not_json": (Answer(201, "<html>hello</html>"), ResponseFormatError),
     "broken_gzip": (Answer(201, b"not gzip at all", {"Content-Encoding": "gzip"}),
                     ResponseFormatError),
-    "timeout": (Answer(201, ORDER, delay=1.0), TransportError),
+    "timeout": (Answer(201, ORDER, delay=1.0), TransportTimeout),
 }  # fmt: skip
 WRITES = {
     # operation: (its arguments, the idempotency key it carries)
@@ -299,13 +302,113 @@ def test_reconcile_shorter_than_the_servers_wait_still_returns_the_run(crafted, 
         (0.0, "0.001"),  # the server refuses 0
         (-3.0, "0.001"),
         (1e12, "999999.999"),  # the server reads at most 6 integer digits
-        (float("inf"), "300"),
-        (float("nan"), "300"),
+        (float("inf"), "999999.999"),  # capped like any other wait longer than that
     ],
 )
 def test_the_wait_sent_is_what_the_server_reads(timeout, sent):
     assert wait_seconds(timeout) == sent
     assert re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,3})?", sent) and Decimal(sent) > 0
+
+
+def test_a_nan_wait_is_refused():
+    with pytest.raises(ValueError, match="NaN"):
+        wait_seconds(float("nan"))
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("argument", ["timeout", "poll_interval"])
+def test_reconcile_with_a_nan_time_is_refused_before_anything_is_sent(crafted, flavour, argument):
+    # given
+    server = crafted(lambda seen: Answer(202, RUN))
+    # when / then: refused before the server could start a pass (its id would be lost)
+    with pytest.raises(ValueError, match=argument):
+        invoke(flavour, server.url, "reconcile", ACCOUNT, **{argument: float("nan")})
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("timeout", [float("inf"), 1e12])
+def test_reconcile_without_a_practical_limit_waits_until_the_pass_ends(crafted, flavour, timeout):
+    # given: the server answers at once that the pass runs; a poll finds it completed
+    def respond(seen):
+        if seen.method == "POST":
+            return Answer(202, RUN)
+        return Answer(200, {**EMPTY_PAGE, "results": [{**RUN, "status": "completed"}]})
+
+    server = crafted(respond)
+    # when
+    run = invoke(flavour, server.url, "reconcile", ACCOUNT, timeout=timeout, poll_interval=0.05)
+    # then: the same in both clients, whether "forever" is inf or a huge number: capped at
+    # the most the server reads as ?timeout=
+    assert run.id == 42 and run.status == "completed"
+    assert "timeout=999999.999" in server.requests[0].path
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_reconcile_stops_paging_through_the_runs_at_its_timeout(crafted, flavour):
+    # given: the pass runs; the account's runs go on page after page, each with a new
+    # cursor, none of them the pass's run or an older one
+    first_poll: list[float] = []
+
+    def respond(seen):
+        if seen.method == "POST":
+            return Answer(202, RUN)
+        first_poll.append(first_poll[0] if first_poll else time.monotonic())
+        if time.monotonic() - first_poll[0] > 6:  # guard: a client that never stops
+            return Answer(200, EMPTY_PAGE)
+        link = f"http://127.0.0.1/?cursor=c{len(first_poll)}"
+        return Answer(200, {**EMPTY_PAGE, "next": link, "results": [{**RUN, "id": 100}]})
+
+    server = crafted(respond)
+    # when
+    started = time.monotonic()
+    run = invoke(flavour, server.url, "reconcile", ACCOUNT, timeout=1, poll_interval=0.1)
+    # then: the run as it stands after the timeout, not after paging on and on
+    assert run.id == 42 and not run.finished
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_reconcile_polling_runs_that_link_back_to_a_page_is_an_error(crafted, flavour):
+    def respond(seen):
+        if seen.method == "POST":
+            return Answer(202, RUN)
+        if len(server.requests) > 50:  # guard: a client that never stops
+            return Answer(200, EMPTY_PAGE)
+        link = "http://127.0.0.1/?cursor=same"
+        return Answer(200, {**EMPTY_PAGE, "next": link, "results": [{**RUN, "id": 100}]})
+
+    server = crafted(respond)
+    with pytest.raises(ResponseFormatError, match="already read"):
+        invoke(flavour, server.url, "reconcile", ACCOUNT, timeout=5, poll_interval=0.05)
+    assert len(server.requests) == 3  # the POST, the first page, the page again
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize(("timeout", "resent"), [(5.0, True), (0.5, False)])
+def test_a_throttled_reconcile_is_sent_again_only_within_its_timeout(
+    crafted, flavour, timeout, resent
+):
+    # given: the first request is throttled for a second (a 429 changes nothing)
+    throttled = Answer(429, {"error": "throttled", "detail": "slow"}, {"Retry-After": "1"})
+
+    def respond(seen):
+        if seen.method == "POST":
+            return throttled if len(server.requests) == 1 else Answer(202, RUN)
+        return Answer(200, {**EMPTY_PAGE, "results": [{**RUN, "status": "completed"}]})
+
+    server = crafted(respond)
+    # when / then: resent after the wait when reconcile's timeout leaves time for it, else
+    # the 429 at once (a pass started after the caller's timeout would surprise it)
+    if resent:
+        run = invoke(flavour, server.url, "reconcile", ACCOUNT, timeout=timeout,
+                     poll_interval=0.05)  # fmt: skip
+        assert run.status == "completed"
+        assert [r.method for r in server.requests] == ["POST", "POST", "GET"]
+    else:
+        with pytest.raises(RateLimited) as err:
+            invoke(flavour, server.url, "reconcile", ACCOUNT, timeout=timeout)
+        assert err.value.attempts == 1 and len(server.requests) == 1
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -374,3 +477,77 @@ def test_live_exposure_breakdowns_are_typed(live, flavour):
         assert share.net_notional is None or isinstance(share.net_notional, Decimal)
         assert share.gross_notional is None or isinstance(share.gross_notional, Decimal)
         assert isinstance(share.mark_stale, bool) and isinstance(share.venue, str)
+
+
+# --- listings that do not end -------------------------------------------------------------
+
+POSITION = {"symbol": "BTC/USDT", "qty": "1", "entry_price": None, "version": 1,
+            "updated_at": "2026-03-01T12:00:00Z"}  # fmt: skip
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("cycle", [["A"], ["A", "B"]], ids=["same", "back"])
+@pytest.mark.parametrize("operation", ["positions", "iter_orders"])
+def test_a_listing_that_links_back_to_a_page_already_read_is_an_error(
+    crafted, flavour, cycle, operation
+):
+    # given: each page links to the next by its cursor, then back to one already read
+    def respond(seen):
+        if len(server.requests) > 50:  # guard: a client that never stops
+            return Answer(200, EMPTY_PAGE)
+        cursor = cycle[(len(server.requests) - 1) % len(cycle)]
+        result = POSITION if operation == "positions" else ORDER
+        link = f"http://127.0.0.1/?cursor={cursor}"
+        return Answer(200, {**EMPTY_PAGE, "next": link, "results": [result]})
+
+    server = crafted(respond)
+
+    async def every_order():
+        async with AsyncClient(server.url, "t") as ts:
+            return [o async for o in ts.iter_orders(ACCOUNT)]
+
+    # when / then: an error, once the cycle shows, not a listing read forever
+    with pytest.raises(ResponseFormatError, match="already read"):
+        if operation == "positions":
+            invoke(flavour, server.url, "positions", ACCOUNT)
+        elif flavour == "sync":
+            with Client(server.url, "t") as ts:
+                list(ts.iter_orders(ACCOUNT))
+        else:
+            asyncio.run(every_order())
+    assert len(server.requests) == len(cycle) + 1
+
+
+# --- statuses the API never answers with --------------------------------------------------
+
+UNEXPECTED = {
+    "301": Answer(301, b"", {"Location": "https://elsewhere.example/api/v1/"}),
+    "302": Answer(302, b"", {"Location": "/login/?next=/api/v1/"}),
+    "307": Answer(307, b"", {"Location": "http://127.0.0.1:9/"}),
+    "304": Answer(304),
+    "204": Answer(204),
+    "202": Answer(202, ORDER),  # a success, but not this operation's
+    "600": Answer(600, b"odd"),
+}
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("status", sorted(UNEXPECTED))
+@pytest.mark.parametrize("operation", ["killswitch", "register_order"])
+def test_a_status_outside_4xx_and_5xx_is_an_unexpected_status(crafted, flavour, status, operation):
+    # given
+    answer = UNEXPECTED[status]
+    server = crafted(lambda seen: answer)
+    args = {"killswitch": {}, "register_order": dict(symbol="BTC/USDT", side="buy", quantity="1")}
+    # when
+    with pytest.raises(UnexpectedStatus) as err:
+        invoke(flavour, server.url, operation, *([ACCOUNT] if args[operation] else []),
+               client={"retry": QUICK}, **args[operation])  # fmt: skip
+    # then: a ResponseFormatError naming the status (and a redirect's target), not the
+    # ServerError of a 5xx; not retried (sending again cannot change the answer)
+    assert isinstance(err.value, ResponseFormatError) and not isinstance(err.value, ApiError)
+    assert err.value.status == answer.status and str(answer.status) in str(err.value)
+    assert err.value.location == answer.headers.get("Location")
+    if err.value.location:
+        assert err.value.location in str(err.value)
+    assert len(server.requests) == 1

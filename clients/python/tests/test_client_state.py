@@ -46,7 +46,7 @@ def test_global_kill_switch_blocks_orders_and_trading_allowed_says_so(ts, staff)
         ts.register_order(ACCOUNT, symbol="BTC/USDT", side="buy", quantity="0.01", price="1")
     assert err.value.status == 423 and err.value.error == "kill_switch_active"
     assert err.value.reason == "client drill"
-    # activating again is a no-op (which is why the client may resend it)
+    # activating again is a no-op (changed is False)
     assert staff.killswitch_activate("client drill").changed is False
     # a bot may not deactivate; staff may
     with pytest.raises(PermissionDenied) as denied:

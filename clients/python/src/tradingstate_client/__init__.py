@@ -19,6 +19,8 @@ from tradingstate_client.errors import (
     TradingStateError,
     TransitionNotAllowed,
     TransportError,
+    TransportTimeout,
+    UnexpectedStatus,
     ValidationError,
     VersionConflict,
 )
@@ -117,6 +119,8 @@ __all__ = [
     "TransitionNotAllowed",
     "TransitionUpdate",
     "TransportError",
+    "TransportTimeout",
+    "UnexpectedStatus",
     "ValidationError",
     "VersionConflict",
     "new_client_order_id",

@@ -1,13 +1,13 @@
 """The one implementation of request building, response parsing and retries ("sans-IO").
 
 Each operation is built here as a :class:`Call` (method, path, query, JSON body, which
-statuses mean success, whether it is idempotent, how to parse the answer). A *program* is a
+statuses mean success, whether a resend is safe, how to parse the answer). A *program* is a
 generator that yields :class:`Send` and :class:`Sleep` actions and returns the parsed result;
-:func:`execute` is the program for one call with its retries, :func:`reconcile_program` polls
-a pass to its end. The sync :class:`~tradingstate_client.Client` and the
-:class:`~tradingstate_client.AsyncClient` only perform the actions (``httpx.Client.send`` or
-``await httpx.AsyncClient.send``, ``time.sleep`` or ``await asyncio.sleep``), so both behave
-identically by construction.
+:func:`execute` is the program for one call with its retries and time limits,
+:func:`reconcile_program` polls a pass to its end. The sync
+:class:`~tradingstate_client.Client` and the :class:`~tradingstate_client.AsyncClient` only
+perform the actions (send the request and read its body by the :class:`Send`'s deadline,
+``time.sleep`` or ``await asyncio.sleep``), so both behave identically by construction.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ from tradingstate_client.errors import (
     ResponseFormatError,
     TradingStateError,
     TransportError,
+    TransportTimeout,
+    UnexpectedStatus,
     error_class,
 )
-from tradingstate_client.retry import RetryPolicy, parse_retry_after
+from tradingstate_client.retry import NOT_APPLIED_STATUSES, RetryPolicy, parse_retry_after
 
 logger = logging.getLogger("tradingstate_client")
 
@@ -48,6 +50,26 @@ CLIENT_ORDER_ID_PREFIX = "ts-"
 # ``api.reconcile_wait_seconds`` (30 by default), and a margin for the answer to arrive
 SERVER_RECONCILE_WAIT_MAX = 300.0
 RECONCILE_READ_MARGIN = 10.0
+# how long the answer to a waited reconcile request is waited for: the server holds it at
+# most SERVER_RECONCILE_WAIT_MAX, whatever ``?timeout=`` says
+RECONCILE_READ_TIMEOUT = SERVER_RECONCILE_WAIT_MAX + RECONCILE_READ_MARGIN
+# the longest ``reconcile(timeout=)``: the most the server reads as ``?timeout=``; a longer
+# one (``inf`` included) is taken as this
+RECONCILE_TIMEOUT_MAX = 999_999.999
+# the longest time limit a client takes (about 11.6 days); longer ones, ``inf`` included,
+# are taken as this (a socket's timeout overflows past about 1e9 seconds)
+MAX_SECONDS = 1_000_000.0
+# the shortest wait handed to a socket: 0 would make it non-blocking, not "time is up"
+MIN_WAIT = 0.001
+# httpx errors that leave no doubt the request never reached the server: the connection
+# could not be made (or not in time), no pooled connection came free, or the URL's scheme is
+# not HTTP. Every other transport error may come after the server received the request.
+NOTHING_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
 
 
 @dataclass(frozen=True)
@@ -59,18 +81,30 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
     params: tuple[tuple[str, str], ...] = ()
     body: Any = None
-    idempotent: bool = False
+    # may it be resent after an attempt that may have reached the server (a lost answer)?
+    # True only when a resend cannot undo a change someone else made in between: reads,
+    # and writes the server recognises as repeats (an order's client_order_id, a fill's
+    # trade_id). Every call is resent after an attempt that certainly changed nothing (429,
+    # the API's 503, a connection that could not be made).
+    replay_safe: bool = False
     success: frozenset[int] = frozenset({200})
     # statuses whose body is an answer only when it parses (health's own 503 report); any
     # other body with them is an error like any other (a proxy's 503 page)
     answer_statuses: frozenset[int] = frozenset()
-    timeout: float | None = None  # overrides the client's read timeout for this request
+    timeout: float | None = None  # overrides the client's per-attempt timeout for this request
 
 
 @dataclass(frozen=True)
 class Send:
+    """Send ``call`` and read its answer in full by ``deadline`` (a ``time.monotonic()``
+    value, None for no limit); the connection (from the pool, or a new one) by
+    ``connect_deadline``. Past the deadline the runner ends the attempt and answers with
+    :func:`timed_out`."""
+
     call: Call[Any]
     attempt: int
+    deadline: float | None = None
+    connect_deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,20 +116,161 @@ Action = Send | Sleep
 Program = Generator[Action, Any, T]
 
 
+# --- time limits ---------------------------------------------------------------------------
+
+
+def seconds(value: float | None, name: str) -> float | None:
+    """A time limit as given to a client: None (no limit) or more than 0 seconds; longer
+    than :data:`MAX_SECONDS` (``inf`` too) is taken as that. NaN is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name}: expected seconds as a number, got {type(value).__name__}")
+    if math.isnan(value):
+        raise ValueError(f"{name}: NaN is not a number of seconds")
+    if value <= 0:
+        raise ValueError(f"{name}: must be more than 0 seconds, got {value!r}")
+    return min(float(value), MAX_SECONDS)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many times and for how long a call may try.
+
+    ``timeout``: one attempt, from waiting for a connection to the answer's last byte (not
+    each read: a server that trickles its answer is cut off too); None: no limit.
+    ``total_timeout``: the whole call, every attempt, every answer's body and the sleeps
+    between attempts; None: only what ``retry`` and ``timeout`` imply (at most
+    ``retry.max_attempts`` attempts of ``timeout``, and ``retry.max_wait`` of sleeps).
+    """
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = 10.0
+    total_timeout: float | None = None
+
+
+def after(start: float, limit: float | None) -> float | None:
+    return None if limit is None else start + limit
+
+
+def earliest(*deadlines: float | None) -> float | None:
+    given = [d for d in deadlines if d is not None]
+    return min(given) if given else None
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` as a socket wait (at least :data:`MIN_WAIT`)."""
+    if deadline is None:
+        return None
+    return min(max(deadline - time.monotonic(), MIN_WAIT), MAX_SECONDS)
+
+
+def timed_out(request: httpx.Request, sent: bool) -> httpx.TimeoutException:
+    """What a runner answers a :class:`Send` with when its deadline passed: a read timeout
+    once the request has begun to go out (it may have been received), else a connect
+    timeout (nothing was sent)."""
+    if sent:
+        return httpx.ReadTimeout(
+            "no complete answer within the time limit (timeout or total_timeout)",
+            request=request,
+        )
+    return httpx.ConnectTimeout(
+        "the time limit passed before the request was sent", request=request
+    )
+
+
+class Progress:
+    """How far one attempt got, from httpcore's ``trace`` extension (both runners install
+    it): ``sent`` once the request has begun to go out; ``on_stream`` is called with each
+    network stream the attempt opens."""
+
+    def __init__(self, on_stream: Callable[[Any], None] | None = None):
+        self.sent = False
+        self.on_stream = on_stream
+
+    def event(self, name: str, info: Mapping[str, Any]) -> None:
+        if name.endswith(".send_request_headers.started"):
+            self.sent = True
+        elif self.on_stream is not None and name.endswith(
+            (".connect_tcp.complete", ".connect_unix_socket.complete", ".start_tls.complete")
+        ):
+            self.on_stream(info.get("return_value"))
+
+
+class Body:
+    """An answer's body as it arrives (its raw bytes, as sent). httpx's timeouts bound each
+    read, not the whole body: a chunk that arrives past the attempt's deadline ends the
+    attempt with a read timeout, unless it completes the declared ``Content-Length``."""
+
+    def __init__(self, response: httpx.Response, deadline: float | None):
+        self.response = response
+        self.deadline = deadline
+        self.chunks: list[bytes] = []
+        self.size = 0
+        length = response.headers.get("Content-Length", "")
+        self.expected = int(length) if length.isascii() and length.isdigit() else None
+
+    def add(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        late = self.deadline is not None and time.monotonic() > self.deadline
+        if late and self.size != self.expected:
+            raise httpx.ReadTimeout(
+                "the answer's body was not complete within the time limit",
+                request=self.response.request,
+            )
+
+    def answer(self) -> httpx.Response:
+        """The answer with its body read (decoded by its ``Content-Encoding`` here: a body
+        that fails it raises ``httpx.DecodingError``)."""
+        r = self.response
+        return httpx.Response(
+            r.status_code,
+            headers=r.headers,
+            content=b"".join(self.chunks),
+            request=r.request,
+            extensions=r.extensions,
+        )
+
+
 # --- the retry loop --------------------------------------------------------------------------
 
 
-def execute(call: Call[T], policy: RetryPolicy) -> Program[T]:
-    """Send ``call``; retry it as ``policy`` allows; return the parsed answer or raise.
+def execute(call: Call[T], limits: Limits, *, retry_until: float | None = None) -> Program[T]:
+    """Send ``call``; retry it as ``limits.retry`` allows; return the parsed answer or raise.
 
-    The runner answers each :class:`Send` with the ``httpx.Response`` or the
+    The runner answers each :class:`Send` with the ``httpx.Response`` (its body read) or the
     ``httpx.RequestError`` it got, and each :class:`Sleep` with None.
+
+    A failed attempt is resent only when that is safe: after an answer that says nothing was
+    done (429, the API's own 503) or a transport error that happened before anything was
+    sent (:data:`NOTHING_SENT`), for every call; after any other failure, which may have
+    come once the server had the request, only for a ``call.replay_safe`` one.
+
+    Time: each attempt ends with its answer's last byte within ``call.timeout``, else
+    ``limits.timeout`` (its connection within ``limits.timeout``); the whole call, sleeps
+    included, within ``limits.total_timeout``, whichever comes first. A sleep that would
+    end past that, or past ``retry_until`` (``time.monotonic()``: no new attempt after it,
+    but the attempts are not cut by it), is not taken: the last error is raised at once.
     """
+    policy = limits.retry
+    deadline = after(time.monotonic(), limits.total_timeout)
+    resend_by = earliest(deadline, retry_until)
+    per_attempt = call.timeout if call.timeout is not None else limits.timeout
     attempt = 0
     waited = 0.0
+    last: tuple[TradingStateError, BaseException | None] | None = None
     while True:
         attempt += 1
-        outcome = yield Send(call, attempt)
+        now = time.monotonic()
+        if last is not None and deadline is not None and now >= deadline:
+            raise last[0] from last[1]  # the sleep overran the call's time: what stopped it
+        outcome = yield Send(
+            call,
+            attempt,
+            deadline=earliest(deadline, after(now, per_attempt)),
+            connect_deadline=earliest(deadline, after(now, limits.timeout)),
+        )
         if isinstance(outcome, httpx.RequestError) and not isinstance(
             outcome, httpx.TransportError
         ):
@@ -106,38 +281,42 @@ def execute(call: Call[T], policy: RetryPolicy) -> Program[T]:
                 f"{type(outcome).__name__}: {outcome}"
             ) from outcome
         if isinstance(outcome, httpx.TransportError):
+            maybe_sent = not isinstance(outcome, NOTHING_SENT)
             delay = policy.next_delay(
-                attempt=attempt, waited=waited, idempotent=call.idempotent, transport_error=True
+                attempt=attempt,
+                waited=waited,
+                transport_error=True,
+                resend_safe=call.replay_safe or not maybe_sent,
             )
             if isinstance(outcome, httpx.UnsupportedProtocol):
                 delay = None  # a misconfigured base URL: retrying cannot help
-            if delay is None:
-                raise TransportError(
-                    f"{call.method} {call.path}: {type(outcome).__name__}: {outcome} "
-                    f"(after {attempt} attempt{'s' if attempt > 1 else ''})",
-                    method=call.method,
-                    url=call.path,
-                    attempts=attempt,
-                ) from outcome
+            error: TradingStateError = transport_error(call, outcome, attempt, maybe_sent)
+            last = (error, outcome)
             reason = type(outcome).__name__
         else:
             response: httpx.Response = outcome
-            if response.status_code in call.success:
+            status = response.status_code
+            if status in call.success:
                 return call.parse(_json(response))
-            if response.status_code in call.answer_statuses:
+            if status in call.answer_statuses:
                 with contextlib.suppress(ResponseFormatError):
                     return call.parse(_json(response))
+            if not 400 <= status <= 599:
+                raise unexpected_status(response, call)
             error = api_error(response, call, attempt)
             delay = policy.next_delay(
                 attempt=attempt,
                 waited=waited,
-                idempotent=call.idempotent,
-                status=response.status_code,
+                status=status,
                 retry_after=error.retry_after,
+                resend_safe=call.replay_safe or changed_nothing(error),
             )
-            if delay is None:
-                raise error
+            last = (error, None)
             reason = f"{error.status} {error.error}"
+        if delay is not None and resend_by is not None and time.monotonic() + delay >= resend_by:
+            delay = None  # the call's time is up before the next attempt could start
+        if delay is None:
+            raise last[0] from last[1]
         logger.warning(
             "tradingstate: %s %s: %s; retry %d in %.2fs",
             call.method,
@@ -148,6 +327,53 @@ def execute(call: Call[T], policy: RetryPolicy) -> Program[T]:
         )
         yield Sleep(delay)
         waited += delay
+
+
+def changed_nothing(error: ApiError) -> bool:
+    """Whether the answer says the request was refused before it did anything: 429, or a
+    503 with the API's own error body (a proxy's 503 page may come after it forwarded the
+    request: it says nothing about what the server did)."""
+    if error.status not in NOT_APPLIED_STATUSES:
+        return False
+    return error.status != 503 or error.error != f"http_{error.status}"
+
+
+def transport_error(
+    call: Call[Any], outcome: httpx.TransportError, attempts: int, maybe_sent: bool
+) -> TransportError:
+    cls = TransportTimeout if isinstance(outcome, httpx.TimeoutException) else TransportError
+    note = ""
+    if maybe_sent and not call.replay_safe:
+        note = (
+            "; the request may have reached the server and been applied: not resent, as a "
+            "resend could undo a change made since"
+        )
+    return cls(
+        f"{call.method} {call.path}: {type(outcome).__name__}: {outcome} "
+        f"(after {attempts} attempt{'s' if attempts > 1 else ''}){note}",
+        method=call.method,
+        url=call.path,
+        attempts=attempts,
+        maybe_sent=maybe_sent,
+    )
+
+
+def unexpected_status(response: httpx.Response, call: Call[Any]) -> UnexpectedStatus:
+    """A status outside 4xx/5xx that is not the operation's success (the API never answers
+    with one): a redirect, an informational status, another 2xx (e.g. 204 without a body)."""
+    status = response.status_code
+    location = response.headers.get("Location")
+    note = ""
+    if 300 <= status <= 399 and status != 304:  # 304 Not Modified is not a redirect
+        note = f"; a redirect (not followed) to {location!r}" if location else "; a redirect"
+    expected = ", ".join(str(s) for s in sorted(call.success))
+    return UnexpectedStatus(
+        f"{call.method} {call.path}: unexpected HTTP {status} {response.reason_phrase}"
+        f" (the API answers {expected}{note})",
+        status=status,
+        body=response.text[:2000] if response.content else "",
+        location=location,
+    )
 
 
 def carrying(program: Program[T], **keys: str) -> Program[T]:
@@ -329,7 +555,7 @@ def accounts_call(*, page_size: int | None = None) -> Call[m.Page[m.Account]]:
         f"{API}/accounts/",
         page_of(m.Account),
         params=query(page_size=page_size),
-        idempotent=True,
+        replay_safe=True,
     )
 
 
@@ -357,14 +583,14 @@ def register_order_call(
         strategy_id=strategy_id,
         reason=reason,
     )
-    # idempotent on client_order_id: a resend returns the registered order (200), or 409
-    # if the content differs
+    # replay-safe on client_order_id: a resend returns the registered order (200), or 409
+    # if the content differs; it never registers a second order
     return Call(
         "POST",
         account_path(account, "orders"),
         model(m.Order),
         body=body,
-        idempotent=True,
+        replay_safe=True,
         success=frozenset({200, 201}),
     )
 
@@ -374,7 +600,7 @@ def register_order_program(
     *,
     client_order_id: str | None,
     prefix: str,
-    policy: RetryPolicy,
+    limits: Limits,
     **fields: Any,
 ) -> Program[m.Order]:
     """Register an order under ``client_order_id``, or under an id made here (once: every
@@ -383,7 +609,7 @@ def register_order_program(
     if client_order_id is None:
         client_order_id = new_client_order_id(prefix)
     call = register_order_call(account, client_order_id=client_order_id, **fields)
-    return (yield from carrying(execute(call, policy), client_order_id=client_order_id))
+    return (yield from carrying(execute(call, limits), client_order_id=client_order_id))
 
 
 def _transition_fields(
@@ -449,7 +675,7 @@ def order_call(account: str, client_order_id: str) -> Call[m.Order]:
         "GET",
         account_path(account, "orders", seg(client_order_id, "client_order_id")),
         model(m.Order),
-        idempotent=True,
+        replay_safe=True,
     )
 
 
@@ -469,7 +695,7 @@ def orders_call(
         params=query(
             status=status, symbol=symbol, active=active, page_size=page_size, cursor=cursor
         ),
-        idempotent=True,
+        replay_safe=True,
     )
 
 
@@ -495,23 +721,24 @@ def post_fill_call(
         executed_at=None if executed_at is None else aware(executed_at, "executed_at"),
         reason=reason,
     )
-    # idempotent on trade_id: a resend returns the recorded fill (200), or 409 if it differs
+    # replay-safe on trade_id: the server records a trade once per (account, symbol,
+    # trade_id); a resend returns the recorded fill (200), or 409 if it differs
     return Call(
         "POST",
         account_path(account, "fills"),
         model(m.Fill),
         body=body,
-        idempotent=True,
+        replay_safe=True,
         success=frozenset({200, 201}),
     )
 
 
 def post_fill_program(
-    account: str, *, trade_id: str, policy: RetryPolicy, **fields: Any
+    account: str, *, trade_id: str, limits: Limits, **fields: Any
 ) -> Program[m.Fill]:
     """Record a fill; every :class:`TradingStateError` it raises carries ``trade_id``."""
     call = post_fill_call(account, trade_id=trade_id, **fields)
-    return (yield from carrying(execute(call, policy), trade_id=trade_id))
+    return (yield from carrying(execute(call, limits), trade_id=trade_id))
 
 
 def fills_call(
@@ -538,7 +765,7 @@ def fills_call(
         cursor=cursor,
         **dict(extra or {}),
     )
-    return Call("GET", account_path(account, "fills"), page_of(m.Fill), params, idempotent=True)
+    return Call("GET", account_path(account, "fills"), page_of(m.Fill), params, replay_safe=True)
 
 
 def paper_trades_call(
@@ -564,7 +791,7 @@ def paper_trades_call(
         account_path(account, "paper", "trades"),
         page_of(m.PaperTrade),
         params,
-        idempotent=True,
+        replay_safe=True,
     )
 
 
@@ -574,7 +801,7 @@ def positions_call(account: str, *, page_size: int | None = None) -> Call[m.Page
         account_path(account, "positions"),
         page_of(m.Position),
         params=query(page_size=page_size),
-        idempotent=True,
+        replay_safe=True,
     )
 
 
@@ -593,14 +820,14 @@ def set_position_call(
         expected_version=expected_version,
         reason=reason,
     )
-    # setting an absolute value is idempotent; with expected_version a resend after a lost
-    # answer would be refused as a version conflict, so it is not retried
+    # not replay-safe: a resend after a lost answer would set the value again over a
+    # change made since (a fill moving the position); with expected_version it would be
+    # refused as a version conflict although the first one was applied
     return Call(
         "PUT",
         account_path(account, "positions", seg(symbol, "symbol")),
         model(m.Position),
         body=body,
-        idempotent=expected_version is None,
     )
 
 
@@ -610,7 +837,7 @@ def balances_call(account: str, *, page_size: int | None = None) -> Call[m.Page[
         account_path(account, "balances"),
         page_of(m.Balance),
         params=query(page_size=page_size),
-        idempotent=True,
+        replay_safe=True,
     )
 
 
@@ -631,44 +858,40 @@ def set_balance_call(
         expected_version=expected_version,
         reason=reason,
     )
+    # not replay-safe, like set_position_call
     return Call(
         "PUT",
         account_path(account, "balances", seg(currency, "currency")),
         model(m.Balance),
         body=body,
-        idempotent=expected_version is None,
     )
 
 
 def killswitch_call() -> Call[m.KillSwitchStatus]:
-    return Call("GET", f"{API}/killswitch/", model(m.KillSwitchStatus), idempotent=True)
+    return Call("GET", f"{API}/killswitch/", model(m.KillSwitchStatus), replay_safe=True)
 
 
 def killswitch_activate_call(
     reason: str, *, account: str | None, cancel_open_orders: bool
 ) -> Call[m.KillSwitchChange]:
-    # activating an active switch changes nothing (changed=false): safe to resend
+    # not replay-safe: a resend after a lost answer would activate it again after someone
+    # deactivated it meanwhile
     body = compact(reason=reason, account=account, cancel_open_orders=cancel_open_orders)
-    return Call(
-        "POST", f"{API}/killswitch/activate/", model(m.KillSwitchChange), body=body, idempotent=True
-    )
+    return Call("POST", f"{API}/killswitch/activate/", model(m.KillSwitchChange), body=body)
 
 
 def killswitch_deactivate_call(reason: str, *, account: str | None) -> Call[m.KillSwitchChange]:
+    # not replay-safe: a resend after a lost answer would lift a halt activated meanwhile
     body = compact(reason=reason, account=account)
-    return Call(
-        "POST",
-        f"{API}/killswitch/deactivate/",
-        model(m.KillSwitchChange),
-        body=body,
-        idempotent=True,
-    )
+    return Call("POST", f"{API}/killswitch/deactivate/", model(m.KillSwitchChange), body=body)
 
 
 def wait_seconds(timeout: float) -> str:
-    """``timeout`` as the server's ``?timeout=`` reads it: more than 0, at most 3 places."""
-    if not math.isfinite(timeout):
-        timeout = SERVER_RECONCILE_WAIT_MAX
+    """``timeout`` as the server's ``?timeout=`` reads it: more than 0, at most 3 places,
+    at most :data:`RECONCILE_TIMEOUT_MAX` (``inf`` too). NaN is refused."""
+    if math.isnan(timeout):
+        raise ValueError("timeout: NaN is not a number of seconds")
+    timeout = min(timeout, RECONCILE_TIMEOUT_MAX)
     seconds = min(max(math.ceil(timeout * 1000), 1), 999_999_999)  # in milliseconds
     whole, millis = divmod(seconds, 1000)
     return f"{whole}.{millis:03d}".rstrip("0").rstrip(".")
@@ -705,7 +928,7 @@ def reconciliations_call(
         account_path(account, "reconciliations"),
         page_of(m.ReconciliationRun),
         params=query(page_size=page_size, cursor=cursor),
-        idempotent=True,
+        replay_safe=True,
     )
 
 
@@ -725,7 +948,7 @@ def discrepancies_call(
         params=query(
             type=type, status=status, persistent=persistent, page_size=page_size, cursor=cursor
         ),
-        idempotent=True,
+        replay_safe=True,
     )
 
 
@@ -737,14 +960,14 @@ def health_call() -> Call[m.Health]:
         "GET",
         f"{API}/health/",
         model(m.Health),
-        idempotent=True,
+        replay_safe=True,
         answer_statuses=frozenset({503}),
     )
 
 
 def pnl_call(account: str, *, since: datetime | None = None) -> Call[m.Pnl]:
     return Call(
-        "GET", account_path(account, "pnl"), model(m.Pnl), query(since=since), idempotent=True
+        "GET", account_path(account, "pnl"), model(m.Pnl), query(since=since), replay_safe=True
     )
 
 
@@ -760,12 +983,16 @@ def pnl_history_call(
     # "from" is a Python keyword: the arguments are start/end
     params = query(**{"from": start, "to": end}) + params
     return Call(
-        "GET", account_path(account, "pnl", "history"), page_of(m.PnlPoint), params, idempotent=True
+        "GET",
+        account_path(account, "pnl", "history"),
+        page_of(m.PnlPoint),
+        params,
+        replay_safe=True,
     )
 
 
 def exposure_call() -> Call[m.Exposure]:
-    return Call("GET", f"{API}/exposure/", model(m.Exposure), idempotent=True)
+    return Call("GET", f"{API}/exposure/", model(m.Exposure), replay_safe=True)
 
 
 def state_call(account: str, at: datetime) -> Call[m.AccountState]:
@@ -774,21 +1001,35 @@ def state_call(account: str, at: datetime) -> Call[m.AccountState]:
         account_path(account, "state"),
         model(m.AccountState),
         query(at=aware(at, "at")),
-        idempotent=True,
+        replay_safe=True,
     )
 
 
 def discrepancy_stats_call() -> Call[m.DiscrepancyStats]:
-    return Call("GET", f"{API}/discrepancies/stats/", model(m.DiscrepancyStats), idempotent=True)
+    return Call("GET", f"{API}/discrepancies/stats/", model(m.DiscrepancyStats), replay_safe=True)
 
 
 def schema_call() -> Call[dict[str, Any]]:
     return Call(
-        "GET", "/api/schema/", lambda data: data, params=(("format", "json"),), idempotent=True
+        "GET", "/api/schema/", lambda data: data, params=(("format", "json"),), replay_safe=True
     )
 
 
 # --- programs made of several calls -------------------------------------------------------
+
+
+def reconcile_timeout(timeout: float, poll_interval: float) -> tuple[float, float]:
+    """``reconcile``'s ``timeout`` and ``poll_interval``, checked before anything is sent:
+    NaN is refused; a ``timeout`` longer than :data:`RECONCILE_TIMEOUT_MAX` (``inf`` too) is
+    taken as that (the most the server reads as ``?timeout=``)."""
+    for name, value in (("timeout", timeout), ("poll_interval", poll_interval)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{name}: expected seconds as a number, got {type(value).__name__}")
+        if math.isnan(value):
+            raise ValueError(f"{name}: NaN is not a number of seconds")
+    if poll_interval < 0:
+        raise ValueError(f"poll_interval: must not be negative, got {poll_interval!r}")
+    return min(float(timeout), RECONCILE_TIMEOUT_MAX), float(poll_interval)
 
 
 def reconcile_program(
@@ -798,7 +1039,7 @@ def reconcile_program(
     dry_run: bool,
     timeout: float,
     poll_interval: float,
-    policy: RetryPolicy,
+    limits: Limits,
 ) -> Program[m.ReconciliationRun]:
     """Request a pass; with ``wait``, return it finished, or as it stands after ``timeout``.
 
@@ -807,46 +1048,80 @@ def reconcile_program(
     passed, whichever is first (200 when done, 202 if still running). That answer is the
     only place the run's id is given, so it is read even past ``timeout`` (a read timeout
     would leave the pass running and its id unknown; a server that does not know
-    ``?timeout=`` holds it for its own wait); then, while the run is unfinished and
-    ``timeout`` has not passed, this polls the account's runs.
+    ``?timeout=`` holds it for its own wait, at most :data:`SERVER_RECONCILE_WAIT_MAX`), and
+    the client's ``total_timeout`` does not cut it (nor is it sent again, after a 429 say,
+    once ``timeout`` has passed). Then, while the run is unfinished and
+    ``timeout`` has not passed, this polls the account's runs; no poll starts after it.
     """
+    timeout, poll_interval = reconcile_timeout(timeout, poll_interval)
     deadline = time.monotonic() + timeout
-    read_timeout = max(timeout, SERVER_RECONCILE_WAIT_MAX) + RECONCILE_READ_MARGIN
-    run = yield from execute(
-        reconcile_call(
-            account,
-            wait=wait,
-            dry_run=dry_run,
-            timeout=read_timeout if wait else None,
-            wait_for=timeout,
-        ),
-        policy,
+    request = reconcile_call(
+        account,
+        wait=wait,
+        dry_run=dry_run,
+        timeout=RECONCILE_READ_TIMEOUT if wait else None,
+        wait_for=timeout,
     )
+    if wait:  # not cut by total_timeout, but not sent again after ``timeout`` either
+        unbounded = dataclasses.replace(limits, total_timeout=None)
+        run = yield from execute(request, unbounded, retry_until=deadline)
+    else:
+        run = yield from execute(request, limits)
     if not wait:
         return run
-    while not run.finished and time.monotonic() < deadline:
-        yield Sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
-        found = yield from find_run_program(account, run.id, policy)
+    while not run.finished:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        yield Sleep(min(poll_interval, left))
+        found = yield from find_run_program(account, run.id, limits, deadline=deadline)
         if found is not None:
             run = found
     return run
 
 
 def find_run_program(
-    account: str, run_id: int, policy: RetryPolicy
+    account: str, run_id: int, limits: Limits, *, deadline: float | None = None
 ) -> Program[m.ReconciliationRun | None]:
-    """The run ``run_id`` from the account's runs (newest first: stop at older ids)."""
-    cursor = None
+    """The run ``run_id`` from the account's runs (newest first: stop at older ids). The
+    first page is always read; no further page is asked for once ``deadline`` has passed
+    (None: read on), and a page cursor seen before ends it with ResponseFormatError."""
+    call = reconciliations_call(account)
+    pages = Pages(call)
     while True:
-        page = yield from execute(reconciliations_call(account, cursor=cursor), policy)
+        page = yield from execute(call, limits)
         for run in page.results:
             if run.id == run_id:
                 return run
             if run.id < run_id:
                 return None
-        if not page.next_cursor:
+        next_call = pages.after(page)
+        if next_call is None or (deadline is not None and time.monotonic() >= deadline):
             return None
+        call = next_call
+
+
+class Pages:
+    """The calls for a listing's pages, one after the other, from its first ``call``. A
+    ``next`` cursor seen before is a :class:`ResponseFormatError`: a server (or a proxy's
+    cache) that links back to a page already read would otherwise be read forever."""
+
+    def __init__(self, call: Call[m.Page[T]]):
+        self.call = call
+        self.seen: set[str] = set()
+
+    def after(self, page: m.Page[Any]) -> Call[m.Page[T]] | None:
+        """The call for the page after ``page``; None after the last page."""
         cursor = page.next_cursor
+        if not cursor:
+            return None
+        if cursor in self.seen:
+            raise ResponseFormatError(
+                f"{self.call.method} {self.call.path}: the server links back to a page "
+                f"already read (cursor {cursor[:100]!r}): the listing does not end"
+            )
+        self.seen.add(cursor)
+        return with_cursor(self.call, cursor)
 
 
 # --- which client method covers which API operation ---------------------------------------
@@ -890,24 +1165,41 @@ class ClientConfig:
 
     base_url: str
     token: str | None = None
-    timeout: float = 10.0
+    timeout: float | None = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     client_order_id_prefix: str = CLIENT_ORDER_ID_PREFIX
     headers: dict[str, str] = field(default_factory=dict)
+    total_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        self.timeout = seconds(self.timeout, "timeout")
+        self.total_timeout = seconds(self.total_timeout, "total_timeout")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(retry=self.retry, timeout=self.timeout, total_timeout=self.total_timeout)
 
     def http_kwargs(self) -> dict[str, Any]:
         headers = {"Accept": "application/json", "User-Agent": "tradingstate-client/0.1"}
         headers.update(self.headers)
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
+        # each request carries its own timeouts (build_request); this is httpx's default
         return {"base_url": self.base_url, "headers": headers, "timeout": self.timeout}
 
 
-def build_request(http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
-    kwargs: dict[str, Any] = {"params": list(call.params) or None}
+def build_request(http: httpx.Client | httpx.AsyncClient, send: Send) -> httpx.Request:
+    """The request for ``send``. Every wait httpx makes for it (a pooled connection, the
+    connection, each write and each read) ends by the attempt's deadlines; the runner ends
+    a trickle of bytes that each arrive in time but never finish."""
+    call = send.call
+    wait = remaining(send.deadline)
+    connect = remaining(send.connect_deadline)
+    kwargs: dict[str, Any] = {
+        "params": list(call.params) or None,
+        "timeout": httpx.Timeout(connect=connect, read=wait, write=wait, pool=connect),
+    }
     if call.body is not None:
         kwargs["content"] = json.dumps(call.body).encode()
         kwargs["headers"] = {"Content-Type": "application/json"}
-    if call.timeout is not None:
-        kwargs["timeout"] = httpx.Timeout(http.timeout.connect, read=call.timeout)
     return http.build_request(call.method, call.path, **kwargs)

@@ -5,6 +5,7 @@ only performs the I/O with ``httpx.AsyncClient`` and ``asyncio.sleep``."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -28,12 +29,14 @@ class AsyncClient:
         base_url: str,
         token: str | None = None,
         *,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         retry: RetryPolicy | None = None,
         client_order_id_prefix: str = core.CLIENT_ORDER_ID_PREFIX,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        total_timeout: float | None = None,
     ):
+        """``timeout`` and ``total_timeout`` as for :class:`~tradingstate_client.Client`."""
         self.config = core.ClientConfig(
             base_url=base_url,
             token=token,
@@ -41,6 +44,7 @@ class AsyncClient:
             retry=retry or RetryPolicy(),
             client_order_id_prefix=client_order_id_prefix,
             headers=dict(headers or {}),
+            total_timeout=total_timeout,
         )
         self._http = httpx.AsyncClient(transport=transport, **self.config.http_kwargs())
 
@@ -60,11 +64,7 @@ class AsyncClient:
             action = next(program)
             while True:
                 if isinstance(action, core.Send):
-                    request = core.build_request(self._http, action.call)
-                    try:
-                        result: Any = await self._http.send(request)
-                    except httpx.RequestError as exc:  # the program decides what it means
-                        result = exc
+                    result: Any = await self._send(action)
                 else:
                     await asyncio.sleep(action.seconds)
                     result = None
@@ -72,17 +72,45 @@ class AsyncClient:
         except StopIteration as stop:
             return stop.value
 
+    async def _send(self, send: core.Send) -> httpx.Response | httpx.RequestError:
+        """One attempt: the answer, its body read, by ``send.deadline``, or the
+        ``httpx.RequestError`` that ended it (the program decides what it means). httpx's
+        timeouts bound each wait; ``asyncio.timeout`` bounds the whole attempt, so a server
+        trickling its answer is cut off at the deadline too."""
+        request = core.build_request(self._http, send)
+        progress = core.Progress()
+
+        async def trace(name: str, info: Mapping[str, Any]) -> None:
+            progress.event(name, info)
+
+        request.extensions["trace"] = trace
+        left = None if send.deadline is None else max(0.0, send.deadline - time.monotonic())
+        try:
+            async with asyncio.timeout(left):
+                response = await self._http.send(request, stream=True)
+                try:
+                    body = core.Body(response, send.deadline)
+                    async for chunk in response.aiter_raw():
+                        body.add(chunk)
+                finally:
+                    await response.aclose()
+            return body.answer()
+        except TimeoutError:  # asyncio.timeout's: httpx's own are httpx.TimeoutException
+            return core.timed_out(request, progress.sent)
+        except httpx.RequestError as exc:
+            return exc
+
     async def _call(self, call: core.Call[T]) -> T:
-        return await self._run(core.execute(call, self.config.retry))
+        return await self._run(core.execute(call, self.config.limits))
 
     async def _iter(self, call: core.Call[m.Page[T]]) -> AsyncIterator[T]:
-        while True:
-            page = await self._call(call)
+        pages = core.Pages(call)
+        next_call: core.Call[m.Page[T]] | None = call
+        while next_call is not None:
+            page = await self._call(next_call)
             for item in page.results:
                 yield item
-            if not page.next_cursor:
-                return
-            call = core.with_cursor(call, page.next_cursor)
+            next_call = pages.after(page)
 
     # --- health and accounts -----------------------------------------------------------
 
@@ -120,7 +148,7 @@ class AsyncClient:
                 account,
                 client_order_id=client_order_id,
                 prefix=self.config.client_order_id_prefix,
-                policy=self.config.retry,
+                limits=self.config.limits,
                 symbol=symbol,
                 side=side,
                 quantity=quantity,
@@ -225,7 +253,7 @@ class AsyncClient:
             core.post_fill_program(
                 account,
                 trade_id=trade_id,
-                policy=self.config.retry,
+                limits=self.config.limits,
                 client_order_id=client_order_id,
                 quantity=quantity,
                 price=price,
@@ -445,7 +473,7 @@ class AsyncClient:
                 dry_run=dry_run,
                 timeout=timeout,
                 poll_interval=poll_interval,
-                policy=self.config.retry,
+                limits=self.config.limits,
             )
         )
 

@@ -3,6 +3,11 @@ with :class:`~tradingstate_client.AsyncClient`); this class only performs the I/
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -34,12 +39,17 @@ class Client:
         base_url: str,
         token: str | None = None,
         *,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         retry: RetryPolicy | None = None,
         client_order_id_prefix: str = core.CLIENT_ORDER_ID_PREFIX,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        total_timeout: float | None = None,
     ):
+        """``timeout``: seconds one attempt may take, from waiting for a connection to the
+        answer's last byte (None: no limit). ``total_timeout``: seconds a whole call may
+        take, its retries and the waits between them included (None: no limit beyond
+        ``retry``'s attempts of ``timeout`` and its ``max_wait``)."""
         self.config = core.ClientConfig(
             base_url=base_url,
             token=token,
@@ -47,6 +57,7 @@ class Client:
             retry=retry or RetryPolicy(),
             client_order_id_prefix=client_order_id_prefix,
             headers=dict(headers or {}),
+            total_timeout=total_timeout,
         )
         self._http = httpx.Client(transport=transport, **self.config.http_kwargs())
 
@@ -66,10 +77,7 @@ class Client:
             action = next(program)
             while True:
                 if isinstance(action, core.Send):
-                    try:
-                        result: Any = self._http.send(core.build_request(self._http, action.call))
-                    except httpx.RequestError as exc:  # the program decides what it means
-                        result = exc
+                    result: Any = self._send(action)
                 else:
                     time.sleep(action.seconds)
                     result = None
@@ -77,16 +85,39 @@ class Client:
         except StopIteration as stop:
             return stop.value
 
+    def _send(self, send: core.Send) -> httpx.Response | httpx.RequestError:
+        """One attempt: the answer, its body read, by ``send.deadline``, or the
+        ``httpx.RequestError`` that ended it (the program decides what it means)."""
+        request = core.build_request(self._http, send)
+        watchdog = _Watchdog(send.deadline)
+        request.extensions["trace"] = watchdog.progress.event
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                watchdog.watch(response.extensions.get("network_stream"))
+                body = core.Body(response, send.deadline)
+                for chunk in response.iter_raw():
+                    body.add(chunk)
+            finally:
+                response.close()
+            return body.answer()
+        except httpx.RequestError as exc:
+            if watchdog.fired:  # the socket was shut at the deadline: that ended it
+                return core.timed_out(request, watchdog.progress.sent)
+            return exc
+        finally:
+            watchdog.stop()
+
     def _call(self, call: core.Call[T]) -> T:
-        return self._run(core.execute(call, self.config.retry))
+        return self._run(core.execute(call, self.config.limits))
 
     def _iter(self, call: core.Call[m.Page[T]]) -> Iterator[T]:
-        while True:
-            page = self._call(call)
+        pages = core.Pages(call)
+        next_call: core.Call[m.Page[T]] | None = call
+        while next_call is not None:
+            page = self._call(next_call)
             yield from page.results
-            if not page.next_cursor:
-                return
-            call = core.with_cursor(call, page.next_cursor)
+            next_call = pages.after(page)
 
     # --- health and accounts -----------------------------------------------------------
 
@@ -124,7 +155,7 @@ class Client:
                 account,
                 client_order_id=client_order_id,
                 prefix=self.config.client_order_id_prefix,
-                policy=self.config.retry,
+                limits=self.config.limits,
                 symbol=symbol,
                 side=side,
                 quantity=quantity,
@@ -229,7 +260,7 @@ class Client:
             core.post_fill_program(
                 account,
                 trade_id=trade_id,
-                policy=self.config.retry,
+                limits=self.config.limits,
                 client_order_id=client_order_id,
                 quantity=quantity,
                 price=price,
@@ -449,7 +480,7 @@ class Client:
                 dry_run=dry_run,
                 timeout=timeout,
                 poll_interval=poll_interval,
-                policy=self.config.retry,
+                limits=self.config.limits,
             )
         )
 
@@ -525,3 +556,91 @@ class Client:
     def schema(self) -> dict[str, Any]:
         """The server's OpenAPI schema."""
         return self._call(core.schema_call())
+
+
+class _Watchdog:
+    """Ends one sync attempt at its deadline. httpx's timeouts bound each wait on the socket
+    (:func:`core.build_request` sets them to the time left), but not a server that keeps
+    sending a byte now and then: at the deadline this shuts the attempt's socket down, which
+    wakes the blocked read (the attempt then fails, and is reported as timed out). The
+    socket is known once the connection is made (httpcore's ``trace`` extension) or, on a
+    connection taken from the pool, once the answer's headers are in; :class:`core.Body`
+    checks the deadline after each chunk besides."""
+
+    def __init__(self, deadline: float | None):
+        self.progress = core.Progress(on_stream=self.watch)
+        self.fired = False
+        self.done = False
+        self._armed = deadline is not None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        if deadline is not None:
+            _REAPER.add(deadline, self)
+
+    def watch(self, stream: Any) -> None:
+        """Shut ``stream``'s socket down at the deadline (at once if it has passed)."""
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            if self.done or not self._armed:
+                return
+            self._sockets.append(sock)
+            if self.fired:
+                _shut(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.done = True
+
+
+class _Reaper:
+    """One daemon thread for the process that fires each :class:`_Watchdog` at its deadline
+    (a thread per attempt would cost more than a request on loopback). Started on first
+    use; a stopped watchdog is dropped when its deadline comes, or sooner when they pile up
+    (very long time limits)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._order = itertools.count()
+        self._compact_at = 64
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: float, watchdog: _Watchdog) -> None:
+        with self._cond:
+            if len(self._heap) >= self._compact_at:
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._compact_at = max(64, 2 * len(self._heap))
+            heapq.heappush(self._heap, (deadline, next(self._order), watchdog))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="tradingstate-client-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, due = heapq.heappop(self._heap)
+            due.fire()  # outside the lock: shutting sockets down must not hold up add()
+
+
+_REAPER = _Reaper()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)

@@ -35,13 +35,26 @@ def _rebuild(cls: type[TradingStateError], args: tuple[Any, ...]) -> TradingStat
 
 class TransportError(TradingStateError):
     """No usable answer: the connection failed or timed out (after any retries the budget
-    allowed). ``__cause__`` is the underlying ``httpx`` exception."""
+    allowed). ``__cause__`` is the underlying ``httpx`` exception.
 
-    def __init__(self, message: str, *, method: str, url: str, attempts: int):
+    ``maybe_sent``: False when the last attempt certainly never reached the server (the
+    connection could not be made), so it changed nothing; True when the request may have
+    been received and applied, its answer lost.
+    """
+
+    def __init__(
+        self, message: str, *, method: str, url: str, attempts: int, maybe_sent: bool = True
+    ):
         super().__init__(message)
         self.method = method
         self.url = url
         self.attempts = attempts
+        self.maybe_sent = maybe_sent
+
+
+class TransportTimeout(TransportError):
+    """A time limit passed before the answer was complete: one attempt's ``timeout`` (the
+    whole exchange, not each read) or the call's ``total_timeout``."""
 
 
 class ResponseFormatError(TradingStateError):
@@ -52,6 +65,24 @@ class ResponseFormatError(TradingStateError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class UnexpectedStatus(ResponseFormatError):
+    """An HTTP status the API never answers with, outside 4xx/5xx: a redirect (a proxy or a
+    wrong base URL; redirects are not followed), an informational status, or a success
+    status other than the operation's (204 where an answer is expected). ``status`` is it,
+    ``body`` the answer's text, ``location`` a redirect's ``Location`` header."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        location: str | None = None,
+    ):
+        super().__init__(message, status=status, body=body)
+        self.location = location
 
 
 class ApiError(TradingStateError):
@@ -174,11 +205,14 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 
 
 def error_class(status: int, code: str) -> type[ApiError]:
-    """The exception class for an HTTP status and the API's ``error`` code."""
+    """The exception class for a 4xx or 5xx status and the API's ``error`` code (other
+    statuses are :class:`UnexpectedStatus`, not an :class:`ApiError`: ValueError)."""
+    if not 400 <= status <= 599:
+        raise ValueError(f"HTTP {status} is not an API error status (4xx or 5xx)")
     by_code = _BY_CODE.get(code)
     by_status = _BY_STATUS.get(status)
     if by_code is not None and (by_status is None or issubclass(by_code, by_status)):
         return by_code
     if by_status is not None:
         return by_status
-    return ClientError if 400 <= status < 500 else ServerError
+    return ClientError if status < 500 else ServerError

@@ -2,17 +2,21 @@
 
 Pure code, shared by the sync and async clients.
 
-- Only **idempotent** calls are retried: reads, and the writes the API makes idempotent
-  (order registration on ``client_order_id``, fills on ``trade_id``, the kill switch's
-  activate/deactivate, which set a state, and ``PUT`` of a position or balance without
-  ``expected_version``). A transition, a bulk transition or a reconcile request is sent once.
-- Retried outcomes: HTTP 429 and 503 (waiting for ``Retry-After`` when the server gives it,
-  else an exponential backoff with jitter), and transport failures (connect/read errors,
-  timeouts), where the request may or may not have reached the server; since the call is
-  idempotent, sending it again is safe either way.
+- A failed attempt is resent only when the resend cannot undo a change made by someone else
+  in between. That holds for every call when the attempt certainly changed nothing: an
+  answer 429, or 503 from the API itself (refused before any work), or a connection that
+  could not be made (nothing was sent). After a failure that may have come after the
+  request reached the server (a read timeout, a dropped connection, a proxy's 503 page),
+  only *replay-safe* calls are resent: reads, and the writes whose resend the server
+  recognises (an order's registration on ``client_order_id``, a fill on ``trade_id``).
+  The kill switch's activate/deactivate and ``PUT`` of a position or balance set a state:
+  resent after someone else changed it, they would silently undo that change; they are
+  not replay-safe (``_core.Call.replay_safe`` says which calls are).
+- Waits: ``Retry-After`` when the server gives it, else an exponential backoff with jitter.
 - The budget is bounded twice: at most ``max_attempts`` sends, and at most ``max_wait``
   seconds slept in total. A ``Retry-After`` longer than what is left of the budget ends the
-  retries at once (the error carries ``retry_after``); it is never shortened.
+  retries at once (the error carries ``retry_after``); it is never shortened. The client's
+  ``total_timeout`` bounds the whole call besides (``_core.execute``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 RETRY_STATUSES = frozenset({429, 503})
+# answers that say the request was refused before it did anything: resent for every call
+# (a 503 only when it is the API's own error body; a proxy's 503 page may come after it
+# forwarded the request)
+NOT_APPLIED_STATUSES = frozenset({429, 503})
 RETRY_AFTER_MAX_DIGITS = 12  # about 31,000 years: more is not a wait, it is garbage
 RETRY_AFTER_MAX_LENGTH = 64  # an HTTP date is 29 characters
 _DELTA_SECONDS = re.compile(rf"([0-9]{{1,{RETRY_AFTER_MAX_DIGITS}}})(?:\.([0-9]{{1,9}}))?")
@@ -31,7 +39,7 @@ _DELTA_SECONDS = re.compile(rf"([0-9]{{1,{RETRY_AFTER_MAX_DIGITS}}})(?:\.([0-9]{
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many times, and how long in total, idempotent calls are retried.
+    """How many times, and how long in total, a failed call is retried (when it may be).
 
     ``RetryPolicy(max_attempts=1)`` turns retries off.
     """
@@ -62,16 +70,18 @@ class RetryPolicy:
         *,
         attempt: int,
         waited: float,
-        idempotent: bool,
+        resend_safe: bool,
         status: int | None = None,
         retry_after: float | None = None,
         transport_error: bool = False,
     ) -> float | None:
         """Seconds to sleep before the next send, or None to stop and raise.
 
-        ``attempt`` is the number of sends made so far, ``waited`` the seconds already slept.
+        ``attempt`` is the number of sends made so far, ``waited`` the seconds already slept;
+        ``resend_safe``: whether sending the call again after this outcome is safe (the
+        caller decides: see the module's docstring).
         """
-        if not idempotent or attempt >= self.max_attempts:
+        if not resend_safe or attempt >= self.max_attempts:
             return None
         if transport_error:
             if not self.retry_transport_errors:
