@@ -26,6 +26,29 @@ def _keep_the_runners_priority() -> None:
 _keep_the_runners_priority()
 
 
+def _row_locks_need_a_transaction_on_every_database() -> None:
+    """PostgreSQL refuses ``select_for_update`` outside a transaction; SQLite, which has no
+    row locks, silently ran it. A service that lost its ``@transaction.atomic`` then passed
+    every SQLite test and failed in production (balance_set: a 503 on every PUT). In the
+    tests SQLite refuses it too, as Django does on PostgreSQL."""
+    from django.db import transaction
+    from django.db.models.sql.compiler import SQLCompiler
+
+    as_sql = SQLCompiler.as_sql
+
+    def refusing(self, *args, **kwargs):
+        if self.query.select_for_update and self.connection.get_autocommit():
+            raise transaction.TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
+        return as_sql(self, *args, **kwargs)
+
+    SQLCompiler.as_sql = refusing
+
+
+_row_locks_need_a_transaction_on_every_database()
+
+
 @pytest.fixture
 def account(db):
     return AccountFactory(name="test-acct")

@@ -143,7 +143,6 @@ def balance_apply(balance: Balance, new: balance_rules.BalanceState) -> None:
     balance.version = new.version
 
 
-@transaction.atomic
 def _refuse_case_clash(account: ExchangeAccount, currency: str) -> None:
     """A new balance row whose currency differs only in case from one the account holds
     is the same asset twice (``balance_unique_currency_any_case``): a 409 naming it."""
@@ -158,6 +157,7 @@ def _refuse_case_clash(account: ExchangeAccount, currency: str) -> None:
         raise Conflict(f"currency: {msg}", fields={"currency": [msg]})
 
 
+@transaction.atomic
 def balance_set(
     *,
     account: ExchangeAccount,

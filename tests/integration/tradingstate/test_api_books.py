@@ -221,3 +221,18 @@ def test_the_database_refuses_a_second_row_for_one_asset():
     with pytest.raises(IntegrityError), transaction.atomic():
         BalanceFactory(account=a, currency="eth", total=Decimal(1), free=Decimal(1))
     BalanceFactory(account=_b, currency="eth", total=Decimal(1), free=Decimal(1))  # another account
+
+
+@pytest.mark.django_db(transaction=True)
+def test_book_writes_take_their_row_locks_in_their_own_transaction():
+    # no test transaction around the request, as under gunicorn: balance_set had lost its
+    # @transaction.atomic, and PostgreSQL refused its row lock (every PUT a 503)
+    a, _b = two_accounts()
+    client, _ = make_bot("alpha", a)
+    response = client.put(url(a, "balances", "USDT"), {"free": "5"}, format="json")
+    assert response.status_code == 200, response.json()
+    response = client.put(
+        url(a, "positions", "BTC/USDT"), {"qty": "1", "reason": "r"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert Balance.objects.get(account=a).total == Decimal(5)
