@@ -31,8 +31,12 @@ Effects of one execution
       ``quantity * price + fee`` from the quote balance, a sell the reverse (``+ notional -
       fee``).
     - ``free`` and ``total`` move together; ``used`` (margin, reserved funds) is not simulated
-      and stays as it is. Balances are not checked before an order is placed: the paper
-      venue lets them go negative (as a margin venue reports a negative free balance).
+      and stays as it is.
+    - Spot: an execution the balances cannot pay for does not happen
+      (:func:`funds_shortfall`): the venue rejects an arriving order and cancels a resting
+      one, as a spot venue refuses an order without funds, and no balance goes below zero
+      (the local books, and so reconciliation, cannot hold a negative balance). Funds are
+      not reserved at placement: a resting order is checked when it executes.
 
 The random walk
     ``walk_step(price, seed, symbol, n, max_step)`` is the mark after step ``n`` (1-based):
@@ -69,6 +73,10 @@ NO_MARK = (
     "set one (admin: Paper venue mark prices) or use a limit order."
 )
 LIMIT_NEEDS_PRICE = "A limit order on the paper venue needs a price greater than zero."
+FUNDS_SHORT = (
+    "insufficient funds on the paper venue: the trade needs {need} {currency}, "
+    "the free balance is {free}"
+)
 WALK_RESOLUTION = 10_000
 DEFAULT_PRICE_PLACES = Decimal("1e-8")
 
@@ -225,6 +233,23 @@ def balances_after(
                 current, free=q18(current.free + delta), total=q18(current.total + delta)
             )
         return out
+
+
+def funds_shortfall(before: Mapping[str, VenueBalance], after: Mapping[str, VenueBalance]) -> str:
+    """Why a spot execution cannot happen: the first balance (by currency) it would take
+    below zero, as a message; "" when the balances pay for it. ``after``: ``balances_after``."""
+    for currency in sorted(after):
+        if after[currency].free < 0:
+            free = before[currency].free if currency in before else Decimal(0)
+            with localcontext(CONTEXT):
+                need = free - after[currency].free
+            return FUNDS_SHORT.format(need=_plain(need), currency=currency, free=_plain(free))
+    return ""
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value.normalize(CONTEXT), "f")
+    return "0" if text in ("-0", "") else text
 
 
 # --- the random walk ----------------------------------------------------------------------

@@ -346,7 +346,9 @@ def _place(account, places, marks, actor) -> list[AuditEntry]:
     ]
     by_pk = {row.pk: row for row in rows}
     prices = {symbol: mark.price for symbol, mark in marks.items()}
-    entries += _execute(account, _matches(book, prices, account), by_pk, actor, reasons)
+    entries += _execute(
+        account, _matches(book, prices, account), by_pk, actor, reasons, arriving=True
+    )
     return entries
 
 
@@ -396,9 +398,13 @@ def _execute(
     orders: dict[int, PaperOrder],
     actor: Actor,
     reasons: dict[int, str],
+    *,
+    arriving: bool = False,
 ) -> list[AuditEntry]:
     """Write ``executions``: trades, venue orders closed, positions and balances moved.
-    Returns the unsaved audit entries (``paper.trade``, one per trade)."""
+    Returns the unsaved audit entries (``paper.trade``, one per trade; ``paper.order_cancel``
+    for an order the spot balances could not pay for: rejected when ``arriving``, else
+    cancelled)."""
     if not executions:
         return []
     now = timezone.now()
@@ -419,7 +425,7 @@ def _execute(
         .filter(account=account, currency__in=wanted)
         .order_by("pk")
     }
-    trades, audit_parts = [], []
+    trades, audit_parts, refusals = [], [], []
     for ex in executions:
         row = orders[int(ex.order_id)]
         base, money = currencies[ex.symbol]
@@ -437,18 +443,28 @@ def _execute(
             )
             position.qty, position.entry_price = new.qty, new.entry_price
             position._paper_dirty = True
+        held = {
+            c: rules.VenueBalance(c, b.free, b.used, b.total)
+            for c, b in balances.items()
+            if c in (base, money)
+        }
         touched = rules.balances_after(
-            {
-                c: rules.VenueBalance(c, b.free, b.used, b.total)
-                for c, b in balances.items()
-                if c in (base, money)
-            },
-            ex,
-            derivative=derivative,
-            base=base,
-            quote=money,
-            realized_pnl=realized,
+            held, ex, derivative=derivative, base=base, quote=money, realized_pnl=realized
         )
+        short = "" if derivative else rules.funds_shortfall(held, touched)
+        if short:  # the venue refuses it: rejected on arrival, cancelled when resting
+            row.status = PaperOrder.Status.REJECTED if arriving else PaperOrder.Status.CANCELED
+            row.updated_at = now
+            refusals.append(
+                events.paper_order_entry(
+                    row=row,
+                    action=Action.PAPER_ORDER_CANCEL,
+                    before=before["order"],
+                    actor=actor,
+                    reason=short,
+                )
+            )
+            continue
         before["balances"] = {
             c: _balance_snapshot(balances[c]) if c in balances else None for c in touched
         }
@@ -506,7 +522,7 @@ def _execute(
         )
         for t in trades:
             t.pk = t.id = by_id[t.trade_id]
-    return [
+    return refusals + [
         events.paper_trade_entry(trade=t, before=b, after=a, actor=actor, reason=r)
         for t, (b, a, r) in zip(trades, audit_parts, strict=True)
     ]

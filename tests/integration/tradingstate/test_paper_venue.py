@@ -262,6 +262,37 @@ def test_spot_trade_moves_base_and_quote_balances_and_no_position(bot_actor, sta
     assert PaperTrade.objects.get().fee_currency == "USDT"
 
 
+def test_a_spot_order_the_balances_cannot_pay_for_is_refused_by_the_venue(bot_actor, staff_mark):
+    # an unfunded buy took USDT below zero: the local books cannot hold that, so every pass
+    # found a balance_mismatch whose repair was deferred (a persistent desync)
+    spot = AccountFactory(name="paper-spot", market_type="spot")
+    staff_mark(spot, "50000", symbol="BTC/USDT")
+    PaperBalance.objects.create(account=spot, currency="USDT", free=D(100), total=D(100))
+    # when: a market buy needing 500 USDT and the fee arrives
+    register(spot, bot_actor, "poor", qty="0.01", symbol="BTC/USDT")
+    submit(spot, bot_actor, "poor")
+    # then: rejected on the venue, nothing traded, no balance moved, the reason recorded
+    venue = PaperOrder.objects.get(account=spot, client_order_id="poor")
+    assert (venue.status, venue.filled) == ("rejected", 0)
+    assert not PaperTrade.objects.filter(account=spot).exists()
+    assert venue_usdt(spot).free == D(100)
+    assert not PaperBalance.objects.filter(account=spot, currency="BTC").exists()
+    entry = AuditEntry.objects.get(action="paper.order_cancel", target_id=str(venue.pk))
+    assert entry.reason == (
+        "insufficient funds on the paper venue: the trade needs 500.25 USDT, "
+        "the free balance is 100"
+    )
+    # and: a resting sell of BTC the account does not hold is cancelled when it is crossed
+    register(spot, bot_actor, "short", side="sell", type="limit", qty="0.01", price="51000",
+             symbol="BTC/USDT")  # fmt: skip
+    submit(spot, bot_actor, "short")
+    assert PaperOrder.objects.get(client_order_id="short").status == "open"
+    staff_mark(spot, "52000", symbol="BTC/USDT")
+    assert PaperOrder.objects.get(client_order_id="short").status == "canceled"
+    assert not PaperTrade.objects.filter(account=spot).exists()
+    assert [b.free >= 0 for b in PaperBalance.objects.filter(account=spot)] == [True]
+
+
 # --- the adapter reads what the venue did ---------------------------------------------------
 def test_fetch_my_trades_and_marks_from_the_paper_tables(account, bot_actor, staff_mark):
     staff_mark(account, "60000")
