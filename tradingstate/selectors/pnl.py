@@ -201,7 +201,7 @@ def _period_by_position(
     """The realized P&L and fees of the fills executed at or after ``since``, per position,
     from each fill's stored share (``Fill.realized_pnl``, ``Fill.fee_quote``): one statement."""
     rows = Fill.objects.filter(account_id__in=account_ids, executed_at__gte=since).values_list(
-        "account_id", "order__symbol", "realized_pnl", "fee_quote", "fee", "fee_currency"
+        "account_id", "symbol", "realized_pnl", "fee_quote", "fee", "fee_currency"
     )
     effects: dict[tuple[int, str], list[accounting.FillEffect]] = defaultdict(list)
     for account_id, symbol, realized, fee_quote, fee, fee_currency in rows:

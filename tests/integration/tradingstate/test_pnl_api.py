@@ -128,7 +128,8 @@ def test_api_pnl_since_counts_only_the_fills_since_then(desk):
         ("t-bnb", 1, "0", "0", "0.01", "BNB"),
     ):
         Fill.objects.create(
-            account=perp, order=order, trade_id=trade, quantity=D("0.1"), price=D("41000"),
+            account=perp, order=order, symbol=order.symbol, trade_id=trade, quantity=D("0.1"),
+            price=D("41000"),
             fee=D(fee), fee_currency=currency, executed_at=now - timedelta(hours=hours),
             realized_pnl=D(realized), fee_quote=D(fee_quote),
         )  # fmt: skip
@@ -337,3 +338,35 @@ def test_snapshot_schedule_is_created_once():
     [schedule] = Schedule.objects.filter(name=SCHEDULE_NAME)
     assert schedule.func == "tradingstate.tasks.pnl_snapshot_task"
     assert schedule.schedule_type == Schedule.HOURLY
+
+
+def test_the_period_counts_trades_recorded_with_no_order():
+    # ?since= read each fill's symbol through its order: a trade the pass recorded with no
+    # order (external, manual) had none, and the report was a 500
+    from tradingstate.actors import Actor
+    from tradingstate.services.fills import fills_record_from_venue
+    from tradingstate.services.sync import SyncItem
+
+    account = AccountFactory(name="spot-y", exchange="binance", market_type="spot")
+    client, _ = make_bot("b2", account)
+    now = timezone.now()
+
+    def trade(n, side, price, fee, minutes):
+        return SyncItem(key=f"t{n}", values={
+            "symbol": "BTC/USDT", "side": side, "trade_id": f"x{n}", "quantity": "1",
+            "price": price, "fee": fee, "fee_currency": "USDT",
+            "executed_at": (now - timedelta(minutes=minutes)).isoformat(),
+        })  # fmt: skip
+
+    outcomes = fills_record_from_venue(
+        account=account,
+        items=[trade(1, "buy", "100", "1", 30), trade(2, "sell", "150", "2", 10)],
+        actor=Actor.system("tests"),
+    )
+    assert all(o.applied for o in outcomes) and not Fill.objects.filter(order__isnull=False)
+    full = client.get(url(account, "pnl")).json()["positions"][0]
+    response = client.get(url(account, "pnl"), {"since": (now - timedelta(hours=1)).isoformat()})
+    assert response.status_code == 200, response.content
+    period = response.json()["positions"][0]
+    assert period["realized_pnl"] == full["realized_pnl"] == "50"
+    assert period["fees"] == full["fees"] == "3"
