@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
@@ -38,8 +40,31 @@ class ApiCursorPagination(CursorPagination):
                 parameter["schema"] = {"type": "integer", "minimum": 1}
         return parameters
 
+    def paginate_queryset(self, queryset, request, view=None):
+        self._model = queryset.model  # decode_cursor checks the position against its field
+        return super().paginate_queryset(queryset, request, view)
+
     def decode_cursor(self, request):
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound:
+            raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]}) from None
+        if cursor is not None and cursor.position is not None:
+            self._check_position(cursor.position)
+        return cursor
+
+    def _check_position(self, position: str) -> None:
+        """A cursor is the client's text: its position must be a value of the ordering's
+        field ("p=abc" on an id reached the query, a 500), in the field's range."""
+        model = getattr(self, "_model", None)
+        name = self.ordering[0].lstrip("-") if self.ordering else ""
+        try:
+            field = model._meta.get_field(name) if model is not None else None
+        except FieldDoesNotExist:
+            return  # ordered through a relation: the query's own check
+        if field is None:
+            return
+        try:
+            field.run_validators(field.to_python(position))
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]}) from None
