@@ -7,6 +7,7 @@ transaction. Never a signal."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -90,8 +91,16 @@ def audit_bulk_record(entries: list[AuditEntry]) -> list[AuditEntry]:
     return entries
 
 
+# not seen on a page: format characters (zero-width space, joiners, marks), separators and
+# control characters; a reason made only of these reads as none
+_INVISIBLE = {"Cf", "Cc", "Zs", "Zl", "Zp", "Mn", "Me"}
+
+
 def require_reason(reason: str | None) -> str:
+    """The reason, stripped; refused when nothing of it can be read (empty, spaces, or only
+    invisible characters such as a zero-width space). The one rule for every reason that is
+    required: the services and the console's forms."""
     text = (reason or "").strip()
-    if not text:
+    if not any(unicodedata.category(ch) not in _INVISIBLE for ch in text):
         raise ValidationFailed(REASON_REQUIRED, fields={"reason": [REASON_REQUIRED]})
     return text

@@ -113,6 +113,10 @@ def test_missing_reason_changes_nothing(client, staff, reconciled):
         resp = action_post(client, DISCREPANCIES, action, [pos.pk], reason="   ")
         assert resp.status_code == 200 and not resp.redirect_chain
         assert REASON_REQUIRED in resp.content.decode()
+    # nothing visible is no reason either (a zero-width space, a joiner, a no-break space)
+    for invisible in ("\u200b", "\u200d\u00a0", "\ufeff"):
+        resp = action_post(client, DISCREPANCIES, "acknowledge", [pos.pk], reason=invisible)
+        assert REASON_REQUIRED in resp.content.decode()
     assert Discrepancy.objects.get(pk=pos.pk).status == "open"
     assert not Repair.objects.exists()
     assert not AuditEntry.objects.filter(action__in=["repair.apply", "discrepancy.acknowledge"])
@@ -176,6 +180,20 @@ def test_object_tool_opens_the_reason_page_for_one_row(client, staff, reconciled
     text = resp.content.decode()
     assert f'value="{pos.pk}"' in text and 'value="apply_repair"' in text
     assert f'action="{DISCREPANCIES}"' in text
+
+
+@pytest.mark.parametrize("action", ["acknowledge", "apply_repair"])
+def test_the_object_tools_post_acts_then_returns_to_the_object(client, staff, reconciled, action):
+    # the reason page posted to the object's own URL acted, then answered 500
+    stale = row("stale_local_order")
+    resp = client.post(
+        reverse(f"admin:reconciliation_discrepancy_{action}", args=[stale.pk]),
+        {"confirm_reason": "yes", "reason": "checked on the venue"},
+    )
+    assert resp.status_code == 302
+    assert resp["Location"] == reverse(CHANGELIST["discrepancy"].replace("changelist", "change"),
+                                       args=[stale.pk])  # fmt: skip
+    assert Discrepancy.objects.get(pk=stale.pk).status != "open"
 
 
 def test_staff_without_apply_repair_cannot_apply(client, reconciled):

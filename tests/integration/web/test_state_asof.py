@@ -157,6 +157,13 @@ def test_the_console_page_shows_the_state_at_t(admin_client, scenario):
     assert "<html" not in partial and 'title="0.07">0.07<' in partial
     bad = admin_client.get(f"/admin/console/state/{account.name}/", {"at": "nonsense"})
     assert bad.status_code == 200 and "at: must be a date and time" in bad.content.decode()
+    # a moment past the last (or before the first) one Python has, once in UTC: was a 500
+    for edge in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"):
+        for path in ("", "panel/"):
+            page = admin_client.get(f"/admin/console/state/{account.name}/{path}", {"at": edge})
+            assert (
+                page.status_code == 200 and "at: must be a date and time" in page.content.decode()
+            )
 
 
 # the held books, the P&L snapshot, two nearest-pass probes, the books at that pass, its

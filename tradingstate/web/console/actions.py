@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -90,4 +90,10 @@ def object_action_view(modeladmin, request, object_id: int, action: str):
     if not queryset.exists():
         raise Http404
     func = actions[action][0]
-    return func(modeladmin, request, queryset)
+    response = func(modeladmin, request, queryset)
+    if response is None:  # it acted (its message is queued): back to the object's page
+        opts = modeladmin.model._meta
+        return HttpResponseRedirect(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
+        )
+    return response

@@ -13,7 +13,7 @@ from tradingstate.amounts import amount_str, parse_amount_text
 from tradingstate.errors import ValidationFailed
 from tradingstate.models import PaperMarkPrice
 from tradingstate.rules import values
-from tradingstate.services.audit import REASON_REQUIRED
+from tradingstate.services.audit import REASON_REQUIRED, require_reason
 
 REASON_WIDGET = forms.Textarea(attrs={"rows": 3, "cols": 60})
 
@@ -26,10 +26,10 @@ class ReasonForm(forms.Form):
     )
 
     def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError(REASON_REQUIRED)
-        return reason
+        try:
+            return require_reason(self.cleaned_data["reason"])
+        except ValidationFailed:
+            raise forms.ValidationError(REASON_REQUIRED) from None
 
 
 def _amount(form: forms.Form, name: str, **rules):

@@ -39,6 +39,10 @@ def parse_moment(raw: str | None, *, now: datetime) -> tuple[datetime, str]:
         return now, AT_INVALID
     if timezone.is_naive(moment):
         moment = moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)  # 9999-12-31T23:59-05:00 is past the last moment Python has
+    except OverflowError:
+        return now, AT_INVALID
     return moment, ""
 
 
