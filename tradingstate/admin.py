@@ -40,10 +40,16 @@ from tradingstate.services import (
     paper_mark_set,
     position_correct,
 )
+from tradingstate.services.bots import bot_grants_set
 from tradingstate.templatetags.money import moment_str
 from tradingstate.web.console.actions import reason_action
 from tradingstate.web.console.dashboard import register_dashboard
-from tradingstate.web.console.forms import BalanceCorrectForm, PaperMarkForm, PositionCorrectForm
+from tradingstate.web.console.forms import (
+    BalanceCorrectForm,
+    BotGrantsForm,
+    PaperMarkForm,
+    PositionCorrectForm,
+)
 from tradingstate.web.console.mixins import (
     AmountDisplayMixin,
     AuditLinkMixin,
@@ -318,9 +324,27 @@ class BalanceAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, admin.Mod
 
 @admin.register(BotProfile)
 class BotProfileAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
+    """A bot's grants, changed with a reason and audited (``bot.update``). Bots and their
+    tokens are created with ``manage.py create_bot``."""
+
+    form = BotGrantsForm
     list_display = ("user", "created_at")
     search_fields = ("user__username",)
     filter_horizontal = ("accounts",)
+
+    def has_add_permission(self, request):
+        return False  # a bot without a token is no use: manage.py create_bot issues one
+
+    def save_model(self, request, obj, form, change):
+        pass  # the profile's own fields do not change here; its grants do (save_related)
+
+    def save_related(self, request, form, formsets, change):
+        bot_grants_set(
+            profile=form.instance,
+            accounts=form.cleaned_data["accounts"],
+            actor=Actor.from_request(request),
+            reason=form.cleaned_data["reason"],
+        )
 
 
 AUDIT_FILTERS = ("target_id", "target_type", "run_id", "discrepancy_id", "correlation_id",

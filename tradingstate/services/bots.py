@@ -15,6 +15,7 @@ from tradingstate.locks import user_qs_select_for_update
 from tradingstate.models import BotProfile, ExchangeAccount
 from tradingstate.rules.values import whole_string
 from tradingstate.services import events
+from tradingstate.services.audit import require_reason
 
 BOT_NAME_RE = whole_string(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 BOT_NAME_INVALID = "A bot name is 1-63 characters of A-Z, a-z, 0-9, '_', '.' or '-'."
@@ -84,3 +85,21 @@ def bot_create(
     return BotCredentials(
         profile=profile, token=token, token_key=instance.token_key, created=created
     )
+
+
+@transaction.atomic
+def bot_grants_set(
+    *, profile: BotProfile, accounts: Iterable[ExchangeAccount], actor: Actor, reason: str
+) -> BotProfile:
+    """Which accounts a bot may use, set by staff: with a reason, audited as ``bot.update``
+    with the grants before and after (a grant widens what a token can trade)."""
+    reason = require_reason(reason)
+    user_qs_select_for_update().filter(pk=profile.user_id).first()  # one change at a time
+    before = _snapshot(profile)
+    profile.accounts.set(sorted(accounts, key=lambda a: a.pk))
+    after = _snapshot(profile)
+    if after != before:
+        events.bot_saved(
+            profile=profile, created=False, before=before, after=after, actor=actor, reason=reason
+        )
+    return profile

@@ -387,3 +387,22 @@ def test_account_added_in_the_admin_is_audited(client, staff):
     entry = audit_of("account.create")
     assert (entry.actor_name, entry.reason) == ("alice", "created in the admin")
     assert entry.after["exchange"] == "binance" and entry.after["secret_env"] == "BINANCE_SECRET"
+
+
+def test_a_bots_grants_change_with_a_reason_and_are_audited(client, staff, demo):
+    # the admin saved a bot's accounts with Django's own save: no reason, no audit row
+    from tests.factories import BotFactory
+
+    bot = BotFactory(user__username="robo")
+    url = reverse("admin:tradingstate_botprofile_change", args=[bot.pk])
+    refused = client.post(url, {"accounts": [demo.pk], "reason": "\u200b"})
+    assert refused.status_code == 200 and REASON_REQUIRED in refused.content.decode()
+    assert not bot.accounts.exists() and not AuditEntry.objects.filter(action="bot.update")
+    saved = client.post(url, {"accounts": [demo.pk], "reason": "trades the demo now"})
+    assert saved.status_code == 302
+    assert list(bot.accounts.values_list("name", flat=True)) == [demo.name]
+    entry = AuditEntry.objects.get(action="bot.update", target_id=str(bot.pk))
+    assert (entry.before["accounts"], entry.after["accounts"]) == ([], [demo.name])
+    assert entry.reason == "trades the demo now" and entry.actor_name == staff.username
+    # bots (with their token) are created by manage.py create_bot, not an empty add form
+    assert client.get(reverse("admin:tradingstate_botprofile_add")).status_code == 403

@@ -11,7 +11,7 @@ from django import forms
 
 from tradingstate.amounts import amount_str, parse_amount_text
 from tradingstate.errors import ValidationFailed
-from tradingstate.models import PaperMarkPrice
+from tradingstate.models import BotProfile, PaperMarkPrice
 from tradingstate.rules import values
 from tradingstate.services.audit import REASON_REQUIRED, require_reason
 
@@ -139,3 +139,16 @@ class PaperMarkForm(forms.ModelForm):
         if account.exchange != "paper":
             raise forms.ValidationError(f"account: {account.name} is not a paper account")
         return account
+
+
+class BotGrantsForm(forms.ModelForm):
+    """The accounts a bot may use, and why they change (``services.bots.bot_grants_set``)."""
+
+    reason = ReasonForm.base_fields["reason"]
+
+    class Meta:
+        model = BotProfile
+        fields = ("accounts",)
+
+    def clean_reason(self) -> str:
+        return ReasonForm.clean_reason(self)
