@@ -41,6 +41,7 @@ from tradingstate.services import (
     position_correct,
 )
 from tradingstate.services.bots import bot_grants_set
+from tradingstate.services.paper import paper_row_edit
 from tradingstate.templatetags.money import moment_str
 from tradingstate.web.console.actions import reason_action
 from tradingstate.web.console.dashboard import register_dashboard
@@ -48,6 +49,7 @@ from tradingstate.web.console.forms import (
     BalanceCorrectForm,
     BotGrantsForm,
     PaperMarkForm,
+    PaperRowForm,
     PositionCorrectForm,
 )
 from tradingstate.web.console.mixins import (
@@ -443,10 +445,17 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return super().lookup_allowed(lookup, value, request)
 
 
-class PaperAdmin(AmountDisplayMixin, admin.ModelAdmin):
-    """The paper venue is the *exchange's* side: editable so staff can stage desync."""
+class PaperAdmin(AmountDisplayMixin, NoDeleteMixin, admin.ModelAdmin):
+    """The paper venue is the *exchange's* side: editable so staff can stage desync, each
+    change with a reason and audited (``paper.staff_edit``); rows are not deleted."""
 
+    form = PaperRowForm
     list_filter = ("account",)
+
+    def save_model(self, request, obj, form, change):
+        paper_row_edit(
+            row=obj, actor=Actor.from_request(request), reason=form.cleaned_data["reason"]
+        )
 
 
 @admin.register(PaperOrder)

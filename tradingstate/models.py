@@ -539,6 +539,7 @@ class AuditEntry(models.Model):
         PAPER_ORDER_CANCEL = "paper.order_cancel", "Paper venue: order cancelled"
         PAPER_TRADE = "paper.trade", "Paper venue: trade executed"
         PAPER_MARK_SET = "paper.mark_set", "Paper venue: mark price set"
+        PAPER_STAFF_EDIT = "paper.staff_edit", "Paper venue: row edited by staff"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor_type = models.CharField(max_length=8, choices=ActorType.choices)

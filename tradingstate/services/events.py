@@ -505,3 +505,24 @@ def killswitch_orders_cancelled(
             reason=reason,
         )
     )
+
+
+def paper_row_edited(*, row, before: dict | None, actor: Actor, reason: str) -> AuditEntry:
+    """``paper.staff_edit``: staff changed or added a row of the paper venue (to stage a
+    desync behind a bot's back), every column before and after."""
+    return _saved(
+        audit_build(
+            actor=actor,
+            action=Action.PAPER_STAFF_EDIT,
+            target=row,
+            account=row.account,
+            before=before,
+            after=paper_row_snapshot(row),
+            reason=reason,
+        )
+    )
+
+
+def paper_row_snapshot(row) -> dict:
+    names = [f.attname for f in row._meta.concrete_fields if not f.primary_key]
+    return audit_snapshot(row, names)

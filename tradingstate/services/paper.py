@@ -66,6 +66,7 @@ from tradingstate.rules import paper as rules
 from tradingstate.rules import values
 from tradingstate.rules.money import CONTEXT, q18
 from tradingstate.services import events
+from tradingstate.services.audit import require_reason
 
 Action = AuditEntry.Action
 
@@ -667,3 +668,18 @@ def _walk_account(account: ExchangeAccount, tick: int, actor: Actor) -> int:
     )
     events.entries_record(entries)
     return len(rows)
+
+
+@transaction.atomic
+def paper_row_edit(*, row, actor: Actor, reason: str):
+    """Staff change (or add) a row of the paper venue: its order, position, balance or trade
+    tables, to stage what a real venue might do behind a bot's back. With a reason, audited
+    (``paper.staff_edit``, every column before and after); the row's own constraints hold."""
+    reason = require_reason(reason)
+    model = type(row)
+    stored = model.objects.select_for_update().filter(pk=row.pk).first() if row.pk else None
+    before = events.paper_row_snapshot(stored) if stored is not None else None
+    row.full_clean()
+    row.save()
+    events.paper_row_edited(row=row, before=before, actor=actor, reason=reason)
+    return row

@@ -406,3 +406,26 @@ def test_a_bots_grants_change_with_a_reason_and_are_audited(client, staff, demo)
     assert entry.reason == "trades the demo now" and entry.actor_name == staff.username
     # bots (with their token) are created by manage.py create_bot, not an empty add form
     assert client.get(reverse("admin:tradingstate_botprofile_add")).status_code == 403
+
+
+def test_staff_edits_of_the_paper_venue_need_a_reason_and_are_audited(client, staff, demo):
+    # a venue balance was changed (or deleted) in the admin with no reason and no audit row
+    from tradingstate.models import PaperBalance
+
+    row = PaperBalance.objects.filter(account=demo).order_by("pk").first()
+    url = reverse("admin:tradingstate_paperbalance_change", args=[row.pk])
+    form = {"account": demo.pk, "currency": row.currency, "free": "123", "used": "0",
+            "total": "123"}  # fmt: skip
+    refused = client.post(url, form)
+    assert refused.status_code == 200 and REASON_REQUIRED in refused.content.decode()
+    row.refresh_from_db()
+    assert row.total != Decimal(123) and not AuditEntry.objects.filter(action="paper.staff_edit")
+    assert client.post(url, {**form, "reason": "stage a desync"}).status_code == 302
+    row.refresh_from_db()
+    assert row.total == Decimal(123)
+    entry = AuditEntry.objects.get(action="paper.staff_edit", target_id=str(row.pk))
+    assert entry.after["total"] == "123" and entry.before["total"] != "123"
+    assert entry.reason == "stage a desync" and entry.account_id == demo.pk
+    delete = reverse("admin:tradingstate_paperbalance_delete", args=[row.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert PaperBalance.objects.filter(pk=row.pk).exists()

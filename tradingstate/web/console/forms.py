@@ -152,3 +152,13 @@ class BotGrantsForm(forms.ModelForm):
 
     def clean_reason(self) -> str:
         return ReasonForm.clean_reason(self)
+
+
+class PaperRowForm(forms.ModelForm):
+    """A paper venue row (order, position, balance, trade) edited by staff, with a reason
+    (``services.paper.paper_row_edit``)."""
+
+    reason = ReasonForm.base_fields["reason"]
+
+    def clean_reason(self) -> str:
+        return ReasonForm.clean_reason(self)
