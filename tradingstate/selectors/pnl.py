@@ -143,6 +143,7 @@ class _Prices:
     instrument: dict[tuple[int, str], MarkView] = field(default_factory=dict)
     asset: dict[str, MarkView] = field(default_factory=dict)
     _asset_marks: dict[str, Mark] | None = None  # built once, when every mark is read
+    _fee_marks: dict[str, Mark] | None = None
 
     def for_position(self, account_id: int, symbol: str, quote: str, base: str, currency: str):
         view = self.instrument.get((account_id, symbol))
@@ -154,6 +155,13 @@ class _Prices:
         if self._asset_marks is None:
             self._asset_marks = {asset: view.mark for asset, view in self.asset.items()}
         return self._asset_marks
+
+    def fee_marks(self, currency: str) -> dict[str, Mark]:
+        """The asset marks, and the valuation currency at 1: a fee paid in it needs no mark
+        (a fee in USDT on ETH/BTC was "unconverted", the net P&L unknown)."""
+        if self._fee_marks is None:
+            self._fee_marks = {**self.asset_marks(), currency: Mark(Decimal(1), False)}
+        return self._fee_marks
 
 
 def _settings():
@@ -227,7 +235,7 @@ def _line(position: Position, terms, view: MarkView | None, prices: _Prices, cur
         state,
         view.mark if view is not None else None,
         Decimal(1),
-        prices.asset_marks(),
+        prices.fee_marks(currency),
         quote_rate=rate,
         since=since,
     )

@@ -370,3 +370,23 @@ def test_the_period_counts_trades_recorded_with_no_order():
     period = response.json()["positions"][0]
     assert period["realized_pnl"] == full["realized_pnl"] == "50"
     assert period["fees"] == full["fees"] == "3"
+
+
+def test_a_fee_paid_in_the_valuation_currency_needs_no_mark():
+    # a 2 USDT fee on ETH/BTC was "unconverted" (no USDT/USDT mark): fees and net unknown
+    account = AccountFactory(name="cross", exchange="binance", market_type="spot")
+    client, _ = make_bot("b-cross", account)
+    order = {"client_order_id": "o1", "symbol": "ETH/BTC", "side": "buy", "type": "limit",
+             "quantity": "1", "price": "0.05"}  # fmt: skip
+    assert client.post(url(account, "orders"), order, format="json").status_code == 201
+    fill = {"client_order_id": "o1", "trade_id": "t1", "quantity": "1", "price": "0.05",
+            "fee": "2", "fee_currency": "USDT"}  # fmt: skip
+    assert client.post(url(account, "fills"), fill, format="json").status_code == 201
+    now = timezone.now()
+    prices = {"ETH/BTC": "0.06", "BTC/USDT": "50000"}
+    mark_prices_record(account=account, asked=list(prices), now=now,
+                       prices=[ExchangeMarkPrice(s, D(p), now, "mark")
+                               for s, p in prices.items()])  # fmt: skip
+    line = client.get(url(account, "pnl")).json()["positions"][0]
+    # unrealized (0.06 - 0.05) x 1 BTC = 0.01 BTC = 500 USDT; fees 2 USDT; net 498
+    assert (line["unrealized_pnl"], line["fees"], line["net_pnl"]) == ("500", "2", "498")
