@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tradingstate.amounts import AMOUNT_PATTERN, parse_amount_text
 from tradingstate.errors import ValidationFailed
 from tradingstate.rules.values import ENV_NAME_PATTERN, SLUG_PATTERN, whole_string
+from tradingstate.rules.values import ccxt_options as ccxt_options_rule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = BASE_DIR / "configs" / "default.toml"
@@ -127,6 +128,14 @@ class ExchangeConfig(_Strict):
             hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
             raise ValueError(UNKNOWN_EXCHANGE.format(value=value) + hint)
         return value
+
+    @field_validator("ccxt_options")
+    @classmethod
+    def _ccxt_options(cls, value: dict) -> dict:
+        try:
+            return ccxt_options_rule(value)  # never a credential: those are named env vars
+        except ValidationFailed as exc:
+            raise ValueError(exc.fields["ccxt_options"][0]) from None
 
     @field_validator("api_key_env", "secret_env", "password_env")
     @classmethod
@@ -448,6 +457,16 @@ _TYPE_WORDS = {
 }
 
 
+# keys whose values may carry a secret (a webhook's token, a credential put in the ccxt
+# options by mistake): an error names the key and the problem, never echoes the value
+SECRET_KEYS = frozenset({"ccxt_options", "url"})
+VALUE_NOT_SHOWN = "a value not shown: it may hold a secret"
+
+
+def _may_hold_a_secret(loc) -> bool:
+    return any(str(part) in SECRET_KEYS for part in loc)
+
+
 def format_validation_error(path: Path, exc: ValidationError) -> str:
     lines = [f"{path}: invalid configuration"]
     for err in exc.errors():
@@ -458,11 +477,12 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
             continue
         expected = _TYPE_WORDS.get(kind)
         got = err.get("input")
+        shown = VALUE_NOT_SHOWN if _may_hold_a_secret(err["loc"]) else repr(got)
         msg = err["msg"]
         if expected and kind != "literal_error":
-            lines.append(f"  {key}: expected {expected}, got {got!r}")
+            lines.append(f"  {key}: expected {expected}, got {shown}")
         else:
-            lines.append(f"  {key}: {msg} (got {got!r})")
+            lines.append(f"  {key}: {msg} (got {shown})")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -17,7 +18,9 @@ from django.db.models.functions import Upper
 from tradingstate import transitions
 from tradingstate.amounts import AMOUNT_DIGITS, AMOUNT_PLACES  # noqa: F401 (re-exported)
 from tradingstate.amounts import amount_display as _n
+from tradingstate.errors import ValidationFailed
 from tradingstate.fields import AmountField
+from tradingstate.rules import values
 from tradingstate.rules.values import (
     CLIENT_ORDER_ID_MESSAGE,
     CLIENT_ORDER_ID_PATTERN,
@@ -34,6 +37,25 @@ env_name_validator = RegexValidator(
     whole_string(r"^(" + ENV_NAME_PATTERN[1:-1] + r")?$"),
     "The NAME of an environment variable (A-Z, 0-9, _), never the secret itself.",
 )
+
+
+def _check(rule, value) -> None:
+    """Run a ``rules.values`` rule as a model field validator (its message, Django's error)."""
+    try:
+        rule(value)
+    except ValidationFailed as exc:
+        messages = [m for ms in (exc.fields or {}).values() for m in ms] or [exc.message]
+        raise ValidationError(messages) from None
+
+
+def ccxt_options_validator(value) -> None:
+    _check(values.ccxt_options, value)
+
+
+def balance_tolerances_validator(value) -> None:
+    _check(values.balance_tolerances, value)
+
+
 client_order_id_validator = RegexValidator(
     whole_string(CLIENT_ORDER_ID_PATTERN), CLIENT_ORDER_ID_MESSAGE
 )
@@ -59,7 +81,10 @@ class ExchangeAccount(models.Model):
     secret_env = models.CharField(max_length=128, blank=True, validators=[env_name_validator])
     password_env = models.CharField(max_length=128, blank=True, validators=[env_name_validator])
     ccxt_options = models.JSONField(
-        default=dict, blank=True, help_text="Merged into the ccxt constructor config."
+        default=dict,
+        blank=True,
+        help_text="Merged into the ccxt constructor config (never a credential).",
+        validators=[ccxt_options_validator],
     )
     sandbox = models.BooleanField(default=False, help_text="Use the exchange's testnet/demo.")
     enabled = models.BooleanField(default=True)
@@ -69,7 +94,10 @@ class ExchangeAccount(models.Model):
     )
     balance_tolerance = AmountField(default=Decimal("0.01"))
     balance_tolerances = models.JSONField(
-        default=dict, blank=True, help_text='Per-currency overrides, e.g. {"BTC": "0.00001"}.'
+        default=dict,
+        blank=True,
+        help_text='Per-currency overrides, e.g. {"BTC": "0.00001"}.',
+        validators=[balance_tolerances_validator],
     )
     stale_order_grace_seconds = models.PositiveIntegerField(default=10)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)

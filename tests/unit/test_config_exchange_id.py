@@ -41,3 +41,17 @@ def test_the_environment_override_is_checked_too(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(path, environ=environ)
     assert "TRADINGSTATE_EXCHANGES" in str(exc.value) and "'bybitt'" in str(exc.value)
+
+
+def test_a_credential_in_ccxt_options_is_refused_naming_the_key(tmp_path):
+    from tradingstate.config import ConfigError, load_config
+
+    path = tmp_path / "cred.toml"
+    path.write_text(
+        'mode = "live"\n[[exchanges]]\nname = "x"\nexchange = "binance"\n'
+        '[exchanges.ccxt_options]\nsecret = "hunter2"\n'
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "exchanges.0.ccxt_options" in str(refused.value) and "credential" in str(refused.value)
+    assert "hunter2" not in str(refused.value)

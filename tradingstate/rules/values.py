@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from tradingstate.amounts import parse_amount
 from tradingstate.errors import ValidationFailed
 
 
@@ -103,3 +104,42 @@ def exchange_order_id(value: object) -> str:
     if text != text.strip() or not text.isprintable():  # " 123" is not the venue's "123"
         fail("exchange_order_id", EXCHANGE_ORDER_ID_NOT_TEXT)
     return text
+
+
+# ccxt's constructor keys that carry a credential: the configuration names environment
+# variables for them (api_key_env, secret_env, password_env); the database never holds one
+CCXT_CREDENTIAL_KEYS = frozenset(
+    {"apikey", "secret", "password", "uid", "login", "privatekey", "walletaddress", "token"}
+    | {"twofa"}
+)
+CCXT_OPTIONS_NOT_OBJECT = "must be a JSON object of ccxt constructor options"
+CCXT_OPTIONS_CREDENTIAL = (
+    "must not hold a credential ({key!r}): name environment variables in api_key_env, "
+    "secret_env and password_env"
+)
+TOLERANCES_NOT_OBJECT = 'must be a JSON object of currency -> amount, e.g. {"BTC": "0.00001"}'
+
+
+def ccxt_options(value: object) -> dict:
+    """An account's extra ccxt options: an object, with no credential in it."""
+    if not isinstance(value, dict):
+        fail("ccxt_options", CCXT_OPTIONS_NOT_OBJECT)
+    for key in value:
+        if str(key).replace("_", "").lower() in CCXT_CREDENTIAL_KEYS:
+            fail("ccxt_options", CCXT_OPTIONS_CREDENTIAL.format(key=key))
+    return value
+
+
+def balance_tolerances(value: object) -> dict:
+    """Per-currency balance tolerances: currency codes to non-negative amounts (each pass
+    compares balances with them: "abc" or NaN failed every pass, -1 flagged equal ones)."""
+    if not isinstance(value, dict):
+        fail("balance_tolerances", TOLERANCES_NOT_OBJECT)
+    for key, amount in value.items():
+        try:
+            currency(key)
+            parse_amount(amount, f"balance_tolerances.{key}", non_negative=True)
+        except ValidationFailed as exc:
+            reason = next(iter(exc.fields.values()))[0] if exc.fields else exc.message
+            fail("balance_tolerances", f"{key!r}: {reason}")
+    return value

@@ -429,3 +429,41 @@ def test_staff_edits_of_the_paper_venue_need_a_reason_and_are_audited(client, st
     delete = reverse("admin:tradingstate_paperbalance_delete", args=[row.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert PaperBalance.objects.filter(pk=row.pk).exists()
+
+
+ADD_ACCOUNT = {"name": "newacct", "exchange": "paper", "market_type": "swap",
+               "reconciliation_interval_seconds": "30", "balance_tolerance": "0.01",
+               "stale_order_grace_seconds": "10", "ccxt_options": "{}",
+               "balance_tolerances": "{}", "enabled": "on", "auto_repair": "on"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        # each was stored: "abc" and NaN failed every pass, [1] too, -5 flagged equal balances
+        ("balance_tolerances", '{"BTC": "abc"}'),
+        ("balance_tolerances", '{"BTC": "NaN"}'),
+        ("balance_tolerances", '{"BTC": -5}'),
+        ("balance_tolerances", "[1]"),
+        # and a secret was stored in the database, against the design
+        ("ccxt_options", '{"secret": "hunter2"}'),
+        ("ccxt_options", '{"apiKey": "k"}'),
+        ("ccxt_options", "[1, 2]"),
+    ],
+)
+def test_an_accounts_options_are_checked_before_it_is_stored(client, staff, field, value):
+    response = client.post(
+        reverse("admin:tradingstate_exchangeaccount_add"), {**ADD_ACCOUNT, field: value}
+    )
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    from tradingstate.models import ExchangeAccount
+
+    assert not ExchangeAccount.objects.filter(name="newacct").exists()
+    assert (
+        client.post(  # the same form with good values is stored
+            reverse("admin:tradingstate_exchangeaccount_add"),
+            {**ADD_ACCOUNT, "balance_tolerances": '{"BTC": "0.00001"}'},
+        ).status_code
+        == 302
+    )
