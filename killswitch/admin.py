@@ -19,7 +19,7 @@ from tradingstate.errors import ApplicationError
 from tradingstate.models import ExchangeAccount
 from tradingstate.services.audit import REASON_REQUIRED
 from tradingstate.web.console.actions import reason_action
-from tradingstate.web.console.mixins import model_admin_add_actions
+from tradingstate.web.console.mixins import ConsoleModelAdmin, model_admin_add_actions
 
 ACTIVATE_PERM = "killswitch.activate_killswitch"
 DEACTIVATE_PERM = "killswitch.deactivate_killswitch"
@@ -51,7 +51,7 @@ class KillSwitchControlForm(forms.Form):
         return reason
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ConsoleModelAdmin):
     def has_add_permission(self, request):
         return False
 

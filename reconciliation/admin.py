@@ -24,7 +24,12 @@ from tradingstate.actors import Actor
 from tradingstate.amounts import amount_display
 from tradingstate.models import ExchangeAccount
 from tradingstate.web.console.actions import object_action_view, reason_action
-from tradingstate.web.console.mixins import AuditLinkMixin, ReadOnlyMixin, model_admin_add_actions
+from tradingstate.web.console.mixins import (
+    AuditLinkMixin,
+    ConsoleModelAdmin,
+    ReadOnlyMixin,
+    model_admin_add_actions,
+)
 
 
 def pretty_json(value) -> str:
@@ -59,7 +64,7 @@ class DiscrepancyInline(admin.TabularInline):
 
 
 @admin.register(ReconciliationRun)
-class ReconciliationRunAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+class ReconciliationRunAdmin(ReadOnlyMixin, AuditLinkMixin, ConsoleModelAdmin):
     # the per-entity counts, deferred repairs and dry-run flag are on the run's page
     list_display = (
         "id",
@@ -84,7 +89,7 @@ class ReconciliationRunAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
 
 # --- discrepancies ---------------------------------------------------------------------------
 @admin.register(Discrepancy)
-class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+class DiscrepancyAdmin(ReadOnlyMixin, AuditLinkMixin, ConsoleModelAdmin):
     # the run, consecutive passes and payloads are on the discrepancy's page
     list_display = ("id", "type", "key", "values", "status", "persistent", "account", "created_at")
     list_filter = ("type", "status", "persistent", "account")
@@ -310,7 +315,7 @@ def _cell(values: dict, key: str, missing: bool) -> str:
 
 # --- repairs and the worker ------------------------------------------------------------------
 @admin.register(Repair)
-class RepairAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+class RepairAdmin(ReadOnlyMixin, AuditLinkMixin, ConsoleModelAdmin):
     list_display = ("id", "discrepancy", "action", "status", "actor_name", "reason", "created_at")
     list_filter = ("status", "action", "actor_type", "account")
     search_fields = ("discrepancy__key", "actor_name", "reason")
@@ -323,7 +328,7 @@ class RepairAdmin(ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyMixin, ConsoleModelAdmin):
     list_display = ("role", "holder", "beat_at")
 
 

@@ -55,6 +55,7 @@ from tradingstate.web.console.forms import (
 from tradingstate.web.console.mixins import (
     AmountDisplayMixin,
     AuditLinkMixin,
+    ConsoleModelAdmin,
     CorrectionMixin,
     NoDeleteMixin,
     ReadOnlyMixin,
@@ -69,7 +70,7 @@ register_pnl_console(admin.site)
 
 
 @admin.register(ExchangeAccount)
-class ExchangeAccountAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
+class ExchangeAccountAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, ConsoleModelAdmin):
     list_display = (
         "name",
         "exchange",
@@ -167,14 +168,14 @@ class ExchangeAccountAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, ad
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
+class InstrumentAdmin(AmountDisplayMixin, ReadOnlyMixin, ConsoleModelAdmin):
     list_display = ("symbol", "account", "base", "quote", "market_type", "amount_step", "active")
     list_filter = ("account", "market_type", "active")
     search_fields = ("symbol", "base", "quote")
 
 
 @admin.register(MarkPrice)
-class MarkPriceAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
+class MarkPriceAdmin(AmountDisplayMixin, ReadOnlyMixin, ConsoleModelAdmin):
     """The prices positions and balances are valued at (refreshed by each pass)."""
 
     amount_steps = {"price": "price"}
@@ -185,7 +186,7 @@ class MarkPriceAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(PnlSnapshot)
-class PnlSnapshotAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
+class PnlSnapshotAdmin(AmountDisplayMixin, ReadOnlyMixin, ConsoleModelAdmin):
     """The hourly P&L and exposure snapshots (account empty: the desk)."""
 
     list_display = (
@@ -205,7 +206,7 @@ class PnlSnapshotAdmin(AmountDisplayMixin, ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+class OrderAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, ConsoleModelAdmin):
     # what matters first; type, origin, ids and the audit trail are on the order's page
     amount_steps = {"quantity": "amount", "filled_qty": "amount", "remaining_qty": "amount",
                     "price": "price", "avg_fill_price": "price"}  # fmt: skip
@@ -227,7 +228,7 @@ class OrderAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelA
 
 
 @admin.register(Fill)
-class FillAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAdmin):
+class FillAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, ConsoleModelAdmin):
     """Fills (issue 14): the bots' and those reconciliation recorded (``origin``), inferred
     ones flagged, external trades (no order) shown as such. The important columns first; the
     venue ids, fee currency and maker flag are on the detail page."""
@@ -259,7 +260,7 @@ class FillAdmin(AmountDisplayMixin, ReadOnlyMixin, AuditLinkMixin, admin.ModelAd
 
 
 @admin.register(Position)
-class PositionAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
+class PositionAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, ConsoleModelAdmin):
     amount_steps = {"qty": "amount", "entry_price": "price"}
     list_display = ("symbol", "account", "qty", "entry_price", "realized_pnl", "fees", "updated_at")
     list_filter = ("account",)
@@ -290,7 +291,7 @@ class PositionAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, admin.Mo
 
 
 @admin.register(Balance)
-class BalanceAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, admin.ModelAdmin):
+class BalanceAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, ConsoleModelAdmin):
     list_display = ("currency", "account", "free", "used", "total", "updated_at")
     list_filter = ("account",)
     search_fields = ("currency",)
@@ -325,7 +326,7 @@ class BalanceAdmin(AmountDisplayMixin, ReadOnlyMixin, CorrectionMixin, admin.Mod
 
 
 @admin.register(BotProfile)
-class BotProfileAdmin(NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
+class BotProfileAdmin(NoDeleteMixin, AuditLinkMixin, ConsoleModelAdmin):
     """A bot's grants, changed with a reason and audited (``bot.update``). Bots and their
     tokens are created with ``manage.py create_bot``."""
 
@@ -358,7 +359,7 @@ CHRONOLOGICAL = ("target_id", "correlation_id", "run_id", "discrepancy_id")
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ConsoleModelAdmin):
     """The audit trail, read-only. The list shows who, what, on which object and why; each
     row links to everything its request or pass did (``?correlation_id=``), to everything its
     actor did (``?actor_name=``) and to its object's history (``?target_type=&target_id=``,
@@ -445,7 +446,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return super().lookup_allowed(lookup, value, request)
 
 
-class PaperAdmin(AmountDisplayMixin, NoDeleteMixin, admin.ModelAdmin):
+class PaperAdmin(AmountDisplayMixin, NoDeleteMixin, ConsoleModelAdmin):
     """The paper venue is the *exchange's* side: editable so staff can stage desync, each
     change with a reason and audited (``paper.staff_edit``); rows are not deleted."""
 
@@ -506,7 +507,7 @@ class PaperTradeAdmin(PaperAdmin):
 
 
 @admin.register(PaperMarkPrice)
-class PaperMarkPriceAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, admin.ModelAdmin):
+class PaperMarkPriceAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, ConsoleModelAdmin):
     """The venue's mark prices. Setting one (with a reason) executes the resting orders it
     crosses; every change is audited (``paper.mark_set``)."""
 
@@ -533,7 +534,7 @@ class PaperMarkPriceAdmin(AmountDisplayMixin, NoDeleteMixin, AuditLinkMixin, adm
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyMixin, ConsoleModelAdmin):
     """Every message sent (or tried) to a notification channel: read-only."""
 
     list_display = ("created_at", "event", "key", "state", "channel", "outcome", "attempts",

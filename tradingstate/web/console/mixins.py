@@ -12,7 +12,9 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect
@@ -58,6 +60,20 @@ def amount_html(value, step=None) -> str:
     return format_html(
         '<span class="num" title="{}">{}</span>', amount_str(value), amount_display(value, step)
     )
+
+
+class ConsoleModelAdmin(admin.ModelAdmin):
+    """The base of every ModelAdmin here. A changelist's query string is the visitor's
+    text: a lookup Django accepts but the database or Python cannot run
+    (``?created_at__year=99999``, ``?pk__in=`` past 64 bits on SQLite) failed while the
+    list was counted, a 500. It is Django's "incorrect lookup" instead (the list with
+    ``?e=1``), as an unknown filter is."""
+
+    def get_changelist_instance(self, request):
+        try:
+            return super().get_changelist_instance(request)
+        except (ValueError, OverflowError, DjangoValidationError) as exc:
+            raise IncorrectLookupParameters(exc) from None
 
 
 class AmountInput(forms.TextInput):
