@@ -10,6 +10,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError, DataError, IntegrityError
+from django.db.transaction import TransactionManagementError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -88,10 +89,13 @@ DATABASE_RETRY_AFTER = 5
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, DatabaseError) and not isinstance(exc, IntegrityError | DataError):
+    if isinstance(exc, DatabaseError) and not isinstance(
+        exc, IntegrityError | DataError | TransactionManagementError
+    ):
         # the state of record cannot be read or written (connection lost, a privilege or a
         # table missing, the server's own error): refuse clearly, never "allowed". A row
-        # refused by a constraint or a value the column refuses is a bug, not an outage.
+        # refused by a constraint, a value the column refuses, or a lock taken outside a
+        # transaction (Django's TransactionManagementError) is a bug, not an outage: a 500.
         logger.error("Database unavailable: %s: %s", type(exc).__name__, exc)
         return Response(
             error_body("service_unavailable", DATABASE_UNAVAILABLE),

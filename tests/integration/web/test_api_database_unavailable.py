@@ -62,3 +62,21 @@ def test_the_switch_table_gone_is_503_on_every_database():
         cursor.execute(f"ALTER TABLE {table} RENAME TO ks_gone")
     response = client.get("/api/v1/killswitch/")
     assert_error(response, 503, "service_unavailable")
+
+
+def test_a_transaction_misuse_is_a_bug_not_an_outage(monkeypatch):
+    # a lock taken outside a transaction (balance_set without its @transaction.atomic) was
+    # answered 503 "retry shortly", which a client retries as if the database were down
+    from django.db.transaction import TransactionManagementError
+
+    client, _ = make_bot("bot-a", AccountFactory(name="acct-a"))
+    client.raise_request_exception = False
+
+    def misuse(**_kwargs):
+        raise TransactionManagementError(
+            "select_for_update cannot be used outside of a transaction."
+        )
+
+    monkeypatch.setattr("killswitch.api.views.killswitch_view", misuse)
+    response = client.get("/api/v1/killswitch/")
+    assert response.status_code == 500 and "Retry-After" not in response
