@@ -52,6 +52,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
+from tradingstate.amounts import amount_str
 from tradingstate.errors import Conflict, ValidationFailed
 from tradingstate.rules import accounting
 from tradingstate.rules.money import CONTEXT, q18
@@ -243,13 +244,10 @@ def funds_shortfall(before: Mapping[str, VenueBalance], after: Mapping[str, Venu
             free = before[currency].free if currency in before else Decimal(0)
             with localcontext(CONTEXT):
                 need = free - after[currency].free
-            return FUNDS_SHORT.format(need=_plain(need), currency=currency, free=_plain(free))
+            return FUNDS_SHORT.format(
+                need=amount_str(need), currency=currency, free=amount_str(free)
+            )
     return ""
-
-
-def _plain(value: Decimal) -> str:
-    text = format(value.normalize(CONTEXT), "f")
-    return "0" if text in ("-0", "") else text
 
 
 # --- the random walk ----------------------------------------------------------------------
