@@ -56,6 +56,10 @@ def balance_tolerances_validator(value) -> None:
     _check(values.balance_tolerances, value)
 
 
+def exchange_validator(value) -> None:
+    _check(values.exchange_id, value)
+
+
 client_order_id_validator = RegexValidator(
     whole_string(CLIENT_ORDER_ID_PATTERN), CLIENT_ORDER_ID_MESSAGE
 )
@@ -72,7 +76,9 @@ class ExchangeAccount(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[slug_validator])
     exchange = models.CharField(
-        max_length=32, help_text="ccxt exchange id (binance, bybit, okx, …) or 'paper'."
+        max_length=32,
+        help_text="ccxt exchange id (binance, bybit, okx, …) or 'paper'.",
+        validators=[exchange_validator],
     )
     market_type = models.CharField(
         max_length=8, choices=MarketType.choices, default=MarketType.SPOT

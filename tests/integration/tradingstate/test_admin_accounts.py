@@ -449,6 +449,8 @@ ADD_ACCOUNT = {"name": "newacct", "exchange": "paper", "market_type": "swap",
         ("ccxt_options", '{"secret": "hunter2"}'),
         ("ccxt_options", '{"apiKey": "k"}'),
         ("ccxt_options", "[1, 2]"),
+        # the configuration refused a misspelt venue; the admin stored it, every pass failed
+        ("exchange", "binanc"),
     ],
 )
 def test_an_accounts_options_are_checked_before_it_is_stored(client, staff, field, value):
