@@ -416,19 +416,24 @@ def test_is_maker_is_a_json_boolean(setup, value):
     assert not Order.objects.get(client_order_id="o1").fills.exists()
 
 
-@pytest.mark.parametrize(
-    "path", ["pnl/history", "orders", "fills", "discrepancies", "reconciliations"]
-)
-@pytest.mark.parametrize("raw", ["p=abc", "o=5&p=x", "p=99999999999999999999999", "p=1e5"])
-def test_a_cursor_whose_position_is_not_a_value_of_the_ordering_is_400(setup, path, raw):
-    # a well-formed cursor carrying any text as its position reached the query: a 500
+def _get_with_cursor(setup, path: str, raw: str):
+    """GET a list of ``setup``'s account (one P&L snapshot in it) with ``raw`` as its cursor."""
     from tradingstate.models import PnlSnapshot
 
     a, client, _ = setup
     now = timezone.now()
     PnlSnapshot.objects.create(account=a, taken_at=now, recorded_at=now, valuation_currency="USDT")
     cursor = base64.b64encode(raw.encode()).decode()
-    response = client.get(url(a, *path.split("/")), {"cursor": cursor, "page_size": "1"})
+    return client.get(url(a, *path.split("/")), {"cursor": cursor, "page_size": "1"})
+
+
+@pytest.mark.parametrize(
+    "path", ["pnl/history", "orders", "fills", "discrepancies", "reconciliations"]
+)
+@pytest.mark.parametrize("raw", ["p=abc", "o=5&p=x", "p=99999999999999999999999", "p=1e5"])
+def test_a_cursor_whose_position_is_not_a_value_of_the_ordering_is_400(setup, path, raw):
+    # a well-formed cursor carrying any text as its position reached the query: a 500
+    response = _get_with_cursor(setup, path, raw)
     assert_error(response, 400, "validation_error", fields={"cursor"})
 
 
@@ -436,13 +441,7 @@ def test_a_cursor_whose_position_is_not_a_value_of_the_ordering_is_400(setup, pa
 @pytest.mark.parametrize("raw", ["p=2026", "p=1&r=1"])
 def test_a_cursor_position_is_read_as_its_orderings_value(setup, path, raw):
     # an id where the list is ordered by id (a page), not a time where it is ordered by time
-    from tradingstate.models import PnlSnapshot
-
-    a, client, _ = setup
-    now = timezone.now()
-    PnlSnapshot.objects.create(account=a, taken_at=now, recorded_at=now, valuation_currency="USDT")
-    cursor = base64.b64encode(raw.encode()).decode()
-    response = client.get(url(a, *path.split("/")), {"cursor": cursor, "page_size": "1"})
+    response = _get_with_cursor(setup, path, raw)
     if path == "pnl/history":
         assert_error(response, 400, "validation_error", fields={"cursor"})
     else:
